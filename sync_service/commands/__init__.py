@@ -1,0 +1,21 @@
+"""One module per CLI command: ``HELP``, ``add_arguments(parser)`` and ``run(args, ctx)``.
+
+``run`` returns the exit code: 0 ok, 1 run failed, 2 bad input or config.
+"""
+
+from __future__ import annotations
+
+#: Command name -> module under ``sync_service.commands``. Order is the help's order.
+COMMANDS: dict[str, str] = {
+    "db": "db",
+    "validate": "validate",
+    "sync": "sync",
+    "evaluate": "evaluate",
+    "writeback": "writeback",
+    "run-once": "run_once",
+    "serve": "serve",
+    "status": "status",
+    "explain": "explain",
+    "sandbox": "sandbox",
+    "demo": "demo",
+}

@@ -1,0 +1,338 @@
+"""Settings: ``config/settings.yaml`` overlaid by environment variables, validated at once.
+
+Precedence: environment variable > settings file > default. Secrets (passwords, tokens, keys,
+webhook URLs) are read only from the environment, or from a file an ``*_FILE`` variable names;
+a secret in the settings file is an error, so it never lands in a repository.
+
+Every problem is reported in one pass, one line each, naming where the value came from::
+
+    config/settings.yaml:12:3: salesforce.timeout_seconds: Input should be greater than 0 (got -5)
+    env SYNC_HTTP_PORT: http_port: Input should be a valid integer (got 'eighty')
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from canonical.errors import SettingsError
+from sync_service.yamlio import YamlDocument, load_yaml, plain
+
+DEFAULT_CONFIG_PATH = Path("config/settings.yaml")
+
+#: Environment variable -> settings path. These names are shared with docs and the sandbox.
+ENV_VARS: dict[str, tuple[str, ...]] = {
+    "DATABASE_URL": ("database_url",),
+    "SALESFORCE_LOGIN_URL": ("salesforce", "login_url"),
+    "SALESFORCE_AUTH_FLOW": ("salesforce", "auth_flow"),
+    "SALESFORCE_CLIENT_ID": ("salesforce", "client_id"),
+    "SALESFORCE_CLIENT_SECRET": ("salesforce", "client_secret"),
+    "SALESFORCE_USERNAME": ("salesforce", "username"),
+    "SALESFORCE_PASSWORD": ("salesforce", "password"),
+    "SALESFORCE_SECURITY_TOKEN": ("salesforce", "security_token"),
+    "SALESFORCE_PRIVATE_KEY_FILE": ("salesforce", "private_key_file"),
+    "SALESFORCE_ACCESS_TOKEN": ("salesforce", "access_token"),
+    "SALESFORCE_INSTANCE_URL": ("salesforce", "instance_url"),
+    "SALESFORCE_API_VERSION": ("salesforce", "api_version"),
+    "GAINSIGHT_BASE_URL": ("gainsight", "base_url"),
+    "GAINSIGHT_ACCESS_KEY": ("gainsight", "access_key"),
+    "SYNC_HTTP_PORT": ("http_port",),
+    "SYNC_WEBHOOK_URL": ("webhook_url",),
+    "SYNC_LOG_LEVEL": ("log_level",),
+    "SYNC_LOG_FORMAT": ("log_format",),
+    "SYNC_MAPPINGS_DIR": ("mappings_dir",),
+    "SYNC_RULES_FILE": ("rules_file",),
+    "REQUESTS_CA_BUNDLE": ("ca_bundle",),
+}
+
+#: Settings paths that are secrets: never from the file, and ``<VAR>_FILE`` may name a file.
+SECRET_PATHS: frozenset[tuple[str, ...]] = frozenset(
+    {
+        ("salesforce", "client_secret"),
+        ("salesforce", "password"),
+        ("salesforce", "security_token"),
+        ("salesforce", "access_token"),
+        ("gainsight", "access_key"),
+        ("webhook_url",),
+    }
+)
+
+_Strict = ConfigDict(extra="forbid", validate_default=True)
+
+
+class SalesforceSettings(BaseModel):
+    """How to reach and how hard to use the Salesforce org."""
+
+    model_config = _Strict
+
+    enabled: bool = True
+    login_url: str = Field("https://login.salesforce.com", pattern=r"^https?://[^\s/]+(:\d+)?/?$")
+    auth_flow: Literal["auto", "jwt", "client_credentials", "password", "token"] = "auto"
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    security_token: SecretStr | None = None
+    private_key_file: Path | None = None
+    access_token: SecretStr | None = None
+    instance_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(:\d+)?/?$")
+    api_version: str = Field("62.0", pattern=r"^\d{2,3}\.0$")
+    timeout_seconds: float = Field(120.0, gt=0, le=900)
+    max_attempts: int = Field(6, ge=1, le=20)
+    query_batch_size: int = Field(2000, ge=200, le=2000)
+    bulk_query_threshold: int = Field(10_000, ge=0)
+    bulk_write_threshold: int = Field(2_000, ge=0)
+    budget_share: float = Field(0.8, gt=0, le=1)
+    run_budget_share: float | None = Field(None, gt=0, le=1)
+    overlap_seconds: int = Field(300, ge=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _credentials_fit_the_flow(self) -> SalesforceSettings:
+        if not self.enabled:
+            return self
+        need: dict[str, tuple[str, ...]] = {
+            "jwt": ("client_id", "username", "private_key_file"),
+            "client_credentials": ("client_id", "client_secret"),
+            "password": ("username", "password"),
+            "token": ("access_token", "instance_url"),
+        }
+        missing = [f for f in need.get(self.auth_flow, ()) if getattr(self, f) is None]
+        if missing:
+            names = ", ".join("SALESFORCE_" + f.upper() for f in missing)
+            msg = f"auth_flow '{self.auth_flow}' needs {names}; set them or choose another flow"
+            raise ValueError(msg)
+        if self.private_key_file is not None and not self.private_key_file.is_file():
+            msg = f"private_key_file '{self.private_key_file}' does not exist or is not a file"
+            raise ValueError(msg)
+        return self
+
+
+class GainsightSettings(BaseModel):
+    """How to reach and how hard to use the Gainsight tenant."""
+
+    model_config = _Strict
+
+    enabled: bool = True
+    base_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(:\d+)?(/[^\s]*)?$")
+    access_key: SecretStr | None = None
+    timeout_seconds: float = Field(60.0, gt=0, le=900)
+    max_attempts: int = Field(6, ge=1, le=20)
+    page_size: int = Field(5000, ge=1, le=5000)
+    calls_per_minute: int = Field(100, ge=1)
+    calls_per_day: int = Field(50_000, ge=1)
+    budget_share: float = Field(0.8, gt=0, le=1)
+    overlap_seconds: int = Field(300, ge=0, le=86_400)
+    writeback_enabled: bool = False
+
+    @model_validator(mode="after")
+    def _reachable(self) -> GainsightSettings:
+        if self.enabled and self.base_url and self.access_key is None:
+            msg = "base_url is set but GAINSIGHT_ACCESS_KEY is not; set it or disable gainsight"
+            raise ValueError(msg)
+        return self
+
+
+class SyncSettings(BaseModel):
+    """Batching and reconciliation of the pull into the store."""
+
+    model_config = _Strict
+
+    batch_size: int = Field(2000, ge=1, le=50_000)
+    reconcile_every_hours: int = Field(24, ge=1)
+
+
+class WritebackSettings(BaseModel):
+    """Guards of the writeback to the CRM."""
+
+    model_config = _Strict
+
+    enabled: bool = True
+    max_status_change_share: float = Field(0.2, gt=0, le=1)
+    min_records_for_guard: int = Field(50, ge=0)
+    max_attempts: int = Field(5, ge=1)
+
+
+class JobSettings(BaseModel):
+    """One scheduled job: a cron expression or an interval."""
+
+    model_config = _Strict
+
+    enabled: bool = True
+    cron: str | None = None
+    interval_minutes: float | None = Field(None, gt=0)
+    misfire_grace_seconds: int = Field(600, ge=1)
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> JobSettings:
+        if self.enabled and (self.cron is None) == (self.interval_minutes is None):
+            msg = "give exactly one of cron or interval_minutes"
+            raise ValueError(msg)
+        return self
+
+
+def _default_jobs() -> dict[str, JobSettings]:
+    return {
+        "salesforce": JobSettings(interval_minutes=30),
+        "gainsight": JobSettings(interval_minutes=60),
+        "reconcile": JobSettings(cron="0 3 * * *"),
+    }
+
+
+class Settings(BaseSettings):
+    """Everything the service reads at start, validated in one pass."""
+
+    model_config = SettingsConfigDict(extra="forbid", validate_default=True)
+
+    database_url: str = "sqlite:///var/advocate.db"
+    mappings_dir: Path = Path("mappings")
+    rules_file: Path = Path("config/rules.yaml")
+    ca_bundle: Path | None = None
+    http_port: int = Field(8080, ge=0, le=65_535)
+    webhook_url: SecretStr | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
+    salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)  # type: ignore[arg-type]
+    gainsight: GainsightSettings = Field(default_factory=GainsightSettings)  # type: ignore[arg-type]
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+    writeback: WritebackSettings = Field(default_factory=WritebackSettings)
+    jobs: dict[str, JobSettings] = Field(default_factory=_default_jobs)
+
+    #: Where the settings came from, for messages; not a setting.
+    source_path: Path | None = Field(None, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_settings() merges the file and the named environment variables itself, so that
+        # every error can say where its value came from; pydantic-settings' own env matching
+        # would accept names the docs never promise.
+        return (init_settings,)
+
+
+def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = data
+    for key in path[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[path[-1]] = value
+
+
+def _read_secret_file(var: str, file_name: str) -> str:
+    try:
+        return Path(file_name).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        msg = f"env {var}_FILE: cannot read '{file_name}' ({exc.strerror}); fix the path"
+        raise SettingsError(msg) from None
+
+
+def config_path_from(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
+    """The settings file to read: ``--config``, else ``SYNC_CONFIG``, else the default."""
+    if explicit:
+        return Path(explicit)
+    if env.get("SYNC_CONFIG"):
+        return Path(env["SYNC_CONFIG"])
+    return DEFAULT_CONFIG_PATH
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the settings file and the environment; validate everything at once.
+
+    Args:
+        path: the settings file (``--config``); defaults to ``SYNC_CONFIG`` or
+            ``config/settings.yaml``. A missing default file is fine (defaults apply); a
+            missing file that was asked for is an error.
+        env: the environment (``os.environ`` when None).
+
+    Raises:
+        SettingsError: listing every problem, one line each.
+    """
+    env = os.environ if env is None else env
+    explicit = bool(path) or bool(env.get("SYNC_CONFIG"))
+    cfg_path = config_path_from(path, env)
+    doc: YamlDocument | None = None
+    data: dict[str, Any] = {}
+    problems: list[str] = []
+    if cfg_path.exists() or explicit:
+        doc = load_yaml(cfg_path, SettingsError)
+        if doc.data is None:
+            data = {}
+        elif not isinstance(doc.data, dict):
+            problems.append(f"{cfg_path}:1:1: the settings file must be a mapping of keys")
+        else:
+            data = plain(doc.data)
+
+    for secret in sorted(SECRET_PATHS):
+        node: Any = data
+        for key in secret:
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is not None:
+            var = next(v for v, p in ENV_VARS.items() if p == secret)
+            where = doc.where(secret) if doc else str(cfg_path)
+            problems.append(
+                f"{where}: {'.'.join(secret)}: secrets are not read from the settings file; "
+                f"remove it and set {var} or {var}_FILE"
+            )
+
+    from_env: dict[tuple[str, ...], str] = {}
+    for var, target in ENV_VARS.items():
+        value = env.get(var)
+        if target in SECRET_PATHS and not value and env.get(f"{var}_FILE"):
+            try:
+                value = _read_secret_file(var, env[f"{var}_FILE"])
+            except SettingsError as exc:
+                problems.append(str(exc))
+                continue
+        if value:
+            _set_path(data, target, value)
+            from_env[target] = var
+
+    if problems:
+        raise SettingsError(problems[0], problems=problems)
+
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(str(p) for p in err["loc"])
+            origin = _origin(loc, from_env, doc, cfg_path)
+            got = ""
+            if err["type"] not in ("missing", "extra_forbidden", "value_error") and loc:
+                if loc not in SECRET_PATHS:
+                    got = f" (got {err.get('input')!r})"
+            text = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                text = "unknown setting; check the spelling against the configuration reference"
+            problems.append(f"{origin}: {'.'.join(loc) or 'settings'}: {text}{got}")
+        raise SettingsError(problems[0], problems=problems) from None
+    settings.source_path = cfg_path if doc else None
+    return settings
+
+
+def _origin(
+    loc: tuple[str, ...],
+    from_env: dict[tuple[str, ...], str],
+    doc: YamlDocument | None,
+    cfg_path: Path,
+) -> str:
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in from_env:
+            return f"env {from_env[loc[:n]]}"
+    if doc is not None:
+        return doc.where(list(loc))
+    return f"{cfg_path} (defaults)"

@@ -1,0 +1,1 @@
+"""The local SQL store: canonical rows, service tables, bulk upserts and migrations."""

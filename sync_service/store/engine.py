@@ -1,0 +1,90 @@
+"""Engines for SQLite (default, WAL) and PostgreSQL, and the schema upgrade."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from canonical.errors import StoreError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def normalise_url(url: str) -> str:
+    """Use psycopg 3 for ``postgresql://`` URLs (SQLAlchemy's default driver is psycopg2)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets readers (status, /metrics) work while a sync writes; NORMAL is durable under WAL
+    # for everything but a power cut, which the outbox and watermarks tolerate.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create the engine for ``url``; a SQLite file's folder is created if missing."""
+    url = normalise_url(url)
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:" and not db.startswith("file:"):
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, **kwargs)
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return sa.create_engine(url, **kwargs)
+
+
+def alembic_config(engine: Engine) -> Config:
+    """An Alembic config that runs the packaged migrations against ``engine``."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision``; safe to call on every start.
+
+    Raises:
+        StoreError: when the database cannot be reached or a migration fails.
+    """
+    try:
+        command.upgrade(alembic_config(engine), revision)
+    except OperationalError as exc:
+        msg = (
+            f"cannot reach the database at {engine.url.render_as_string(hide_password=True)}: "
+            f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}; check DATABASE_URL"
+        )
+        raise StoreError(msg) from None
+    except SQLAlchemyError as exc:
+        msg = f"schema migration failed: {str(exc).splitlines()[0]}"
+        raise StoreError(msg) from None
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at (None for an empty database)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    """The newest revision the code ships."""
+    return ScriptDirectory.from_config(alembic_config(sa.create_engine("sqlite://"))).get_current_head()

@@ -1,0 +1,207 @@
+"""Store tables: the canonical entities and the service's own bookkeeping.
+
+The canonical tables are built from :data:`canonical.model.CANONICAL_FIELDS`, so the model and
+the store cannot drift apart; every change still lands as an explicit Alembic migration.
+
+Each canonical row is keyed by ``(source, id)``: the system it came from and its id there.
+Gainsight rows carry the Salesforce id they were matched to (``sf_account_id``,
+``sf_contact_id``, ``contact_id``), so features join across systems in SQL.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from canonical.model import CANONICAL_FIELDS, Entity, FieldType
+from sync_service.store.types import JSONType, UTCDateTime
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_COLUMN_TYPES: dict[FieldType, sa.types.TypeEngine[object] | type[sa.types.TypeEngine[object]]] = {
+    "string": sa.String(255),
+    "integer": sa.Integer(),
+    "number": sa.Float(),
+    "boolean": sa.Boolean(),
+    "date": sa.Date(),
+    "datetime": UTCDateTime(),
+}
+
+#: Columns worth an index: the joins and lookups the features and identity matching make.
+_INDEXED = {
+    Entity.ACCOUNT: ("sf_account_id",),
+    Entity.CONTACT: ("account_id", "email", "sf_contact_id"),
+    Entity.NPS_RESPONSE: ("contact_id", "account_id"),
+    Entity.TICKET: ("account_id",),
+    Entity.OPPORTUNITY: ("account_id",),
+    Entity.ASK: ("contact_id", "account_id"),
+}
+
+
+def _canonical_table(entity: Entity) -> sa.Table:
+    columns: list[sa.Column[object]] = [
+        sa.Column("source", sa.String(16), primary_key=True),
+        sa.Column("id", sa.String(64), primary_key=True),
+    ]
+    for name, ftype in CANONICAL_FIELDS[entity].items():
+        columns.append(sa.Column(name, _COLUMN_TYPES[ftype], index=name in _INDEXED[entity]))
+    columns += [
+        sa.Column("source_updated_at", UTCDateTime()),
+        sa.Column("deleted", sa.Boolean(), nullable=False, server_default=sa.false()),
+        sa.Column("merged_into", sa.String(64)),
+        sa.Column("extra", JSONType),
+        sa.Column("synced_at", UTCDateTime(), nullable=False),
+    ]
+    return sa.Table(entity.value, metadata, *columns)
+
+
+accounts = _canonical_table(Entity.ACCOUNT)
+contacts = _canonical_table(Entity.CONTACT)
+nps_responses = _canonical_table(Entity.NPS_RESPONSE)
+tickets = _canonical_table(Entity.TICKET)
+opportunities = _canonical_table(Entity.OPPORTUNITY)
+advocacy_asks = _canonical_table(Entity.ASK)
+
+CANONICAL_TABLES: dict[Entity, sa.Table] = {
+    Entity.ACCOUNT: accounts,
+    Entity.CONTACT: contacts,
+    Entity.NPS_RESPONSE: nps_responses,
+    Entity.TICKET: tickets,
+    Entity.OPPORTUNITY: opportunities,
+    Entity.ASK: advocacy_asks,
+}
+
+#: Watermarks: one row per (connector, stream), committed with the rows they cover.
+sync_state = sa.Table(
+    "sync_state",
+    metadata,
+    sa.Column("connector", sa.String(32), primary_key=True),
+    sa.Column("stream", sa.String(64), primary_key=True),
+    sa.Column("cursor_updated_at", UTCDateTime()),
+    sa.Column("cursor_id", sa.String(64)),
+    sa.Column("last_full_sync_at", UTCDateTime()),
+    sa.Column("last_reconciled_at", UTCDateTime()),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+#: One row per job run: what ran, how it ended, and its figures.
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("job", sa.String(64), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),  # running, success, partial, failed, held
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime()),
+    sa.Column("host", sa.String(255)),
+    sa.Column("pid", sa.Integer()),
+    sa.Column("counts", JSONType),
+    sa.Column("api_calls", JSONType),
+    sa.Column("error", sa.Text()),
+    sa.Column("config_errors", JSONType),
+)
+
+#: The current verdict per contact and account.
+evaluations = sa.Table(
+    "evaluations",
+    metadata,
+    sa.Column("entity_type", sa.String(16), primary_key=True),  # contact, account
+    sa.Column("entity_id", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("eligible", sa.Boolean(), nullable=False),
+    sa.Column("score", sa.Float()),
+    sa.Column("reason", sa.String(255)),
+    sa.Column("next_available", sa.Date()),
+    sa.Column("details", JSONType),
+    sa.Column("policy_version", sa.String(64)),
+    sa.Column("policy_hash", sa.String(64)),
+    sa.Column("evaluated_at", UTCDateTime(), nullable=False),
+    sa.Column("run_id", sa.Integer()),
+)
+
+#: Status changes over time: who changed from what to what, when and why.
+evaluation_history = sa.Table(
+    "evaluation_history",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("entity_type", sa.String(16), nullable=False),
+    sa.Column("entity_id", sa.String(64), nullable=False),
+    sa.Column("old_status", sa.String(32)),
+    sa.Column("new_status", sa.String(32), nullable=False),
+    sa.Column("reason", sa.String(255)),
+    sa.Column("policy_version", sa.String(64)),
+    sa.Column("policy_hash", sa.String(64)),
+    sa.Column("changed_at", UTCDateTime(), nullable=False),
+    sa.Column("run_id", sa.Integer()),
+    sa.Index("ix_evaluation_history_entity", "entity_type", "entity_id"),
+)
+
+#: Field changes waiting for the CRM's confirmation; survives a crash.
+writeback_outbox = sa.Table(
+    "writeback_outbox",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("target", sa.String(16), nullable=False),  # salesforce, gainsight
+    sa.Column("object_name", sa.String(64), nullable=False),
+    sa.Column("record_id", sa.String(64), nullable=False),
+    sa.Column("fields", JSONType, nullable=False),  # CRM field -> new value
+    sa.Column("old_values", JSONType),
+    sa.Column("state", sa.String(16), nullable=False, index=True),  # pending, failed, done
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text()),
+    sa.Column("policy_version", sa.String(64)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("run_id", sa.Integer()),
+    sa.Index("ix_writeback_outbox_record", "target", "object_name", "record_id"),
+)
+
+#: The value of each owned CRM field as last confirmed written (the diff's baseline).
+writeback_state = sa.Table(
+    "writeback_state",
+    metadata,
+    sa.Column("target", sa.String(16), primary_key=True),
+    sa.Column("object_name", sa.String(64), primary_key=True),
+    sa.Column("record_id", sa.String(64), primary_key=True),
+    sa.Column("field", sa.String(128), primary_key=True),
+    sa.Column("value", JSONType),
+    sa.Column("confirmed_at", UTCDateTime(), nullable=False),
+)
+
+#: Audit: every value the CRM confirmed, with the policy that produced it.
+writeback_log = sa.Table(
+    "writeback_log",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("target", sa.String(16), nullable=False),
+    sa.Column("object_name", sa.String(64), nullable=False),
+    sa.Column("record_id", sa.String(64), nullable=False),
+    sa.Column("field", sa.String(128), nullable=False),
+    sa.Column("old_value", JSONType),
+    sa.Column("new_value", JSONType),
+    sa.Column("policy_version", sa.String(64)),
+    sa.Column("written_at", UTCDateTime(), nullable=False),
+    sa.Column("run_id", sa.Integer()),
+    sa.Index("ix_writeback_log_record", "target", "object_name", "record_id"),
+)
+
+#: Records that could not be used, with the reason; kept for an admin to fix at the source.
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("connector", sa.String(32), nullable=False),
+    sa.Column("stream", sa.String(64), nullable=False),
+    sa.Column("record_id", sa.String(64)),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("payload", JSONType),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("run_id", sa.Integer()),
+    sa.Column("resolved", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Index("ix_quarantine_record", "connector", "stream", "record_id"),
+)
