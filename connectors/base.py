@@ -135,7 +135,8 @@ class Stream(ABC):
 
     def ids(self) -> Iterator[list[str]]:
         """Yield batches of the ids of every live record, for hard-delete reconciliation."""
-        raise NotImplementedError(f"{type(self).__name__} cannot list ids")
+        msg = f"{type(self).__name__} cannot list ids"
+        raise NotImplementedError(msg)
 
 
 class Connector(ABC):

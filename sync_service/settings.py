@@ -214,6 +214,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the values load_settings() passes in; see the comment below."""
         # load_settings() merges the file and the named environment variables itself, so that
         # every error can say where its value came from; pydantic-settings' own env matching
         # would accept names the docs never promise.
@@ -312,9 +313,9 @@ def load_settings(
             loc = tuple(str(p) for p in err["loc"])
             origin = _origin(loc, from_env, doc, cfg_path)
             got = ""
-            if err["type"] not in ("missing", "extra_forbidden", "value_error") and loc:
-                if loc not in SECRET_PATHS:
-                    got = f" (got {err.get('input')!r})"
+            shows_input = err["type"] not in ("missing", "extra_forbidden", "value_error")
+            if shows_input and loc and loc not in SECRET_PATHS:
+                got = f" (got {err.get('input')!r})"
             text = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 text = "unknown setting; check the spelling against the configuration reference"

@@ -29,6 +29,8 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
         return 0
     rev = current_revision(engine)
     head = head_revision()
-    state = "up to date" if rev == head else f"behind (newest is {head}); run: sync-service db upgrade"
+    state = (
+        "up to date" if rev == head else f"behind (newest is {head}); run: sync-service db upgrade"
+    )
     print(f"store at {url}: revision {rev or 'none'}, {state}")
     return 0

@@ -1,4 +1,7 @@
-"""``sync-service demo``: start the sandbox in-process and run one full cycle on a fresh SQLite store."""
+"""``sync-service demo``.
+
+Start the sandbox in-process and run one full cycle on a fresh SQLite store.
+"""
 
 from __future__ import annotations
 

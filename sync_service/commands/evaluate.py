@@ -1,4 +1,7 @@
-"""``sync-service evaluate``: compute eligibility, suspension, fatigue and score for every contact and account."""
+"""``sync-service evaluate``.
+
+Compute eligibility, suspension, fatigue and score for every contact and account.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""``sync-service sandbox``: start the local Salesforce and Gainsight sandbox for a person to point a config at."""
+"""``sync-service sandbox``.
+
+Start the local Salesforce and Gainsight sandbox for a person to point a config at.
+"""
 
 from __future__ import annotations
 

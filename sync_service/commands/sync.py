@@ -1,4 +1,7 @@
-"""``sync-service sync``: pull Salesforce and Gainsight into the store (incremental; --full to resync)."""
+"""``sync-service sync``.
+
+Pull Salesforce and Gainsight into the store (incremental; --full to resync).
+"""
 
 from __future__ import annotations
 

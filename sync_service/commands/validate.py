@@ -1,4 +1,7 @@
-"""``sync-service validate``: check mappings/, config/rules.yaml and settings offline (--online also asks the CRM)."""
+"""``sync-service validate``.
+
+Check mappings/, config/rules.yaml and settings offline (--online also asks the CRM).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""``sync-service writeback``: write changed results back to the CRM fields (--dry-run, --confirm)."""
+"""``sync-service writeback``.
+
+Write changed results back to the CRM fields (--dry-run, --confirm).
+"""
 
 from __future__ import annotations
 

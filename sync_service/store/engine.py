@@ -87,4 +87,6 @@ def current_revision(engine: Engine) -> str | None:
 
 def head_revision() -> str | None:
     """The newest revision the code ships."""
-    return ScriptDirectory.from_config(alembic_config(sa.create_engine("sqlite://"))).get_current_head()
+    return ScriptDirectory.from_config(
+        alembic_config(sa.create_engine("sqlite://"))
+    ).get_current_head()

@@ -10,6 +10,8 @@ Gainsight rows carry the Salesforce id they were matched to (``sf_account_id``,
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from canonical.model import CANONICAL_FIELDS, Entity, FieldType
@@ -23,7 +25,7 @@ metadata = sa.MetaData(
     }
 )
 
-_COLUMN_TYPES: dict[FieldType, sa.types.TypeEngine[object] | type[sa.types.TypeEngine[object]]] = {
+_COLUMN_TYPES: dict[FieldType, Any] = {
     "string": sa.String(255),
     "integer": sa.Integer(),
     "number": sa.Float(),

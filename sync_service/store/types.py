@@ -21,6 +21,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Check the value is aware and convert it to UTC (naive UTC on SQLite)."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -32,6 +33,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return an aware UTC datetime whatever the backend stored."""
         if value is None:
             return None
         if value.tzinfo is None:

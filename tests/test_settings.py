@@ -1,0 +1,143 @@
+"""Settings: file + environment, every problem reported with where it came from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from canonical.errors import SettingsError
+from sync_service.settings import load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "settings.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems(path: Path | None, env: dict[str, str]) -> list[str]:
+    with pytest.raises(SettingsError) as info:
+        load_settings(path, env)
+    return info.value.problems
+
+
+def test_defaults_apply_when_the_default_file_is_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(None, {})
+    assert settings.database_url == "sqlite:///var/advocate.db"
+    assert settings.http_port == 8080
+    assert settings.source_path is None
+
+
+def test_environment_overrides_the_file(tmp_path: Path):
+    path = write(tmp_path, "http_port: 9000\nsalesforce:\n  api_version: '61.0'\n")
+    settings = load_settings(path, {"SYNC_HTTP_PORT": "9100", "DATABASE_URL": "sqlite:///x.db"})
+    assert settings.http_port == 9100
+    assert settings.database_url == "sqlite:///x.db"
+    assert settings.salesforce.api_version == "61.0"
+
+
+def test_sync_config_names_the_file(tmp_path: Path):
+    path = write(tmp_path, "http_port: 9001\n")
+    assert load_settings(None, {"SYNC_CONFIG": str(path)}).http_port == 9001
+
+
+def test_secret_is_read_from_a_file_named_by_the_environment(tmp_path: Path):
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    settings = load_settings(
+        write(tmp_path, ""),
+        {"SALESFORCE_PASSWORD_FILE": str(secret), "SALESFORCE_USERNAME": "svc@example.com"},
+    )
+    assert settings.salesforce.password is not None
+    assert settings.salesforce.password.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings)
+
+
+def test_wrong_type_in_file_names_file_line_and_setting(tmp_path: Path):
+    path = write(tmp_path, "log_level: INFO\nsalesforce:\n  timeout_seconds: -5\n")
+    [line] = problems(path, {})
+    assert line == (
+        f"{path}:3:3: salesforce.timeout_seconds: Input should be greater than 0 (got -5)"
+    )
+
+
+def test_wrong_type_in_environment_names_the_variable(tmp_path: Path):
+    [line] = problems(write(tmp_path, ""), {"SYNC_HTTP_PORT": "eighty"})
+    assert line.startswith("env SYNC_HTTP_PORT: http_port: Input should be a valid integer")
+    assert "(got 'eighty')" in line
+
+
+def test_unknown_key_is_reported_with_its_position(tmp_path: Path):
+    path = write(tmp_path, "gainsight:\n  pagesize: 10\n")
+    [line] = problems(path, {})
+    assert line == (
+        f"{path}:2:3: gainsight.pagesize: unknown setting; check the spelling against the "
+        "configuration reference"
+    )
+
+
+def test_secret_in_the_file_is_refused_without_echoing_it(tmp_path: Path):
+    path = write(tmp_path, "salesforce:\n  password: hunter2\n")
+    [line] = problems(path, {})
+    assert line == (
+        f"{path}:2:3: salesforce.password: secrets are not read from the settings file; "
+        "remove it and set SALESFORCE_PASSWORD or SALESFORCE_PASSWORD_FILE"
+    )
+    assert "hunter2" not in line
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path):
+    path = write(tmp_path, "http_port: 70000\nlog_level: LOUD\n")
+    lines = problems(path, {"SALESFORCE_API_VERSION": "latest"})
+    assert len(lines) == 3
+    assert any(line.startswith(f"{path}:1:1: http_port:") for line in lines)
+    assert any(line.startswith(f"{path}:2:1: log_level:") for line in lines)
+    assert any(
+        line.startswith("env SALESFORCE_API_VERSION: salesforce.api_version:") for line in lines
+    )
+
+
+def test_auth_flow_without_its_credentials_says_which_variables_to_set(tmp_path: Path):
+    path = write(tmp_path, "salesforce:\n  auth_flow: jwt\n")
+    [line] = problems(path, {"SALESFORCE_CLIENT_ID": "cid"})
+    assert line == (
+        f"{path}:1:1: salesforce: auth_flow 'jwt' needs SALESFORCE_USERNAME, "
+        "SALESFORCE_PRIVATE_KEY_FILE; set them or choose another flow"
+    )
+
+
+def test_yaml_syntax_error_names_line_and_column(tmp_path: Path):
+    path = write(tmp_path, "salesforce:\n  login_url: [oops\n")
+    [line] = problems(path, {})
+    assert line.startswith(f"{path}:3:1: YAML syntax error:")
+
+
+def test_missing_explicit_file_is_an_error(tmp_path: Path):
+    [line] = problems(tmp_path / "nope.yaml", {})
+    assert line.endswith(
+        "nope.yaml: file not found; create it or point the setting at the right file"
+    )
+
+
+def test_unreadable_secret_file_is_an_error(tmp_path: Path):
+    [line] = problems(write(tmp_path, ""), {"GAINSIGHT_ACCESS_KEY_FILE": str(tmp_path / "missing")})
+    assert line.startswith("env GAINSIGHT_ACCESS_KEY_FILE: cannot read")
+
+
+def test_gainsight_url_without_key_is_an_error(tmp_path: Path):
+    [line] = problems(
+        write(tmp_path, ""), {"GAINSIGHT_BASE_URL": "https://acme.gainsightcloud.com"}
+    )
+    assert "GAINSIGHT_ACCESS_KEY" in line
+
+
+def test_job_needs_exactly_one_trigger(tmp_path: Path):
+    path = write(tmp_path, "jobs:\n  salesforce: {cron: '* * * * *', interval_minutes: 5}\n")
+    [line] = problems(path, {})
+    assert line.startswith(
+        f"{path}:2:3: jobs.salesforce: give exactly one of cron or interval_minutes"
+    )
