@@ -1,0 +1,124 @@
+"""One active runner per job, across processes and replicas.
+
+On PostgreSQL a job holds a *session-level* advisory lock (``pg_try_advisory_lock``) on a
+dedicated connection for as long as it runs. The lock belongs to that database session: if the
+process dies, even by SIGKILL, the server ends the session and the lock is gone, so a dead
+replica never leaves a stuck lock. The connection asks the server for TCP keepalives, so a
+replica whose host vanishes is noticed in about a minute too.
+
+On SQLite (one machine by definition) the lock is an OS file lock (``filelock``) on a file next
+to the database; the kernel drops it when the process dies.
+
+A lock that is busy raises :class:`~canonical.errors.LockBusyError`: the caller skips this run
+(another runner is doing the work), it is not a failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from filelock import FileLock, Timeout
+from sqlalchemy.engine import Engine
+
+from canonical.errors import LockBusyError, StoreError
+
+log = logging.getLogger(__name__)
+
+#: Namespaces the lock keys so that another application sharing the database cannot collide.
+_NAMESPACE = "advocate-sync:job:"
+
+
+def lock_key(job: str) -> int:
+    """A stable signed 64-bit key for ``job`` (the same in every process and release)."""
+    digest = hashlib.sha256((_NAMESPACE + job).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _busy(job: str) -> LockBusyError:
+    return LockBusyError(
+        f"job '{job}' is already running in another process; this run is skipped",
+        job=job,
+    )
+
+
+@contextmanager
+def _pg_lock(engine: Engine, job: str) -> Iterator[None]:
+    key = lock_key(job)
+    # AUTOCOMMIT: the lock outlives transactions, and a job must not hold one transaction open
+    # for hours on this connection just to keep its lock.
+    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        try:
+            # Server-side keepalives (settable per session) end the session, and so free the
+            # lock, soon after the client host disappears without closing its socket.
+            conn.execute(sa.text("SET tcp_keepalives_idle = 30"))
+            conn.execute(sa.text("SET tcp_keepalives_interval = 10"))
+            conn.execute(sa.text("SET tcp_keepalives_count = 3"))
+            got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+        except sa.exc.SQLAlchemyError as exc:
+            msg = f"cannot take the lock of job '{job}': the database is unreachable ({exc.code})"
+            raise StoreError(msg, job=job) from None
+        if not got:
+            raise _busy(job)
+        log.debug("lock taken", extra={"job": job})
+        try:
+            yield
+        finally:
+            try:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            except sa.exc.SQLAlchemyError:
+                # The session is gone or broken; make sure it is not reused from the pool with
+                # the lock still held: closing the connection for good ends the session.
+                log.warning("could not release the lock of job '%s'; closing its session", job)
+                conn.invalidate()
+    finally:
+        conn.close()
+
+
+def _sqlite_lock_path(engine: Engine, job: str) -> Path:
+    database = engine.url.database
+    safe_job = "".join(c if c.isalnum() or c in "-_" else "_" for c in job)
+    if database and database != ":memory:" and not database.startswith("file:"):
+        db = Path(database)
+        return db.with_name(f"{db.name}.{safe_job}.lock")
+    # An in-memory database lives in one process; a per-user temp file still serialises threads.
+    return Path(tempfile.gettempdir()) / f"advocate-sync-memory.{safe_job}.lock"
+
+
+@contextmanager
+def _file_lock(engine: Engine, job: str) -> Iterator[None]:
+    path = _sqlite_lock_path(engine, job)
+    # A new FileLock object per attempt: each opens its own file description, so two threads of
+    # one process exclude each other too (a shared object would be re-entrant).
+    lock = FileLock(str(path), timeout=0, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise _busy(job) from None
+    log.debug("lock taken", extra={"job": job})
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
+def job_lock(engine: Engine, job: str) -> Iterator[None]:
+    """Hold the exclusive lock of ``job`` for the ``with`` block.
+
+    Raises:
+        LockBusyError: another process or thread holds it; skip this run.
+        StoreError: the database cannot be reached to take the lock.
+    """
+    if engine.dialect.name == "postgresql":
+        with _pg_lock(engine, job):
+            yield
+    else:
+        with _file_lock(engine, job):
+            yield
