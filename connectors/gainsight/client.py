@@ -1,0 +1,110 @@
+"""One call to Gainsight: budget, then the request, then the answer's translation, retried.
+
+Every call goes through :meth:`GainsightClient.call`, so budget, timeouts, headers, error
+translation and retries cannot be skipped by a stream or the writer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from connectors.gainsight.budget import CallBudget
+from connectors.gainsight.config import GainsightConfig
+from connectors.gainsight.errors import check_response, translate_transport_error
+from connectors.gainsight.retry import retrying
+
+log = logging.getLogger(__name__)
+
+
+class GainsightClient:
+    """Authenticated, paced, retried JSON calls against one tenant.
+
+    Args:
+        config: the tenant and its limits.
+        session: the injected HTTP session (built by :func:`~.session.build_session` or the
+            service); the client still sends ``accesskey`` and a timeout on every call, so any
+            plain session works.
+        budget: the call budget; built from ``config`` when omitted.
+        sleep: how retries wait (tests pass a recorder).
+    """
+
+    def __init__(
+        self,
+        config: GainsightConfig,
+        session: requests.Session,
+        *,
+        budget: CallBudget | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.session = session
+        self.budget = budget or CallBudget(
+            config.calls_per_minute, config.daily_budget, calls_per_day=config.calls_per_day
+        )
+        kwargs: dict[str, Any] = {"max_wait": config.max_retry_wait}
+        if sleep is not None:
+            kwargs["sleep"] = sleep
+        self._policy = retrying(config.max_attempts, **kwargs)
+        self._headers = {
+            "accesskey": config.access_key,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": config.user_agent,
+        }
+        #: Attempts sent (retries included) and answers by status, for usage reports.
+        self.attempts = 0
+        self.statuses: dict[int, int] = {}
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        json_body: Any = None,
+        params: dict[str, str] | None = None,
+        per_record: bool = False,
+    ) -> dict[str, Any]:
+        """Send one logical call (retried as the policy says) and return the envelope.
+
+        Args:
+            method: ``POST``, ``PUT``, ...
+            path: the API path (``/v1/data/objects/query/Company``).
+            what: a short description for messages and logs; never holds values.
+            json_body: the request body.
+            params: query parameters.
+            per_record: a write whose envelope may report per-record errors (see errors.py).
+
+        Raises:
+            BudgetExhaustedError: today's budget share is spent (nothing sent).
+            AuthError, FatalApiError: not retried.
+            RetriableError: still failing after ``max_attempts``.
+        """
+        url = self.config.api_root + path
+
+        def attempt() -> dict[str, Any]:
+            self.budget.acquire()
+            self.attempts += 1
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    json=json_body,
+                    params=params,
+                    headers=self._headers,
+                    timeout=self.config.timeout_seconds,
+                    verify=self.config.ca_bundle or True,
+                    # The access key is a plain header: a redirect would carry it to whatever
+                    # host the Location names, so redirects are refused (errors.py).
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                raise translate_transport_error(exc, what=what) from None
+            self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
+            return check_response(response, what=what, per_record=per_record)
+
+        return self._policy(attempt)

@@ -1,0 +1,266 @@
+"""The one place Gainsight answers become results or :mod:`canonical.errors` exceptions.
+
+Gainsight answers every call with an envelope::
+
+    {"result": true|false, "errorCode": "...", "errorDesc": "...", "requestId": "...",
+     "data": [...] | {"count": n, "errors": [...], "records": [...]}, "message": ...}
+
+The HTTP status alone is not enough: a 200 may carry ``"result": false``. The table:
+
+============================  ===============================================================
+answer                        outcome
+============================  ===============================================================
+401, 403, or an auth code     :class:`AuthError` at once (retrying a rejected key only burns
+(``GS_APIG_2401``,            budget and can lock the key)
+``GSOBJ_1024``)
+429 (or ``GU_2400``)          :class:`RateLimitedError` with ``retry_after`` from Retry-After
+5xx, bad gateway pages,       :class:`RetriableError`
+non-JSON bodies, timeouts,
+dropped connections
+3xx                           :class:`FatalApiError` (redirects are not followed: the access key
+                              must never travel to another host)
+"No data found" (documented   an empty result, not an error
+``result: false`` reply,
+``GSOBJ_1011``)
+other 4xx / ``result: false`` :class:`FatalApiError` naming the object and the error code
+============================  ===============================================================
+
+``errorDesc`` can quote record values (Gainsight's templates echo column values), so it is
+shortened and any e-mail address in it is masked before it reaches a message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from canonical.errors import (
+    AuthError,
+    ConnectorError,
+    FatalApiError,
+    RateLimitedError,
+    RetriableError,
+)
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "gainsight"
+
+#: Error codes Gainsight documents for a rejected access key / bad auth headers.
+AUTH_ERROR_CODES = frozenset({"GS_APIG_2401", "GSOBJ_1024"})
+#: Error codes that mean "too many requests".
+RATE_LIMIT_CODES = frozenset({"GU_2400"})
+#: Documented "nothing matched" replies (``result: false`` or HTTP 400).
+NO_DATA_CODES = frozenset({"GSOBJ_1011"})
+_NO_DATA_TEXT = ("no data found for given criteria", "no entity matches the given criteria")
+
+_EMAIL = re.compile(r"[^\s@,;:\"'<>()\[\]]+@[^\s@,;:\"'<>()\[\]]+\.[A-Za-z]{2,}")
+_DESC_MAX = 160
+
+
+def safe_text(text: object) -> str:
+    """``text`` shortened, with e-mail addresses masked: fit for a message or a log line."""
+    s = _EMAIL.sub("<email>", str(text or "")).replace("\n", " ").strip()
+    return s if len(s) <= _DESC_MAX else s[: _DESC_MAX - 1] + "…"
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def is_no_data(payload: Any) -> bool:
+    """True for Gainsight's documented "no rows matched" reply."""
+    if not isinstance(payload, dict) or payload.get("result") is not False:
+        return False
+    if payload.get("errorCode") in NO_DATA_CODES:
+        return True
+    desc = str(payload.get("errorDesc") or "").lower()
+    return any(t in desc for t in _NO_DATA_TEXT)
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _code(payload: Any) -> str | None:
+    if isinstance(payload, dict) and isinstance(payload.get("errorCode"), str):
+        return str(payload["errorCode"])
+    return None
+
+
+def _detail(payload: Any) -> str:
+    if not isinstance(payload, dict):
+        return ""
+    parts = []
+    if _code(payload):
+        parts.append(str(payload["errorCode"]))
+    if payload.get("errorDesc"):
+        parts.append(safe_text(payload["errorDesc"]))
+    if payload.get("requestId"):
+        parts.append(f"requestId {safe_text(payload['requestId'])}")
+    return ": ".join(parts[:2]) + (f" ({parts[2]})" if len(parts) > 2 else "")
+
+
+def check_response(
+    response: requests.Response, *, what: str, per_record: bool = False
+) -> dict[str, Any]:
+    """Return the envelope of a successful answer, or raise the matching canonical error.
+
+    Args:
+        response: the raw answer.
+        what: what was asked, for messages (``query Company``); never holds values.
+        per_record: a write: a ``result: false`` envelope that lists per-record errors in
+            ``data.errors`` is returned (the writer reports each record), not raised.
+
+    Returns:
+        The parsed envelope. A documented "no data found" reply comes back as
+        ``{"result": True, "data": []}``.
+
+    Raises:
+        AuthError, RateLimitedError, RetriableError, FatalApiError: see the module table.
+    """
+    status = response.status_code
+    payload = _json(response)
+    code = _code(payload)
+    detail = _detail(payload)
+    suffix = f" ({detail})" if detail else ""
+
+    if status in (401, 403) or code in AUTH_ERROR_CODES:
+        msg = (
+            f"Gainsight rejected the access key on {what} (HTTP {status}){suffix}; "
+            "check GAINSIGHT_ACCESS_KEY and GAINSIGHT_BASE_URL"
+        )
+        raise AuthError(
+            msg,
+            system=SYSTEM,
+            status=status,
+            code=code,
+        )
+    if status == 429 or code in RATE_LIMIT_CODES:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        msg = (
+            f"Gainsight rate limit on {what} (HTTP {status}); waiting "
+            f"{'as asked' if retry_after is not None else 'with backoff'}"
+        )
+        raise RateLimitedError(
+            msg,
+            system=SYSTEM,
+            status=status,
+            code=code,
+            retry_after=retry_after,
+        )
+    if status >= 500:
+        msg = f"Gainsight server error on {what} (HTTP {status}){suffix}; will retry"
+        raise RetriableError(
+            msg,
+            system=SYSTEM,
+            status=status,
+            code=code,
+        )
+    if 300 <= status < 400:
+        msg = (
+            f"Gainsight answered {what} with a redirect (HTTP {status}); redirects are not "
+            "followed so the access key stays on its host: fix GAINSIGHT_BASE_URL"
+        )
+        raise FatalApiError(
+            msg,
+            system=SYSTEM,
+            status=status,
+        )
+    if is_no_data(payload):
+        return {"result": True, "data": [], "requestId": payload.get("requestId")}
+    if status >= 400:
+        msg = (
+            f"Gainsight refused {what} (HTTP {status}){suffix}; check the object and field "
+            "names in mappings/gainsight.yaml"
+        )
+        raise FatalApiError(
+            msg,
+            system=SYSTEM,
+            status=status,
+            code=code,
+        )
+    if not isinstance(payload, dict):
+        # A proxy or maintenance page answering 200 with HTML: transient as far as we know.
+        msg = f"Gainsight answered {what} with a body that is not a JSON object; will retry"
+        raise RetriableError(
+            msg,
+            system=SYSTEM,
+            status=status,
+        )
+    if payload.get("result") is False:
+        data = payload.get("data")
+        if per_record and isinstance(data, dict) and data.get("errors"):
+            return payload
+        msg = (
+            f"Gainsight reported a failure on {what}{suffix}; check the object and field "
+            "names in mappings/gainsight.yaml"
+        )
+        raise FatalApiError(
+            msg,
+            system=SYSTEM,
+            status=status,
+            code=code,
+        )
+    return payload
+
+
+def translate_transport_error(exc: requests.RequestException, *, what: str) -> ConnectorError:
+    """A connection drop or timeout as a :class:`RetriableError`; TLS trust as fatal."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return FatalApiError(
+            f"TLS verification failed on {what}; set REQUESTS_CA_BUNDLE to the tenant's CA bundle",
+            system=SYSTEM,
+        )
+    kind = "timed out" if isinstance(exc, requests.Timeout) else "lost its connection"
+    return RetriableError(f"Gainsight call {what} {kind}; will retry", system=SYSTEM)
+
+
+def extract_records(payload: dict[str, Any], *, what: str) -> list[Any]:
+    """The records of a query answer.
+
+    Gainsight's documentation shows both shapes: ``data`` as the list of records (Company and
+    custom object Read API samples) and ``data.records`` (the empty-result sample). Anything
+    else is a changed contract and fails loudly rather than reading as "no rows".
+    """
+    data = payload.get("data")
+    if data is None:
+        return []
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict):
+        records = data.get("records")
+        if records is None and "records" in data:
+            return []
+        if isinstance(records, list):
+            return records
+    msg = (
+        f"Gainsight answered {what} with an unexpected 'data' shape "
+        f"({type(data).__name__}); the API contract may have changed"
+    )
+    raise FatalApiError(
+        msg,
+        system=SYSTEM,
+    )
