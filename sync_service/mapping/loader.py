@@ -1,0 +1,615 @@
+"""Load and validate ``mappings/*.yaml`` offline; every problem is reported at once.
+
+Each problem is one line, ``file:line:col: what is wrong; what to do``::
+
+    mappings/salesforce.yaml:14:9: contacts has no canonical field 'emial'; did you mean 'email'?
+
+Checks: YAML syntax, the schema (unknown or missing keys, scalar types), canonical entity and
+field names, declared types against the canonical ones, defaults and value maps against their
+type, identifiers safe to put in a query, filter operators and values, writeback result names,
+duplicates. Checks against the CRM's own schema live in :mod:`sync_service.mapping.online`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any, cast, get_args
+
+from pydantic import BaseModel, ValidationError
+
+from canonical.errors import MappingError
+from canonical.model import CANONICAL_FIELDS, COMMON_FIELDS, RESULT_FIELDS, Entity, FieldType
+from connectors.base import FieldFilter, FilterOperator
+from sync_service.mapping.convert import build_converter, convert_static
+from sync_service.mapping.model import (
+    WRITEBACK_ENTITIES,
+    EntityMapping,
+    FieldMapping,
+    Mappings,
+    SourceMapping,
+    System,
+    WritebackEntity,
+    WritebackTarget,
+)
+from sync_service.mapping.schema import (
+    EntitySpec,
+    ExtraFieldSpec,
+    FieldSpec,
+    FileSpec,
+    FilterSpec,
+    WritebackSpec,
+)
+from sync_service.yamlio import YamlDocument, load_yaml
+
+#: Mapping file name -> system.
+FILES: dict[str, System] = {"salesforce.yaml": "salesforce", "gainsight.yaml": "gainsight"}
+
+#: A CRM object or field name safe to put in SOQL or a Gainsight query (no dots, spaces, quotes).
+IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
+#: An extra field (feature) name: what a rule refers to.
+FEATURE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+#: Per system: default primary key and replication key, and the default override field.
+SYSTEM_DEFAULTS: dict[System, tuple[str, str, str | None]] = {
+    "salesforce": ("Id", "SystemModstamp", "Advocate_Override__c"),
+    "gainsight": ("Gsid", "ModifiedDate", None),
+}
+
+FIELD_TYPES: tuple[str, ...] = get_args(FieldType)
+OPERATORS: tuple[str, ...] = get_args(FilterOperator)
+_SINGLE_VALUE_OPERATORS = {"=", "!=", "<", "<=", ">", ">=", "LIKE"}
+
+#: What to say when a key is missing, by key name.
+_MISSING_HINTS: dict[str, str] = {
+    "object": "name the CRM object to read or write (e.g. Contact)",
+    "fields": "list the fields to map (canonical name: CRM field)",
+    "entities": "map at least one canonical entity (e.g. contacts)",
+    "from": "name the CRM field this value comes from",
+    "type": "extra fields need a type: one of " + ", ".join(FIELD_TYPES),
+    "field": "name the CRM field to filter on",
+    "operator": "give one of " + ", ".join(OPERATORS),
+    "values": "give a list of values, e.g. [Customer]",
+}
+
+_Problem = tuple[Sequence[str | int], str]
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def _plain(data: Any) -> Any:
+    """Turn ruamel containers and scalar subclasses as plain Python values (key types kept)."""
+    if isinstance(data, dict):
+        return {_plain_key(k): _plain(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_plain(v) for v in data]
+    if isinstance(data, bool):
+        return bool(data)
+    if isinstance(data, int):
+        return int(data)
+    if isinstance(data, float):
+        return float(data)
+    if isinstance(data, str):
+        return str(data)
+    return data
+
+
+def _plain_key(key: Any) -> Any:
+    if isinstance(key, list | tuple):  # a YAML complex key: kept hashable, fails validation
+        return str(tuple(key))
+    return _plain(key)
+
+
+def _clip(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _pydantic_problems(
+    exc: ValidationError, prefix: Sequence[str | int], model: type[BaseModel]
+) -> list[_Problem]:
+    out: list[_Problem] = []
+    for err in exc.errors():
+        loc = [p for p in err["loc"] if p != "[key]"]
+        full = [*prefix, *loc]
+        kind = err["type"]
+        last = str(loc[-1]) if loc else ""
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(model, loc[:-1])
+            text = f"unknown key '{last}'{_suggest(last, allowed)}"
+            if allowed:
+                text += f" (allowed here: {', '.join(allowed)})"
+        elif kind == "missing":
+            hint = _MISSING_HINTS.get(last, "add it")
+            text = f"'{last}' is missing; {hint}"
+        elif kind == "literal_error":
+            expected = str(err.get("ctx", {}).get("expected", ""))
+            text = f"'{last}' cannot be {_clip(err['input'])}; use one of {expected}"
+        elif kind == "value_error":
+            text = err["msg"].removeprefix("Value error, ")
+        elif "[key]" in err["loc"]:
+            text = f"key {_clip(err['input'])} must be text"
+        else:
+            what = err["msg"][:1].lower() + err["msg"][1:]
+            text = f"'{last}': {what} (got {_clip(err['input'])})" if last else what
+        out.append((full, text))
+    return out
+
+
+def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    """The keys allowed at ``loc`` inside ``model`` (for 'did you mean')."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if current is None:
+            return []
+        info = next(
+            (f for n, f in current.model_fields.items() if (f.alias or n) == part),
+            None,
+        )
+        # A part that is not a field is a dict key or list index: the model stays the same.
+        if info is not None:
+            current = _model_in(info.annotation)
+    if current is None:
+        return []
+    return [f.alias or n for n, f in current.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+class _FileLoader:
+    """Validates one mapping file, collecting problems with their key paths."""
+
+    def __init__(self, doc: YamlDocument, system: System) -> None:
+        self.doc = doc
+        self.system = system
+        self.problems: list[_Problem] = []
+        pk, rk, override = SYSTEM_DEFAULTS[system]
+        self.default_pk = pk
+        self.default_rk = rk
+        self.default_override = override
+
+    def add(self, loc: Sequence[str | int], text: str) -> None:
+        self.problems.append((list(loc), text))
+
+    def _validate(
+        self, model: type[BaseModel], data: Any, loc: Sequence[str | int]
+    ) -> BaseModel | None:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            self.problems.extend(_pydantic_problems(exc, loc, model))
+            return None
+
+    def identifier(self, loc: Sequence[str | int], name: str, what: str) -> bool:
+        if IDENTIFIER.match(name):
+            return True
+        self.add(
+            loc,
+            f"{what} {_clip(name)} is not a valid API name: use letters, digits and "
+            "underscores, starting with a letter (no dots, spaces or quotes)",
+        )
+        return False
+
+    def load(self) -> SourceMapping | None:
+        data = _plain(self.doc.data)
+        if data is None:
+            self.add([], "the file is empty; map at least one entity under 'entities:'")
+            return None
+        if not isinstance(data, dict):
+            self.add([], "the file must be a mapping with 'entities:' (and 'writeback:')")
+            return None
+        spec = self._validate(FileSpec, data, [])
+        entities_raw: dict[Any, Any]
+        writeback_raw: dict[Any, Any]
+        if spec is None:
+            # Still check the entities that are there, so every problem shows at once.
+            ent, wb = data.get("entities"), data.get("writeback")
+            entities_raw = ent if isinstance(ent, dict) else {}
+            writeback_raw = wb if isinstance(wb, dict) else {}
+        else:
+            file_spec = cast(FileSpec, spec)
+            entities_raw = file_spec.entities
+            writeback_raw = file_spec.writeback or {}
+        writeback = self._writeback(writeback_raw)
+        entities: dict[Entity, EntityMapping] = {}
+        for name, body in entities_raw.items():
+            em = self._entity(name, body, writeback)
+            if em is not None:
+                entities[em.entity] = em
+        if self.problems:
+            return None
+        return SourceMapping(
+            system=self.system, path=self.doc.path, entities=entities, writeback=writeback
+        )
+
+    # -- entities -------------------------------------------------------------------------
+
+    def _entity(
+        self, name: Any, body: Any, writeback: list[WritebackTarget]
+    ) -> EntityMapping | None:
+        loc: list[str | int] = ["entities", name]
+        valid_names = [e.value for e in Entity]
+        entity: Entity | None = None
+        if name in valid_names:
+            entity = Entity(name)
+        else:
+            self.add(
+                loc,
+                f"unknown canonical entity {_clip(name)}{_suggest(str(name), valid_names)} "
+                f"(one of {', '.join(valid_names)})",
+            )
+        parsed = self._validate(EntitySpec, body, loc)
+        if parsed is None or entity is None:
+            return None
+        spec = cast(EntitySpec, parsed)
+        before = len(self.problems)
+        self.identifier([*loc, "object"], spec.object, "object")
+        pk = spec.primary_key or self.default_pk
+        rk = spec.replication_key if "replication_key" in spec.model_fields_set else self.default_rk
+        self.identifier([*loc, "primary_key"], pk, "primary_key")
+        if rk is not None:
+            self.identifier([*loc, "replication_key"], rk, "replication_key")
+        filters: list[FieldFilter] = []
+        for i, raw_filter in enumerate(spec.filter):
+            floc: list[str | int] = [*loc, "filter", i]
+            fs = self._validate(FilterSpec, raw_filter, floc)
+            if fs is not None and (ff := self._filter(floc, cast(FilterSpec, fs))) is not None:
+                filters.append(ff)
+        canon = CANONICAL_FIELDS[entity]
+        fields: list[FieldMapping] = []
+        for fname, fraw in spec.fields.items():
+            floc = [*loc, "fields", fname]
+            parsed_field = self._validate(FieldSpec, fraw, floc)
+            if parsed_field is None:
+                continue
+            fspec = cast(FieldSpec, parsed_field)
+            if fname in COMMON_FIELDS:
+                key = "primary_key" if fname == "id" else "replication_key"
+                self.add(floc, f"'{fname}' comes from {key}; remove it from fields")
+                continue
+            if fname not in canon:
+                self.add(
+                    floc,
+                    f"{entity.value} has no canonical field '{fname}'{_suggest(fname, canon)}"
+                    " (map other CRM fields under 'extra:')",
+                )
+                continue
+            ftype = canon[fname]
+            if fspec.type is not None and fspec.type != ftype:
+                self.add(
+                    [*floc, "type"],
+                    f"{entity.value}.{fname} is {ftype}, not {fspec.type}; "
+                    f"remove 'type' or set it to {ftype}",
+                )
+                continue
+            fm = self._field(floc, fname, ftype, fspec, is_extra=False)
+            if fm is not None:
+                fields.append(fm)
+        extras: list[FieldMapping] = []
+        for xname, xraw in spec.extra.items():
+            xloc = [*loc, "extra", xname]
+            parsed_extra = self._validate(ExtraFieldSpec, xraw, xloc)
+            if parsed_extra is None:
+                continue
+            xspec = cast(ExtraFieldSpec, parsed_extra)
+            if not FEATURE_NAME.match(xname):
+                self.add(
+                    xloc,
+                    f"extra field name {_clip(xname)} must be lower_snake_case "
+                    "(letters, digits, underscores; it is the feature name rules use)",
+                )
+                continue
+            if xname in canon or xname in COMMON_FIELDS:
+                self.add(
+                    xloc,
+                    f"extra field '{xname}' has the name of a canonical field of "
+                    f"{entity.value}; map it under 'fields:' or choose another name",
+                )
+                continue
+            fm = self._field(xloc, xname, xspec.type, xspec, is_extra=True)
+            if fm is not None:
+                extras.append(fm)
+        crm_fields: tuple[str, ...] = ()
+        for target in writeback:
+            if WRITEBACK_ENTITIES[target.entity] is entity and target.object_name == spec.object:
+                crm_fields = target.crm_fields
+        if len(self.problems) > before:
+            return None
+        return EntityMapping(
+            system=self.system,
+            entity=entity,
+            object_name=spec.object,
+            primary_key=pk,
+            replication_key=rk,
+            filters=tuple(filters),
+            fields=tuple(fields),
+            extra_fields=tuple(extras),
+            crm_fields=crm_fields,
+        )
+
+    def _field(
+        self,
+        loc: list[str | int],
+        name: str,
+        ftype: FieldType,
+        spec: FieldSpec | ExtraFieldSpec,
+        *,
+        is_extra: bool,
+    ) -> FieldMapping | None:
+        ok = self.identifier([*loc, "from"], spec.from_, "CRM field")
+        default = None
+        if spec.default is not None:
+            try:
+                default = convert_static(ftype, spec.default)
+            except (ValueError, TypeError, OverflowError):
+                self.add(
+                    [*loc, "default"],
+                    f"default {_clip(spec.default)} is not a valid {ftype} for {name}",
+                )
+                ok = False
+            if spec.required:
+                self.add(
+                    [*loc, "required"],
+                    f"{name} has a default, so 'required' never applies; remove one of them",
+                )
+                ok = False
+        table: dict[Any, Any] | None = None
+        if spec.map is not None:
+            table = {}
+            for key, value in spec.map.items():
+                try:
+                    table[key] = convert_static(ftype, value)
+                except (ValueError, TypeError, OverflowError):
+                    self.add(
+                        [*loc, "map", key],
+                        f"value map entry {_clip(key)}: {_clip(value)} is not a valid {ftype} "
+                        f"for {name}",
+                    )
+                    ok = False
+        elif spec.strict:
+            self.add([*loc, "strict"], f"'strict' needs a 'map' of allowed values for {name}")
+            ok = False
+        if not ok:
+            return None
+        if is_extra and default is not None:
+            default = convert_static(ftype, default)
+            if ftype in ("date", "datetime"):
+                default = default.isoformat()
+        return FieldMapping(
+            crm_field=spec.from_,
+            name=name,
+            type=ftype,
+            convert=build_converter(
+                ftype,
+                value_map=table,
+                strict=spec.strict,
+                transform=spec.transform,
+                json_output=is_extra,
+            ),
+            required=spec.required,
+            default=default,
+            is_extra=is_extra,
+            line=self.doc.where(loc),
+        )
+
+    def _filter(self, loc: list[str | int], spec: FilterSpec) -> FieldFilter | None:
+        ok = self.identifier([*loc, "field"], spec.field, "filter field")
+        op = spec.operator
+        if op in _SINGLE_VALUE_OPERATORS and len(spec.values) != 1:
+            self.add(
+                [*loc, "values"],
+                f"operator '{op}' takes exactly one value (got {len(spec.values)})",
+            )
+            ok = False
+        elif not spec.values:
+            self.add([*loc, "values"], f"operator '{op}' needs at least one value")
+            ok = False
+        for i, value in enumerate(spec.values):
+            if value is not None and not isinstance(value, str | int | float | bool | date):
+                self.add(
+                    [*loc, "values", i],
+                    "filter values must be text, numbers, true/false, dates or null",
+                )
+                ok = False
+        if op == "LIKE" and spec.values and not isinstance(spec.values[0], str):
+            self.add([*loc, "values"], "operator 'LIKE' takes a text pattern, e.g. 'Acme%'")
+            ok = False
+        if not ok:
+            return None
+        return FieldFilter(field=spec.field, operator=op, values=tuple(spec.values))
+
+    # -- writeback ------------------------------------------------------------------------
+
+    def _writeback(self, raw: dict[Any, Any]) -> list[WritebackTarget]:
+        targets: list[WritebackTarget] = []
+        seen_objects: dict[tuple[str, str], str] = {}
+        for name, body in raw.items():
+            loc: list[str | int] = ["writeback", name]
+            valid = name in WRITEBACK_ENTITIES
+            if not valid:
+                self.add(
+                    loc,
+                    f"unknown writeback entry {_clip(name)}"
+                    f"{_suggest(str(name), WRITEBACK_ENTITIES)} (one of contact, account)",
+                )
+            parsed = self._validate(WritebackSpec, body, loc)
+            if parsed is None or not valid:
+                continue
+            spec = cast(WritebackSpec, parsed)
+            ok = self.identifier([*loc, "object"], spec.object, "object")
+            override = (
+                spec.override_field
+                if "override_field" in spec.model_fields_set
+                else self.default_override
+            )
+            if override is not None:
+                ok = self.identifier([*loc, "override_field"], override, "override_field") and ok
+            if not spec.fields:
+                self.add([*loc, "fields"], f"map at least one result ({', '.join(RESULT_FIELDS)})")
+                ok = False
+            used: dict[str, str] = {}
+            for result, crm in spec.fields.items():
+                rloc = [*loc, "fields", result]
+                if result not in RESULT_FIELDS:
+                    self.add(
+                        rloc,
+                        f"unknown result '{result}'{_suggest(result, RESULT_FIELDS)} "
+                        f"(one of {', '.join(RESULT_FIELDS)})",
+                    )
+                    ok = False
+                    continue
+                if not self.identifier(rloc, crm, "CRM field"):
+                    ok = False
+                    continue
+                key = (spec.object.lower(), crm.lower())
+                if crm.lower() in used:
+                    self.add(
+                        rloc,
+                        f"{spec.object}.{crm} already receives '{used[crm.lower()]}'; "
+                        "each CRM field can receive one result",
+                    )
+                    ok = False
+                elif key in seen_objects:
+                    self.add(
+                        rloc,
+                        f"{spec.object}.{crm} already receives '{seen_objects[key]}'; "
+                        "each CRM field can receive one result",
+                    )
+                    ok = False
+                used[crm.lower()] = result
+                if override is not None and crm.lower() == override.lower():
+                    self.add(
+                        rloc,
+                        f"{spec.object}.{crm} is the override field; results cannot be "
+                        "written to it",
+                    )
+                    ok = False
+            for crm_lower, result in used.items():
+                seen_objects[(spec.object.lower(), crm_lower)] = f"{name}.{result}"
+            if ok:
+                targets.append(
+                    WritebackTarget(
+                        target=self.system,
+                        entity=cast(WritebackEntity, name),
+                        object_name=spec.object,
+                        fields=dict(spec.fields),
+                        owned=spec.owned,
+                        override_field=override,
+                    )
+                )
+        return targets
+
+
+def _format(doc: YamlDocument, problems: list[_Problem]) -> list[str]:
+    located = []
+    for loc, text in problems:
+        pos = doc.locate(loc) or (0, 0)
+        located.append((pos, f"{doc.where(loc)}: {text}"))
+    located.sort(key=lambda item: item[0])
+    return [line for _, line in located]
+
+
+def load_source(path: Path, system: System) -> SourceMapping:
+    """Load one mapping file.
+
+    Raises:
+        MappingError: listing every problem in the file.
+    """
+    doc = load_yaml(path, MappingError)
+    loader = _FileLoader(doc, system)
+    source = loader.load()
+    if source is None:
+        lines = _format(doc, loader.problems)
+        raise MappingError(lines[0], problems=lines)
+    return source
+
+
+def digest_files(paths: Iterable[Path]) -> str:
+    """SHA-256 over the files' names and contents (stable across machines)."""
+    h = hashlib.sha256()
+    for p in sorted(paths, key=lambda p: p.name):
+        h.update(p.name.encode())
+        h.update(b"\0")
+        h.update(p.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def load_mappings(mappings_dir: Path) -> Mappings:
+    """Load and validate every mapping file in ``mappings_dir``.
+
+    ``salesforce.yaml`` and ``gainsight.yaml`` are read when present (at least one must be);
+    any other ``*.yaml`` there is an error (most likely a misspelt name).
+
+    Raises:
+        MappingError: listing every problem of every file, one ``file:line:col: ...`` line each.
+    """
+    mappings_dir = Path(mappings_dir)
+    if not mappings_dir.is_dir():
+        msg = f"{mappings_dir}: mappings directory not found; create it or set SYNC_MAPPINGS_DIR"
+        raise MappingError(msg)
+    problems: list[str] = []
+    found: list[Path] = []
+    for p in sorted(mappings_dir.iterdir()):
+        if p.suffix in (".yaml", ".yml") and p.name not in FILES:
+            problems.append(
+                f"{p}: unknown mapping file; name it one of {', '.join(FILES)} "
+                f"or move it out of {mappings_dir}{_suggest(p.name, FILES)}"
+            )
+    sources: dict[System, SourceMapping] = {}
+    for name, system in FILES.items():
+        path = mappings_dir / name
+        if not path.exists():
+            continue
+        found.append(path)
+        try:
+            sources[system] = load_source(path, system)
+        except MappingError as exc:
+            problems.extend(exc.problems)
+    if not found and not problems:
+        problems.append(
+            f"{mappings_dir}: no mapping files; add salesforce.yaml and/or gainsight.yaml"
+        )
+    if not problems:
+        problems.extend(_cross_file_problems(list(sources.values())))
+    if problems:
+        raise MappingError(problems[0], problems=problems)
+    return Mappings(
+        path=mappings_dir,
+        salesforce=sources.get("salesforce"),
+        gainsight=sources.get("gainsight"),
+        digest=digest_files(found),
+    )
+
+
+def _cross_file_problems(sources: list[SourceMapping]) -> list[str]:
+    """An extra field name must mean one thing (entity and type) across all files."""
+    problems: list[str] = []
+    seen: dict[str, tuple[Entity, str, str]] = {}
+    for source in sources:
+        for em in source.entities.values():
+            for f in em.extra_fields:
+                prior = seen.get(f.name)
+                if prior is None:
+                    seen[f.name] = (em.entity, f.type, f.line)
+                elif (prior[0], prior[1]) != (em.entity, f.type):
+                    problems.append(
+                        f"{f.line}: extra field '{f.name}' is already declared as "
+                        f"{prior[0].value} {prior[1]} at {prior[2]}; rename one of them"
+                    )
+    return problems
