@@ -9,6 +9,13 @@ replica whose host vanishes is noticed in about a minute too.
 On SQLite (one machine by definition) the lock is an OS file lock (``filelock``) on a file next
 to the database; the kernel drops it when the process dies.
 
+The lock is re-entrant within one thread: a job wrapper (the scheduler) and the job itself
+(the pipeline) may both ask for it, and the inner request is a no-op.
+
+Whoever takes a job's lock is, by definition, the only runner of that job; so a ``running`` row
+of that job still in ``runs`` was left by a runner that died (SIGKILL, host lost) and is closed
+as ``failed`` with a note, before the new run opens.
+
 A lock that is busy raises :class:`~canonical.errors.LockBusyError`: the caller skips this run
 (another runner is doing the work), it is not a failure.
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,8 +35,13 @@ from filelock import FileLock, Timeout
 from sqlalchemy.engine import Engine
 
 from canonical.errors import LockBusyError, StoreError
+from sync_service.runs import utcnow
+from sync_service.store.models import runs
 
 log = logging.getLogger(__name__)
+
+#: Locks this thread holds, as (database, job): a nested job_lock of the same job is a no-op.
+_held = threading.local()
 
 #: Namespaces the lock keys so that another application sharing the database cannot collide.
 _NAMESPACE = "advocate-sync:job:"
@@ -108,17 +121,55 @@ def _file_lock(engine: Engine, job: str) -> Iterator[None]:
         lock.release()
 
 
+def close_abandoned_runs(engine: Engine, job: str) -> int:
+    """Close ``running`` rows of ``job`` as failed; call only while holding the job's lock.
+
+    Returns:
+        How many rows were closed.
+    """
+    with engine.begin() as conn:
+        result = conn.execute(
+            runs.update()
+            .where(runs.c.job == job, runs.c.status == "running")
+            .values(
+                status="failed",
+                finished_at=utcnow(),
+                error=(
+                    "abandoned: its process stopped before closing the run (killed or host "
+                    "lost); the next run resumes from the saved watermarks"
+                ),
+            )
+        )
+        closed = int(result.rowcount or 0)
+    if closed:
+        log.warning("closed %d abandoned run(s) of job '%s'", closed, job)
+    return closed
+
+
 @contextmanager
-def job_lock(engine: Engine, job: str) -> Iterator[None]:
-    """Hold the exclusive lock of ``job`` for the ``with`` block.
+def job_lock(engine: Engine, job: str, *, close_abandoned: bool = True) -> Iterator[None]:
+    """Hold the exclusive lock of ``job`` for the ``with`` block (re-entrant per thread).
+
+    Args:
+        engine: the store; PostgreSQL gets an advisory lock, SQLite a file lock.
+        job: the job's name (``salesforce``, ``reconcile``, ...).
+        close_abandoned: once the lock is taken, close runs of ``job`` a dead runner left open.
 
     Raises:
         LockBusyError: another process or thread holds it; skip this run.
         StoreError: the database cannot be reached to take the lock.
     """
-    if engine.dialect.name == "postgresql":
-        with _pg_lock(engine, job):
+    key = (engine.url.render_as_string(hide_password=True), job)
+    held: set[tuple[str, str]] = _held.__dict__.setdefault("keys", set())
+    if key in held:
+        yield
+        return
+    lock = _pg_lock if engine.dialect.name == "postgresql" else _file_lock
+    with lock(engine, job):
+        held.add(key)
+        try:
+            if close_abandoned:
+                close_abandoned_runs(engine, job)
             yield
-    else:
-        with _file_lock(engine, job):
-            yield
+        finally:
+            held.discard(key)

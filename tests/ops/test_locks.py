@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from sqlalchemy.engine import Engine
 
 from canonical.errors import LockBusyError
 from sync_service.locks import job_lock, lock_key
-from sync_service.store.engine import make_engine
+from sync_service.runs import last_runs, open_run
+from sync_service.store.engine import make_engine, upgrade
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,21 +28,54 @@ def test_lock_key_is_stable_and_distinct_per_job() -> None:
     assert lock_key("salesforce") == 922518914514582884
 
 
+def _try_in_thread(engine: Engine, job: str) -> str:
+    """Try the lock from another thread (the same thread would re-enter it)."""
+    result: list[str] = []
+
+    def attempt() -> None:
+        try:
+            with job_lock(engine, job):
+                result.append("got")
+        except LockBusyError:
+            result.append("busy")
+
+    t = threading.Thread(target=attempt)
+    t.start()
+    t.join(timeout=30)
+    return result[0]
+
+
 def test_second_holder_is_refused_until_the_first_releases(engine: Engine) -> None:
     with job_lock(engine, "salesforce"):
-        with pytest.raises(LockBusyError, match="already running"), job_lock(engine, "salesforce"):
-            pytest.fail("a second holder got the lock")
-        with job_lock(engine, "gainsight"):  # other jobs are independent
+        assert _try_in_thread(engine, "salesforce") == "busy"
+        assert _try_in_thread(engine, "gainsight") == "got"  # other jobs are independent
+    assert _try_in_thread(engine, "salesforce") == "got"  # released: free again
+
+
+def test_lock_is_reentrant_in_one_thread(engine: Engine) -> None:
+    # The scheduler's wrapper and the pipeline both take the job's lock.
+    with job_lock(engine, "salesforce"):
+        with job_lock(engine, "salesforce"):
             pass
-    with job_lock(engine, "salesforce"):  # released: free again
-        pass
+        assert _try_in_thread(engine, "salesforce") == "busy"  # inner exit kept the lock
+    assert _try_in_thread(engine, "salesforce") == "got"
 
 
 def test_lock_is_released_when_the_job_raises(engine: Engine) -> None:
     with pytest.raises(RuntimeError), job_lock(engine, "reconcile"):
         raise RuntimeError("boom")
-    with job_lock(engine, "reconcile"):
-        pass
+    assert _try_in_thread(engine, "reconcile") == "got"
+
+
+def test_taking_the_lock_closes_runs_a_dead_runner_left_open(engine: Engine) -> None:
+    dead = open_run(engine, "salesforce")  # its process "died": never closed
+    other = open_run(engine, "gainsight")
+    with job_lock(engine, "salesforce"):
+        rows = {r["id"]: r for r in last_runs(engine)}
+    assert rows[dead.id]["status"] == "failed"
+    assert "abandoned" in rows[dead.id]["error"]
+    assert rows[dead.id]["finished_at"] is not None
+    assert rows[other.id]["status"] == "running"  # another job's run is not ours to close
 
 
 def _holder_script(url: str) -> str:
@@ -48,7 +83,7 @@ def _holder_script(url: str) -> str:
         f"""
         import sys, time
         from sync_service.locks import job_lock
-        from sync_service.store.engine import make_engine
+        from sync_service.store.engine import make_engine, upgrade
         engine = make_engine({url!r})
         with job_lock(engine, "salesforce"):
             print("held", flush=True)
@@ -67,8 +102,7 @@ def test_a_killed_holder_leaves_no_stuck_lock(db_url: str, engine: Engine) -> No
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "held"
-        with pytest.raises(LockBusyError), job_lock(engine, "salesforce"):
-            pass
+        assert _try_in_thread(engine, "salesforce") == "busy"
         proc.kill()  # SIGKILL: no finally, no unlock
         proc.wait(timeout=10)
         deadline = time.monotonic() + 10
@@ -87,13 +121,13 @@ def test_a_killed_holder_leaves_no_stuck_lock(db_url: str, engine: Engine) -> No
             proc.stdout.close()
 
 
-def test_postgres_lock_holds_across_engines(pg_url: str) -> None:
+def test_postgres_advisory_lock_excludes_another_engine(pg_url: str) -> None:
     a, b = make_engine(pg_url), make_engine(pg_url)
+    upgrade(a)
     try:
-        with job_lock(a, "salesforce"), pytest.raises(LockBusyError), job_lock(b, "salesforce"):
-            pass
-        with job_lock(b, "salesforce"):
-            pass
+        with job_lock(a, "salesforce"):
+            assert _try_in_thread(b, "salesforce") == "busy"
+        assert _try_in_thread(b, "salesforce") == "got"
     finally:
         a.dispose()
         b.dispose()
