@@ -1,0 +1,71 @@
+"""Ask-ledger features computed from a frame of asks: the pure twin of the store's SQL.
+
+The service computes these columns in SQL over the store; this module computes the same from a
+polars frame of asks, so the fatigue semantics can be tested (and property-tested) without a
+database, and the two implementations can be checked against each other.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import polars as pl
+
+from rules.engine import today_for
+from rules.policy import CapModel, Policy, cap_columns
+
+ASK_SCHEMA: dict[str, pl.DataType] = {
+    "contact_id": pl.String(),
+    "account_id": pl.String(),
+    "ask_type": pl.String(),
+    "team": pl.String(),
+    "requested_date": pl.Date(),
+}
+
+
+def cap_filter(cap: CapModel, today: date) -> pl.Expr:
+    """Asks that count towards ``cap``: inside its window, of its types and teams (any case)."""
+    cond = pl.col("requested_date") > pl.lit(today - timedelta(days=cap.window_days))
+    if cap.ask_types:
+        cond &= pl.col("ask_type").str.to_lowercase().is_in([t.lower() for t in cap.ask_types])
+    if cap.teams:
+        cond &= pl.col("team").str.to_lowercase().is_in([t.lower() for t in cap.teams])
+    return cond
+
+
+def ask_features(
+    policy: Policy, contacts: pl.DataFrame, asks: pl.DataFrame, now: datetime
+) -> pl.DataFrame:
+    """Add the fatigue columns the policy needs to ``contacts`` from ``asks``.
+
+    Args:
+        policy: the policy (its caps and rest days).
+        contacts: at least ``contact_id`` and ``account_id``.
+        asks: rows of :data:`ASK_SCHEMA`.
+        now: the run's ``now``.
+
+    Returns:
+        ``contacts`` with ``cap__<id>__count``, ``cap__<id>__nth`` and ``last_ask_date``.
+    """
+    today = today_for(policy, now)
+    asks = asks.cast(ASK_SCHEMA)  # type: ignore[arg-type]
+    out = contacts
+    for cap in policy.caps:
+        count_col, nth_col = cap_columns(cap)
+        key = "contact_id" if cap.scope == "contact" else "account_id"
+        per = (
+            asks.filter(cap_filter(cap, today) & pl.col(key).is_not_null())
+            .group_by(key)
+            .agg(
+                pl.len().cast(pl.Int64).alias(count_col),
+                pl.col("requested_date")
+                .sort(descending=True)
+                .get(cap.max_asks - 1, null_on_oob=True)
+                .alias(nth_col),
+            )
+        )
+        out = out.join(per, on=key, how="left").with_columns(pl.col(count_col).fill_null(0))
+    last = asks.group_by("contact_id").agg(pl.col("requested_date").max().alias("last_ask_date"))
+    if "last_ask_date" in out.columns:
+        out = out.drop("last_ask_date")
+    return out.join(last, on="contact_id", how="left")
