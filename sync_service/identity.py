@@ -1,0 +1,272 @@
+"""Identity matching: link Gainsight rows in the store to their Salesforce records, in SQL.
+
+Run after a Gainsight sync (and whenever Salesforce rows arrive later). Everything is
+set-based: a handful of ``UPDATE ... SET col = (correlated subquery)`` statements over indexed
+lookups, never a Python loop over a table, so it costs the same whatever the org's size in
+memory, on SQLite and PostgreSQL alike.
+
+Rules, per entity (Gainsight rows: ``source = 'gainsight'``, not deleted; candidates:
+``source = 'salesforce'``, not deleted):
+
+* **accounts** — a company links by the Salesforce account id it carries (``sf_account_id``,
+  filled by the mapping from e.g. ``Company.SfdcAccountId``). A 15-character id is widened to
+  the 18-character id of the Salesforce account it names. An id that names no Salesforce
+  account, or no id at all, is *unmatched*.
+* **contacts** — a person links by the contact id it carries (``sf_contact_id``); when it carries
+  none, or one that names no Salesforce contact, by normalised e-mail (``lower(trim(email))``)
+  when exactly one Salesforce contact has it. Several Salesforce contacts with that e-mail are
+  *ambiguous*: nothing is guessed. A linked person without an account gets its contact's.
+* **nps_responses** — an answer links to a contact by the contact id it carries, else through
+  its person (``person_id`` → that person's ``sf_contact_id``), else by unique e-mail; its
+  ``account_id`` comes from the linked contact when it carries no valid one.
+
+Unmatched and ambiguous rows are kept as they are (a carried id that names nothing stays, so a
+Salesforce record synced later still links) and counted; nothing is deleted. Links are sticky:
+an e-mail link, once made, is an id link on later runs.
+
+The counts go into ``run.counts`` as ``matched.<entity>``, ``unmatched.<entity>`` and
+``ambiguous.<entity>``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import NamedFromClause
+
+from sync_service.store.models import accounts, contacts, nps_responses
+
+log = logging.getLogger(__name__)
+
+GAINSIGHT = "gainsight"
+SALESFORCE = "salesforce"
+
+
+@dataclass
+class LinkCounts:
+    """Matched, unmatched and ambiguous rows of one entity."""
+
+    matched: int = 0
+    unmatched: int = 0
+    ambiguous: int = 0
+
+
+@dataclass
+class IdentityResult:
+    """Link counts per entity (``accounts``, ``contacts``, ``nps_responses``)."""
+
+    entities: dict[str, LinkCounts] = field(default_factory=dict)
+
+    def as_counts(self) -> dict[str, int]:
+        """Flat counts for ``run.counts``: ``matched.accounts``, ``unmatched.contacts``, ..."""
+        out: dict[str, int] = {}
+        for name, c in self.entities.items():
+            out[f"matched.{name}"] = c.matched
+            out[f"unmatched.{name}"] = c.unmatched
+            out[f"ambiguous.{name}"] = c.ambiguous
+        return out
+
+
+def _live(table: sa.Table, source: str) -> ColumnElement[bool]:
+    return sa.and_(table.c.source == source, sa.not_(table.c.deleted))
+
+
+def _norm(col: sa.ColumnElement[str | None]) -> sa.ColumnElement[str]:
+    return sa.func.lower(sa.func.trim(col))
+
+
+def _valid(sf: sa.Table, ref: sa.ColumnElement[str | None]) -> ColumnElement[bool]:
+    """``ref`` names a live Salesforce row of ``sf`` (an indexed primary-key probe)."""
+    s = sf.alias("sf_valid")
+    return sa.exists().where(s.c.source == SALESFORCE, sa.not_(s.c.deleted), s.c.id == ref)
+
+
+def _widen_15(conn: Connection, target: sa.Table, col: str, sf: sa.Table) -> int:
+    """Replace 15-character Salesforce ids in ``target.col`` by the 18-character ids."""
+    column = target.c[col]
+    short = sa.and_(
+        _live(target, GAINSIGHT), sa.func.length(column) == 15, sa.not_(_valid(sf, column))
+    )
+    if not conn.execute(sa.select(sa.func.count()).select_from(target).where(short)).scalar_one():
+        return 0
+    s = sf.alias("sf_long")
+    match = sa.and_(
+        s.c.source == SALESFORCE,
+        sa.not_(s.c.deleted),
+        sa.func.length(s.c.id) == 18,
+        sa.func.substr(s.c.id, 1, 15) == column,
+    )
+    result = conn.execute(
+        target.update()
+        .where(short, sa.exists().where(match))
+        .values({col: sa.select(sa.func.min(s.c.id)).where(match).scalar_subquery()})
+    )
+    return int(result.rowcount or 0)
+
+
+def _email_table(conn: Connection) -> sa.Table:
+    """A temporary table of Salesforce contacts by normalised e-mail, with duplicate counts."""
+    tmp = sa.Table(
+        "tmp_identity_sf_email",
+        sa.MetaData(),
+        sa.Column("email", sa.String(255), primary_key=True),
+        sa.Column("contact_id", sa.String(64), nullable=False),
+        sa.Column("n", sa.Integer(), nullable=False),
+        prefixes=["TEMPORARY"],
+    )
+    tmp.drop(conn, checkfirst=True)
+    tmp.create(conn)
+    em = _norm(contacts.c.email)
+    grouped = (
+        sa.select(
+            em.label("email"),
+            sa.func.min(contacts.c.id).label("contact_id"),
+            sa.func.count().label("n"),
+        )
+        .where(_live(contacts, SALESFORCE), contacts.c.email.is_not(None), em != "")
+        .group_by(em)
+    )
+    conn.execute(tmp.insert().from_select(["email", "contact_id", "n"], grouped))
+    return tmp
+
+
+def _counts(
+    conn: Connection, table: sa.Table, linked: ColumnElement[bool], ambiguous: ColumnElement[bool]
+) -> LinkCounts:
+    live = _live(table, GAINSIGHT)
+    row = conn.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(sa.case((linked, 1), else_=0)), 0),
+            sa.func.coalesce(
+                sa.func.sum(sa.case((sa.and_(sa.not_(linked), ambiguous), 1), else_=0)), 0
+            ),
+        )
+        .select_from(table)
+        .where(live)
+    ).one()
+    total, matched, amb = int(row[0]), int(row[1]), int(row[2])
+    return LinkCounts(matched=matched, unmatched=total - matched - amb, ambiguous=amb)
+
+
+def link_accounts(conn: Connection) -> LinkCounts:
+    """Verify and widen the Salesforce account ids Gainsight companies carry."""
+    _widen_15(conn, accounts, "sf_account_id", accounts)
+    linked = _valid(accounts, accounts.c.sf_account_id)
+    return _counts(conn, accounts, linked, sa.false())
+
+
+def _email_probe(
+    tmp: sa.Table, email: sa.ColumnElement[str | None]
+) -> tuple[NamedFromClause, ColumnElement[bool]]:
+    t = tmp.alias("sf_email")
+    return t, t.c.email == _norm(email)
+
+
+def link_contacts(conn: Connection, tmp: sa.Table) -> LinkCounts:
+    """Link Gainsight people to Salesforce contacts by carried id, else by unique e-mail."""
+    _widen_15(conn, contacts, "sf_contact_id", contacts)
+    t, same_email = _email_probe(tmp, contacts.c.email)
+    unlinked = sa.and_(
+        _live(contacts, GAINSIGHT), sa.not_(_valid(contacts, contacts.c.sf_contact_id))
+    )
+    conn.execute(
+        contacts.update()
+        .where(unlinked, sa.exists().where(same_email, t.c.n == 1))
+        .values(
+            sf_contact_id=sa.select(t.c.contact_id).where(same_email, t.c.n == 1).scalar_subquery()
+        )
+    )
+    # A linked person without an account takes its Salesforce contact's account.
+    s = contacts.alias("sf_contact")
+    own = sa.and_(s.c.source == SALESFORCE, s.c.id == contacts.c.sf_contact_id)
+    conn.execute(
+        contacts.update()
+        .where(
+            _live(contacts, GAINSIGHT),
+            contacts.c.account_id.is_(None),
+            sa.exists().where(own, s.c.account_id.is_not(None)),
+        )
+        .values(account_id=sa.select(s.c.account_id).where(own).scalar_subquery())
+    )
+    t2, same_email2 = _email_probe(tmp, contacts.c.email)
+    ambiguous = sa.exists().where(same_email2, t2.c.n > 1)
+    return _counts(conn, contacts, _valid(contacts, contacts.c.sf_contact_id), ambiguous)
+
+
+def link_nps(conn: Connection, tmp: sa.Table) -> LinkCounts:
+    """Link NPS answers to contacts (carried id, person, e-mail) and to accounts."""
+    n = nps_responses
+    _widen_15(conn, n, "contact_id", contacts)
+    _widen_15(conn, n, "account_id", accounts)
+
+    def unlinked() -> ColumnElement[bool]:
+        return sa.and_(_live(n, GAINSIGHT), sa.not_(_valid(contacts, n.c.contact_id)))
+
+    # Through the person: a Gainsight person already linked to a live Salesforce contact.
+    p = contacts.alias("gs_person")
+    via_person = sa.and_(
+        p.c.source == GAINSIGHT,
+        p.c.id == n.c.person_id,
+        _valid(contacts, p.c.sf_contact_id),
+    )
+    conn.execute(
+        n.update()
+        .where(unlinked(), n.c.person_id.is_not(None), sa.exists().where(via_person))
+        .values(contact_id=sa.select(p.c.sf_contact_id).where(via_person).scalar_subquery())
+    )
+    t, same_email = _email_probe(tmp, n.c.email)
+    conn.execute(
+        n.update()
+        .where(unlinked(), sa.exists().where(same_email, t.c.n == 1))
+        .values(
+            contact_id=sa.select(t.c.contact_id).where(same_email, t.c.n == 1).scalar_subquery()
+        )
+    )
+    # The account: the carried one if it is a live Salesforce account, else the contact's.
+    s = contacts.alias("sf_contact")
+    own = sa.and_(s.c.source == SALESFORCE, s.c.id == n.c.contact_id)
+    conn.execute(
+        n.update()
+        .where(
+            _live(n, GAINSIGHT),
+            sa.not_(_valid(accounts, n.c.account_id)),
+            sa.exists().where(own, s.c.account_id.is_not(None)),
+        )
+        .values(account_id=sa.select(s.c.account_id).where(own).scalar_subquery())
+    )
+    t2, same_email2 = _email_probe(tmp, n.c.email)
+    ambiguous = sa.exists().where(same_email2, t2.c.n > 1)
+    return _counts(conn, n, _valid(contacts, n.c.contact_id), ambiguous)
+
+
+def link_identities(engine: Engine) -> IdentityResult:
+    """Link every Gainsight row to Salesforce in one transaction; return the counts."""
+    with engine.begin() as conn:
+        result = link_identities_in(conn)
+    for name, c in result.entities.items():
+        log.info(
+            "identity %s: %d matched, %d unmatched, %d ambiguous",
+            name,
+            c.matched,
+            c.unmatched,
+            c.ambiguous,
+        )
+    return result
+
+
+def link_identities_in(conn: Connection) -> IdentityResult:
+    """:func:`link_identities` inside the caller's transaction."""
+    result = IdentityResult()
+    result.entities["accounts"] = link_accounts(conn)
+    tmp = _email_table(conn)
+    try:
+        result.entities["contacts"] = link_contacts(conn, tmp)
+        result.entities["nps_responses"] = link_nps(conn, tmp)
+    finally:
+        tmp.drop(conn)
+    return result
