@@ -270,3 +270,8 @@ def link_identities_in(conn: Connection) -> IdentityResult:
     finally:
         tmp.drop(conn)
     return result
+
+
+def link_all(engine: Engine) -> dict[str, int]:
+    """:func:`link_identities` as flat ``run.counts`` entries (what the pipeline records)."""
+    return link_identities(engine).as_counts()

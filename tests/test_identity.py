@@ -6,7 +6,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from sync_service.identity import link_identities
+from sync_service.identity import link_all, link_identities
 from sync_service.store.models import accounts, contacts, nps_responses
 from sync_service.store.upsert import upsert
 
@@ -196,3 +196,8 @@ def test_empty_store_gives_zero_counts(engine: Engine) -> None:
     counts = link_identities(engine).as_counts()
     assert set(counts.values()) == {0}
     assert len(counts) == 9
+
+
+def test_link_all_gives_flat_run_counts(engine: Engine) -> None:
+    put(engine, accounts, [{"source": "gainsight", "id": "GC1", "sf_account_id": None}])
+    assert link_all(engine)["unmatched.accounts"] == 1
