@@ -1,0 +1,187 @@
+"""Getting an access token from the org's OAuth 2.0 token endpoint.
+
+Flows, all against ``{login_url}/services/oauth2/token`` (so My Domain and sandbox orgs work):
+
+* ``jwt`` — JWT bearer (recommended for unattended services): an RS256 assertion signed with the
+  connected app's private key; ``aud`` is the login host, ``exp`` a few minutes away.
+* ``client_credentials`` — the connected app's run-as user (needs My Domain).
+* ``password`` — OAuth username-password grant (legacy: Salesforce is retiring it; we warn).
+* ``token`` — a given access token and instance URL; it cannot be renewed.
+
+``auto`` picks the first flow the credentials allow, renewable flows first.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import jwt
+import requests
+
+from canonical.errors import AuthError, ConfigError
+from connectors.salesforce.config import SalesforceConfig
+from connectors.salesforce.errors import SYSTEM, from_response, redact
+
+log = logging.getLogger(__name__)
+
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+#: Lifetime of a JWT assertion: Salesforce wants it short (at most a few minutes).
+JWT_LIFETIME_SECONDS = 180
+
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "jwt": ("client_id", "username", "private_key_file"),
+    "client_credentials": ("client_id", "client_secret"),
+    "password": ("client_id", "client_secret", "username", "password"),
+    "token": ("access_token", "instance_url"),
+}
+
+#: What the token endpoint's ``error`` codes mean for an admin.
+_OAUTH_ACTIONS: dict[str, str] = {
+    "invalid_client_id": "check SALESFORCE_CLIENT_ID (the connected app's consumer key)",
+    "invalid_client": "check SALESFORCE_CLIENT_SECRET and that the connected app allows this flow",
+    "invalid_grant": (
+        "check the username, that the user is pre-authorised for the connected app "
+        "(profile or permission set), and the certificate or password"
+    ),
+    "unsupported_grant_type": "enable this OAuth flow on the connected app",
+    "invalid_app_access": "pre-authorise the integration user for the connected app",
+    "inactive_user": "the integration user is inactive: reactivate it",
+}
+
+
+@dataclass(frozen=True)
+class Token:
+    """An access token and the instance it is valid for."""
+
+    access_token: str = field(repr=False)
+    instance_url: str
+    flow: str
+
+
+def resolve_flow(config: SalesforceConfig) -> str:
+    """The flow to use: the configured one, or for ``auto`` the first the credentials allow."""
+    if config.auth_flow != "auto":
+        missing = [n for n in _NEEDS[config.auth_flow] if getattr(config, n) in (None, "")]
+        if missing:
+            names = ", ".join("SALESFORCE_" + n.upper() for n in missing)
+            msg = (
+                f"Salesforce auth_flow '{config.auth_flow}' needs {names}; "
+                "set them or choose another flow"
+            )
+            raise ConfigError(msg)
+        return config.auth_flow
+    for flow in ("jwt", "client_credentials", "password", "token"):
+        if all(getattr(config, n) not in (None, "") for n in _NEEDS[flow]):
+            return flow
+    msg = (
+        "no usable Salesforce credentials: set SALESFORCE_CLIENT_ID, SALESFORCE_USERNAME and "
+        "SALESFORCE_PRIVATE_KEY_FILE (JWT bearer), or SALESFORCE_CLIENT_ID and "
+        "SALESFORCE_CLIENT_SECRET (client credentials), or SALESFORCE_ACCESS_TOKEN and "
+        "SALESFORCE_INSTANCE_URL"
+    )
+    raise ConfigError(msg)
+
+
+def audience(login_url: str) -> str:
+    """The JWT ``aud``: the login host as scheme://host[:port], no path."""
+    parts = urlsplit(login_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class Authenticator:
+    """Fetches tokens with the configured flow over the connector's session."""
+
+    def __init__(self, config: SalesforceConfig, session: requests.Session) -> None:
+        self.config = config
+        self.session = session
+        self.flow = resolve_flow(config)
+        self._warned = False
+
+    @property
+    def renewable(self) -> bool:
+        """Whether a new token can be fetched (a given token cannot)."""
+        return self.flow != "token"
+
+    def fetch(self) -> Token:
+        """Get a token; raises AuthError (bad credentials) or RetriableError (endpoint down)."""
+        cfg = self.config
+        if self.flow == "token":
+            assert cfg.access_token is not None
+            assert cfg.instance_url is not None
+            return Token(cfg.access_token, cfg.instance_url.rstrip("/"), "token")
+        if self.flow == "jwt":
+            data = {"grant_type": JWT_GRANT, "assertion": self._assertion()}
+        elif self.flow == "client_credentials":
+            data = {
+                "grant_type": "client_credentials",
+                "client_id": cfg.client_id or "",
+                "client_secret": cfg.client_secret or "",
+            }
+        else:
+            if not self._warned:
+                log.warning(
+                    "Salesforce username-password login is being retired by Salesforce; "
+                    "switch to the JWT bearer or client credentials flow"
+                )
+                self._warned = True
+            data = {
+                "grant_type": "password",
+                "client_id": cfg.client_id or "",
+                "client_secret": cfg.client_secret or "",
+                "username": cfg.username or "",
+                "password": (cfg.password or "") + (cfg.security_token or ""),
+            }
+        return self._post(data)
+
+    def _assertion(self) -> str:
+        cfg = self.config
+        assert cfg.private_key_file is not None
+        path = Path(cfg.private_key_file)
+        try:
+            key = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            msg = f"cannot read SALESFORCE_PRIVATE_KEY_FILE '{path}': {exc.strerror}"
+            raise ConfigError(msg) from exc
+        now = int(time.time())
+        claims = {
+            "iss": cfg.client_id,
+            "sub": cfg.username,
+            "aud": audience(cfg.login_url),
+            "exp": now + JWT_LIFETIME_SECONDS,
+        }
+        try:
+            return jwt.encode(claims, key, algorithm="RS256")
+        except (ValueError, TypeError, jwt.PyJWTError) as exc:
+            msg = f"SALESFORCE_PRIVATE_KEY_FILE '{path}' is not a usable RSA private key (PEM)"
+            raise ConfigError(msg) from exc
+
+    def _post(self, data: dict[str, str]) -> Token:
+        response = self.session.post(
+            self.config.token_url, data=data, headers={"Accept": "application/json"}
+        )
+        if response.status_code >= 500 or response.status_code == 429:
+            raise from_response(response, what=f"{self.flow} login")
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code != 200 or not isinstance(body, dict):
+            error = str(body.get("error", "")) if isinstance(body, dict) else ""
+            description = str(body.get("error_description", "")) if isinstance(body, dict) else ""
+            action = _OAUTH_ACTIONS.get(error, "check the connected app and the credentials")
+            msg = (
+                f"Salesforce {self.flow} login failed ({error or response.status_code}: "
+                f"{redact(description)}): {action}"
+            )
+            raise AuthError(msg, system=SYSTEM, status=response.status_code, code=error or None)
+        token = body.get("access_token")
+        instance_url = body.get("instance_url")
+        if not token or not instance_url:
+            msg = f"Salesforce {self.flow} login answered without access_token or instance_url"
+            raise AuthError(msg, system=SYSTEM, status=response.status_code)
+        log.info("Salesforce login (%s flow) succeeded for instance %s", self.flow, instance_url)
+        return Token(str(token), str(instance_url).rstrip("/"), self.flow)

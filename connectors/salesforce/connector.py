@@ -1,0 +1,192 @@
+"""SalesforceConnector: auth, one session, the call wrapper, streams, writes and usage.
+
+Every API call of the connector goes through :meth:`SalesforceConnector.call`, which in order:
+checks the API budget, runs the call with simple-salesforce (built on the connector's session),
+translates any failure (:mod:`.errors`), renews the token once on 401 INVALID_SESSION_ID and
+repeats the call (simple-salesforce objects, the Bulk 2.0 handlers included, are rebuilt from
+the new token), and retries retriable failures under the one policy (:mod:`.retry`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import requests
+from simple_salesforce.api import Salesforce
+
+from canonical.errors import AuthError, ConnectorError
+from connectors.base import ApiUsage, Connector, RecordChange, StreamSpec, WriteResult
+from connectors.salesforce.auth import Authenticator, Token
+from connectors.salesforce.config import SalesforceConfig
+from connectors.salesforce.describe import DescribeCache, ObjectInfo
+from connectors.salesforce.errors import SYSTEM, is_invalid_session, translate
+from connectors.salesforce.limits import ApiBudget
+from connectors.salesforce.retry import call_with_retry
+from connectors.salesforce.session import build_session
+from connectors.salesforce.soql import object_name as valid_object
+from connectors.salesforce.streams import SalesforceStream
+from connectors.salesforce.writer import write_changes
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class SalesforceConnector(Connector):
+    """The Salesforce side of the service: read streams, write changes, report API usage.
+
+    Args:
+        config: the connector's settings.
+        session: the HTTP session to use (built by :func:`.session.build_session` when None).
+    """
+
+    system: ClassVar[str] = SYSTEM
+
+    def __init__(self, config: SalesforceConfig, session: requests.Session | None = None) -> None:
+        self.config = config
+        self.session = session if session is not None else build_session(config)
+        self.budget = ApiBudget(config.budget_share, config.run_budget_share)
+        self._last_headers: Mapping[str, str] = {}
+        self.session.hooks.setdefault("response", []).append(self._observe)
+        self.auth = Authenticator(config, self.session)
+        self._sf: Salesforce | None = None
+        self.token_renewals = 0
+        self.describes = DescribeCache(self._describe)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """Session hook: every response counts as a call and may report the org's usage."""
+        self.budget.observe(response.headers.get("Sforce-Limit-Info"))
+        self._last_headers = response.headers
+
+    def _fetch_token(self) -> Token:
+        try:
+            return self.auth.fetch()
+        except ConnectorError:
+            raise
+        except requests.RequestException as exc:
+            raise translate(exc, what=f"{self.auth.flow} login") from exc
+
+    def _login(self) -> Salesforce:
+        token = call_with_retry(self._fetch_token, self.config.max_attempts)
+        self._sf = Salesforce(
+            instance_url=token.instance_url,
+            session_id=token.access_token,
+            session=self.session,
+            version=self.config.api_version,
+        )
+        return self._sf
+
+    def client(self) -> Salesforce:
+        """The simple-salesforce client, logging in on first use."""
+        return self._sf if self._sf is not None else self._login()
+
+    def _renew(self, what: str) -> None:
+        if not self.auth.renewable:
+            msg = (
+                f"Salesforce rejected the given access token ({what}): set a fresh "
+                "SALESFORCE_ACCESS_TOKEN, or configure JWT bearer or client credentials so the "
+                "service can renew it"
+            )
+            raise AuthError(msg, system=SYSTEM, status=401, code="INVALID_SESSION_ID")
+        log.info("Salesforce session expired (%s); renewing the token once", what)
+        self._sf = None
+        self._login()
+        self.token_renewals += 1
+
+    def call(self, fn: Callable[[Salesforce], T], *, what: str) -> T:
+        """Run one API call with budget check, token renewal, translation and retries.
+
+        Args:
+            fn: does the call with the current client; it must build any Bulk 2.0 handler from
+                that client (so a renewed token reaches it).
+            what: names the call in messages (``query Contact``).
+
+        Raises:
+            BudgetExhaustedError: the budget share is spent (before the call is made).
+            RetriableError: still failing after ``max_attempts``.
+            AuthError, FatalApiError: not worth retrying.
+        """
+
+        def once() -> T:
+            try:
+                return fn(self.client())
+            except ConnectorError:
+                raise
+            except Exception as exc:
+                raise translate(exc, what=what, headers=self._last_headers) from exc
+
+        def attempt() -> T:
+            self.budget.check()
+            try:
+                return once()
+            except ConnectorError as err:
+                if not is_invalid_session(err):
+                    raise
+            self._renew(what)
+            try:
+                return once()
+            except ConnectorError as err:
+                if is_invalid_session(err):
+                    msg = (
+                        f"Salesforce rejected a freshly renewed token ({what}): check the "
+                        "connected app's IP restrictions and session policies"
+                    )
+                    raise AuthError(msg, system=SYSTEM, status=401, code=err.code) from err
+                raise
+
+        return call_with_retry(attempt, self.config.max_attempts)
+
+    def _describe(self, object_name: str) -> Mapping[str, Any]:
+        result = self.call(
+            lambda sf: sf.restful(f"sobjects/{object_name}/describe/"),
+            what=f"describe {object_name}",
+        )
+        return result if isinstance(result, Mapping) else {}
+
+    # -- Connector ----------------------------------------------------------------------------
+
+    def describe(self, object_name: str) -> ObjectInfo:
+        """Field metadata of an object (cached for this connector's life: one run)."""
+        return self.describes.get(valid_object(object_name))
+
+    def check_fields(self, spec: StreamSpec) -> ObjectInfo:
+        """Raise MappingError naming the object and every missing or unreadable field."""
+        return self.describes.check_fields(spec)
+
+    def stream(self, spec: StreamSpec) -> SalesforceStream:
+        """The stream reading ``spec`` (fields are checked against describe on first read)."""
+        return SalesforceStream(self, spec)
+
+    def write(
+        self,
+        object_name: str,
+        changes: Sequence[RecordChange],
+        *,
+        parents: Mapping[str, str] | None = None,
+    ) -> list[WriteResult]:
+        """Write field changes; one result per change (see :mod:`.writer`)."""
+        return write_changes(self, object_name, changes, parents=parents)
+
+    def usage(self) -> ApiUsage:
+        """Calls made by this connector and the org's usage as Salesforce last reported it."""
+        latest = self.budget.latest
+        extra: dict[str, Any] = {"token_renewals": self.token_renewals}
+        if latest is not None and latest.bursts_limit is not None:
+            extra["api_bursts"] = {"used": latest.bursts_used, "limit": latest.bursts_limit}
+        if latest is not None and latest.per_app_limit is not None:
+            extra["per_app"] = {
+                "used": latest.per_app_used,
+                "limit": latest.per_app_limit,
+                "app": latest.app_name,
+            }
+        return ApiUsage(
+            calls=self.budget.calls, used=self.budget.used, limit=self.budget.limit, extra=extra
+        )
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self.session.close()

@@ -1,0 +1,288 @@
+"""Writing field changes: sObject Collections for small writes, Bulk API 2.0 ingest for big ones.
+
+* Up to ``bulk_write_threshold`` changes: ``PATCH composite/sobjects`` with at most 200 records a
+  request and ``allOrNone=false``. Salesforce answers 200 with one ``{id, success, errors}`` per
+  record, in request order: a 200 is not a success for every record.
+* Above it: one Bulk API 2.0 ``update`` ingest job (CSV; ``#N/A`` clears a field), then its
+  ``successfulResults`` / ``failedResults`` / ``unprocessedrecords``.
+
+Results are data, never exceptions: one :class:`WriteResult` per change, with the Salesforce
+code and an admin-readable message; ``UNABLE_TO_LOCK_ROW`` and request-level transient failures
+are ``retryable``. Changes are sent grouped by parent account when the caller knows it, so the
+records sharing a parent lock go together instead of contending across requests.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from simple_salesforce.api import Salesforce
+from simple_salesforce.bulk2 import Operation
+
+from canonical.errors import ConnectorError, FatalApiError, MappingError, RetriableError
+from connectors.base import RecordChange, WriteResult
+from connectors.salesforce import retry, soql
+from connectors.salesforce.errors import SYSTEM, record_error, redact
+
+if TYPE_CHECKING:
+    from connectors.salesforce.connector import SalesforceConnector
+
+log = logging.getLogger(__name__)
+
+#: sObject Collections accept at most 200 records a request.
+COLLECTION_SIZE = 200
+#: Records per Bulk API 2.0 ingest job (well under its 150 MB upload limit).
+BULK_JOB_SIZE = 10_000
+#: Bulk ingest CSV value that clears a field.
+BULK_NULL = "#N/A"
+
+
+def _order(
+    changes: Sequence[RecordChange], parents: Mapping[str, str] | None
+) -> list[RecordChange]:
+    """Changes grouped by parent (stable); unknown parents keep their order at the end."""
+    if not parents:
+        return list(changes)
+    return sorted(
+        changes, key=lambda c: (parents.get(c.record_id) is None, parents.get(c.record_id) or "")
+    )
+
+
+def _chunks(items: Sequence[RecordChange], size: int) -> Iterator[Sequence[RecordChange]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return soql.utc(value).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _failure(change: RecordChange, err: ConnectorError) -> WriteResult:
+    """A request-level failure as a per-record result (retryable unless the CRM refused it)."""
+    return WriteResult(
+        change.record_id,
+        success=False,
+        code=err.code or type(err).__name__,
+        message=err.message,
+        retryable=not isinstance(err, FatalApiError),
+    )
+
+
+def write_changes(
+    connector: SalesforceConnector,
+    object_name: str,
+    changes: Sequence[RecordChange],
+    *,
+    parents: Mapping[str, str] | None = None,
+) -> list[WriteResult]:
+    """Write ``changes`` to ``object_name``; one result per change, in the order given."""
+    if not changes:
+        return []
+    soql.object_name(object_name)
+    for change in changes:
+        for name in change.fields:
+            if "." in soql.field_name(name):
+                msg = f"cannot write relationship path '{name}' on {object_name}"
+                raise MappingError(msg)
+    ordered = _order(changes, parents)
+    if len(ordered) > connector.config.bulk_write_threshold:
+        by_id = _write_bulk(connector, object_name, ordered)
+    else:
+        by_id = _write_collections(connector, object_name, ordered)
+    return [by_id[c.record_id] for c in changes]
+
+
+def _write_collections(
+    connector: SalesforceConnector, object_name: str, changes: Sequence[RecordChange]
+) -> dict[str, WriteResult]:
+    results: dict[str, WriteResult] = {}
+    for chunk in _chunks(changes, COLLECTION_SIZE):
+        body = {
+            "allOrNone": False,
+            "records": [
+                {
+                    "attributes": {"type": object_name},
+                    "id": c.record_id,
+                    **{k: _json_value(v) for k, v in c.fields.items()},
+                }
+                for c in chunk
+            ],
+        }
+        try:
+
+            def patch(sf: Salesforce, body: dict[str, Any] = body) -> Any:
+                return sf.restful("composite/sobjects", method="PATCH", json=body)
+
+            answer = connector.call(
+                patch,
+                what=f"update {len(chunk)} {object_name}",
+            )
+        except ConnectorError as err:
+            for c in chunk:
+                results[c.record_id] = _failure(c, err)
+            continue
+        answers = answer if isinstance(answer, list) else []
+        for index, change in enumerate(chunk):
+            item = answers[index] if index < len(answers) else None
+            results[change.record_id] = _collection_result(change, item)
+    return results
+
+
+def _collection_result(change: RecordChange, item: Any) -> WriteResult:
+    if not isinstance(item, Mapping):
+        return WriteResult(
+            change.record_id,
+            success=False,
+            code="NO_RESULT",
+            message="Salesforce returned no result for this record: retried later",
+            retryable=True,
+        )
+    if item.get("success") is True:
+        return WriteResult(change.record_id, success=True)
+    errors = item.get("errors") or [{}]
+    first = errors[0] if isinstance(errors[0], Mapping) else {}
+    code = str(first.get("statusCode") or first.get("errorCode") or "UNKNOWN")
+    message, retryable = record_error(code, str(first.get("message") or ""))
+    fields = first.get("fields") or []
+    if fields:
+        message = f"{', '.join(map(str, fields))}: {message}"
+    return WriteResult(
+        change.record_id, success=False, code=code, message=message, retryable=retryable
+    )
+
+
+# -- Bulk API 2.0 ingest -------------------------------------------------------------------
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return BULK_NULL
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(_json_value(value))
+
+
+def _ingest_csv(changes: Sequence[RecordChange]) -> str:
+    columns = list(dict.fromkeys(name for c in changes for name in c.fields))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["Id", *columns])
+    for change in changes:
+        # A column this record does not change stays empty: Bulk API ignores empty cells.
+        writer.writerow(
+            [change.record_id]
+            + [_csv_value(change.fields[c]) if c in change.fields else "" for c in columns]
+        )
+    return buffer.getvalue()
+
+
+def _write_bulk(
+    connector: SalesforceConnector, object_name: str, changes: Sequence[RecordChange]
+) -> dict[str, WriteResult]:
+    results: dict[str, WriteResult] = {}
+    for chunk in _chunks(changes, BULK_JOB_SIZE):
+        try:
+            results.update(_bulk_job(connector, object_name, chunk))
+        except ConnectorError as err:
+            for c in chunk:
+                results.setdefault(c.record_id, _failure(c, err))
+    return results
+
+
+def _client(sf: Salesforce, object_name: str) -> Any:
+    # Built from the client of this call, so a renewed token reaches the bulk handler.
+    return getattr(sf.bulk2, object_name)._client
+
+
+def _bulk_job(
+    connector: SalesforceConnector, object_name: str, changes: Sequence[RecordChange]
+) -> dict[str, WriteResult]:
+    data = _ingest_csv(changes)
+    job = connector.call(
+        lambda sf: _client(sf, object_name).create_job(Operation.update),
+        what=f"bulk update {object_name}",
+    )
+    job_id = str(job["id"])
+    connector.call(
+        lambda sf: _client(sf, object_name).upload_job_data(job_id, data),
+        what=f"bulk upload {object_name}",
+    )
+    connector.call(
+        lambda sf: _client(sf, object_name).close_job(job_id), what=f"bulk close {object_name}"
+    )
+    _wait(connector, object_name, job_id)
+
+    def results_of(kind: str) -> list[dict[str, str]]:
+        text = connector.call(
+            lambda sf: _client(sf, object_name).get_ingest_results(job_id, kind),
+            what=f"bulk {kind} {object_name}",
+        )
+        return list(csv.DictReader(io.StringIO(text or "")))
+
+    results: dict[str, WriteResult] = {}
+    for row in results_of("successfulResults"):
+        rid = row.get("sf__Id") or row.get("Id") or ""
+        results[rid] = WriteResult(rid, success=True)
+    for row in results_of("failedResults"):
+        rid = row.get("Id") or row.get("sf__Id") or ""
+        code, _, text = (row.get("sf__Error") or "UNKNOWN:").partition(":")
+        message, retryable = record_error(code, text.rstrip(":-"))
+        results[rid] = WriteResult(
+            rid, success=False, code=code, message=message, retryable=retryable
+        )
+    for row in results_of("unprocessedrecords"):
+        rid = row.get("Id") or ""
+        results[rid] = WriteResult(
+            rid,
+            success=False,
+            code="UNPROCESSED",
+            message="the bulk job stopped before this record: retried later",
+            retryable=True,
+        )
+    for change in changes:
+        results.setdefault(
+            change.record_id,
+            WriteResult(
+                change.record_id,
+                success=False,
+                code="NO_RESULT",
+                message="Salesforce reported no result for this record: retried later",
+                retryable=True,
+            ),
+        )
+    return results
+
+
+def _wait(connector: SalesforceConnector, object_name: str, job_id: str) -> None:
+    cfg = connector.config
+    deadline = time.monotonic() + cfg.bulk_job_timeout_seconds
+    interval = cfg.bulk_poll_seconds
+    while True:
+        job = connector.call(
+            lambda sf: _client(sf, object_name).get_job(job_id, False),
+            what=f"bulk job status {object_name}",
+        )
+        state = job.get("state")
+        if state == "JobComplete":
+            return
+        if state in ("Failed", "Aborted"):
+            reason = redact(str(job.get("errorMessage") or state))
+            msg = f"Salesforce bulk update job on {object_name} ended {state}: {reason}"
+            raise FatalApiError(msg, system=SYSTEM, code=f"BULK_{str(state).upper()}")
+        if time.monotonic() > deadline:
+            msg = f"Salesforce bulk update job on {object_name} still {state}: retried later"
+            raise RetriableError(msg, system=SYSTEM)
+        retry.sleep(interval)
+        interval = min(interval * 2, cfg.bulk_poll_max)
