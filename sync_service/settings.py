@@ -155,6 +155,11 @@ class WritebackSettings(BaseModel):
     max_status_change_share: float = Field(0.2, gt=0, le=1)
     min_records_for_guard: int = Field(50, ge=0)
     max_attempts: int = Field(5, ge=1)
+    #: Outbox rows per Connector.write call; the connector turns a big batch into a bulk job.
+    batch_size: int = Field(10_000, ge=1, le=100_000)
+    #: First wait before retrying records the CRM could not lock; doubles per attempt.
+    retry_base_seconds: float = Field(0.5, ge=0, le=60)
+    retry_max_seconds: float = Field(30.0, ge=0, le=600)
 
 
 class JobSettings(BaseModel):

@@ -161,6 +161,16 @@ writeback_outbox = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("run_id", sa.Integer()),
     sa.Index("ix_writeback_outbox_record", "target", "object_name", "record_id"),
+    # At most one open (pending or failed) row per record: repeats replace it (migration 0002).
+    sa.Index(
+        "uq_writeback_outbox_open",
+        "target",
+        "object_name",
+        "record_id",
+        unique=True,
+        sqlite_where=sa.text("state <> 'done'"),
+        postgresql_where=sa.text("state <> 'done'"),
+    ),
 )
 
 #: The value of each owned CRM field as last confirmed written (the diff's baseline).

@@ -1,0 +1,176 @@
+"""Applying the outbox: pending rows to the CRM, and the CRM's verdicts back into the store.
+
+Pending rows are read in batches and handed to ``Connector.write`` (which picks sObject
+Collections or a Bulk API 2.0 job by size). Every write call is followed by one transaction
+that records its verdicts:
+
+* confirmed → ``writeback_state`` updated, ``writeback_log`` appended, row done;
+* retryable (``UNABLE_TO_LOCK_ROW``, or no verdict at all) → attempts+1, still pending;
+  retried after a jittered, doubling wait up to ``max_attempts`` times in this run, then left
+  for the next run;
+* permanent → row failed with the CRM's code and message.
+
+A crash at any point loses nothing: what the CRM confirmed is committed per call, the rest is
+still pending and the next run sends it again (the same values, so a repeat is harmless).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+
+from canonical.errors import RetriableError
+from connectors.base import Connector, RecordChange, WriteResult
+from sync_service.writeback.audit import record_confirmed
+from sync_service.writeback.outbox import (
+    FAILED,
+    PENDING,
+    OpenRow,
+    mark_attempted,
+    mark_done,
+    pending_batches,
+)
+from sync_service.writeback.report import SAMPLE_LIMIT, Failure, WritebackReport
+from sync_service.writeback.targets import WritebackTargetLike
+
+logger = logging.getLogger(__name__)
+
+
+def backoff_seconds(attempt: int, base: float, cap: float) -> float:
+    """Wait before retry ``attempt`` (1-based): doubling from ``base``, capped, with jitter."""
+    delay: float = min(cap, base * 2 ** (attempt - 1))
+    # Jitter spreads the retries of records that collided on the same parent lock.
+    return delay * random.uniform(0.5, 1.0)
+
+
+def _verdicts(
+    rows: Sequence[OpenRow], results: Sequence[WriteResult]
+) -> list[tuple[OpenRow, WriteResult]]:
+    by_id = {r.record_id: r for r in results if r.record_id}
+    out: list[tuple[OpenRow, WriteResult]] = []
+    for i, row in enumerate(rows):
+        result = by_id.get(row.record_id)
+        if result is None and len(results) == len(rows) and not results[i].record_id:
+            # A connector that answers in order but without ids (a collections failure has none).
+            result = results[i]
+        if result is None:
+            result = WriteResult(
+                row.record_id,
+                success=False,
+                code="NO_RESULT",
+                message="the CRM returned no verdict for this record; it will be sent again",
+                retryable=True,
+            )
+        out.append((row, result))
+    return out
+
+
+def apply_pending(
+    engine: Engine,
+    connector: Connector,
+    target: WritebackTargetLike,
+    *,
+    report: WritebackReport,
+    batch_size: int,
+    max_attempts: int,
+    retry_base_seconds: float,
+    retry_max_seconds: float,
+    run_id: int | None,
+    now: Callable[[], datetime],
+    sleep: Callable[[float], None],
+) -> None:
+    """Send the target's pending rows to ``connector`` and record every verdict.
+
+    Sets ``report.stopped`` (and returns) when the CRM is unreachable for a whole batch; the
+    rows stay pending. Other connector errors (auth, budget, a rejected request) propagate.
+    """
+    allowed = set(target.fields.values())
+    for batch in pending_batches(engine, target.target, target.object_name, batch_size):
+        todo = batch
+        attempt = 0
+        while todo:
+            attempt += 1
+            # Only mapped fields are ever written, whatever an older row holds.
+            changes = [
+                RecordChange(r.record_id, {f: v for f, v in r.fields.items() if f in allowed})
+                for r in todo
+            ]
+            try:
+                results = connector.write(target.object_name, changes)
+            except RetriableError as exc:
+                with engine.begin() as conn:
+                    mark_attempted(conn, [(r, str(exc)) for r in todo], state=PENDING, now=now())
+                report.stopped = (
+                    f"{target.target} unreachable while writing {target.object_name} ({exc}); "
+                    f"{len(todo):,} records stay pending for the next run"
+                )
+                logger.warning("writeback stopped: %s", report.stopped)
+                return
+            retry = _record(engine, target, todo, results, report, run_id, now())
+            if retry and attempt < max_attempts:
+                report.counts["retried"] += len(retry)
+                sleep(backoff_seconds(attempt, retry_base_seconds, retry_max_seconds))
+                # The rows carry their attempt count as stored by _record.
+                todo = [
+                    OpenRow(
+                        r.id,
+                        r.record_id,
+                        r.state,
+                        r.fields,
+                        r.old_values,
+                        r.attempts + 1,
+                        r.policy_version,
+                    )
+                    for r in retry
+                ]
+            else:
+                todo = []
+
+
+def _record(
+    engine: Engine,
+    target: WritebackTargetLike,
+    rows: Sequence[OpenRow],
+    results: Sequence[WriteResult],
+    report: WritebackReport,
+    run_id: int | None,
+    now: datetime,
+) -> list[OpenRow]:
+    """Commit one call's verdicts in one transaction; return the rows worth retrying."""
+    confirmed: list[OpenRow] = []
+    refused: list[tuple[OpenRow, str]] = []
+    retry: list[tuple[OpenRow, str]] = []
+    for row, result in _verdicts(rows, results):
+        if result.success:
+            confirmed.append(row)
+            continue
+        text = f"{result.code or 'ERROR'}: {result.message or 'no message'}"
+        if result.retryable:
+            retry.append((row, text))
+        else:
+            refused.append((row, text))
+    with engine.begin() as conn:
+        n_fields = record_confirmed(
+            conn, target.target, target.object_name, confirmed, now=now, run_id=run_id
+        )
+        mark_done(conn, confirmed, now)
+        mark_attempted(conn, refused, state=FAILED, now=now)
+        mark_attempted(conn, retry, state=PENDING, now=now)
+    report.counts["success"] += len(confirmed)
+    report.counts["fields_written"] += n_fields
+    for row, text in refused:
+        code, _, message = text.partition(": ")
+        report.add_failure(Failure(target.target, target.object_name, row.record_id, code, message))
+        if report.counts["failed"] <= SAMPLE_LIMIT:  # the run record carries the full count
+            logger.warning(
+                "writeback refused: %s %s %s: %s",
+                target.target,
+                target.object_name,
+                row.record_id,
+                text,
+            )
+    return [row for row, _ in retry]
