@@ -87,7 +87,7 @@ def _half_up(x: float) -> float:
     return float(math.copysign(math.floor(abs(x) + 0.5), x))
 
 
-def desired_values(evaluation: Mapping[str, Any]) -> dict[str, Any]:
+def desired_values(evaluation: Mapping[Any, Any]) -> dict[str, Any]:
     """Result name -> normalised value for one ``evaluations`` row (reason cut to 255)."""
     return {name: normalise(name, evaluation.get(name)) for name in RESULT_NAMES}
 
