@@ -12,7 +12,13 @@ from sqlalchemy.engine import Engine
 from canonical.errors import RetriableError, WritebackError
 from connectors.base import RecordChange, WriteResult
 from sync_service.runs import run_record
-from sync_service.store.models import accounts, runs, writeback_log, writeback_outbox, writeback_state
+from sync_service.store.models import (
+    accounts,
+    runs,
+    writeback_log,
+    writeback_outbox,
+    writeback_state,
+)
 from sync_service.writeback import history, run_writeback
 from sync_service.writeback.targets import WritebackTargetLike
 from tests.writeback.fakes import (
@@ -74,10 +80,22 @@ def test_first_run_compares_with_the_crm_and_writes_only_changed_fields(engine: 
     a, b, c = ids(3)
     crm_now = {
         a: blank(),  # never written: every non-empty result is a change
-        b: {STATUS: "Eligible", FIELDS["eligible"]: True, FIELDS["score"]: 50,
-            REASON: "opted in, promoter", NEXT: None, OVERRIDE: False},  # already right
-        c: {STATUS: "Eligible", FIELDS["eligible"]: True, FIELDS["score"]: 50.0,
-            REASON: "old reason", NEXT: None, OVERRIDE: False},  # one field differs
+        b: {
+            STATUS: "Eligible",
+            FIELDS["eligible"]: True,
+            FIELDS["score"]: 50,
+            REASON: "opted in, promoter",
+            NEXT: None,
+            OVERRIDE: False,
+        },  # already right
+        c: {
+            STATUS: "Eligible",
+            FIELDS["eligible"]: True,
+            FIELDS["score"]: 50.0,
+            REASON: "old reason",
+            NEXT: None,
+            OVERRIDE: False,
+        },  # one field differs
     }
     sync_records(engine, crm_now)
     seed_evaluations(engine, {a: evaluation(), b: evaluation(), c: evaluation()})
@@ -87,8 +105,12 @@ def test_first_run_compares_with_the_crm_and_writes_only_changed_fields(engine: 
     sent = {ch.record_id: ch.fields for _, chs in crm.write_calls for ch in chs}
     assert set(sent) == {a, c}
     assert sent[c] == {REASON: "opted in, promoter"}
-    assert sent[a] == {STATUS: "Eligible", FIELDS["eligible"]: True, FIELDS["score"]: 50.0,
-                       REASON: "opted in, promoter"}  # next_available None == CRM None: not sent
+    assert sent[a] == {
+        STATUS: "Eligible",
+        FIELDS["eligible"]: True,
+        FIELDS["score"]: 50.0,
+        REASON: "opted in, promoter",
+    }  # next_available None == CRM None: not sent
     assert report.counts["success"] == 2
     assert report.counts["unchanged"] == 1
     assert report.field_counts["salesforce.Contact.Advocate_Reason__c"] == 2
@@ -258,7 +280,8 @@ def test_lock_errors_are_retried_with_backoff_until_written(engine: Engine):
     assert report.counts["retried"] == 3  # two records, then one
     assert [len(chs) for _, chs in crm.write_calls] == [5, 2, 1]
     assert len(waits) == 2
-    assert 0.5 <= waits[0] <= 1.0 and 1.0 <= waits[1] <= 2.0  # doubling, jittered
+    assert 0.5 <= waits[0] <= 1.0
+    assert 1.0 <= waits[1] <= 2.0
     assert report.counts["pending"] == 0
     assert len(log_rows(engine)) == 5 * 4
 
@@ -345,8 +368,13 @@ def test_a_repeated_diff_keeps_one_pending_row_with_the_newest_values(engine: En
 
 def test_a_pending_change_that_is_no_longer_needed_is_dropped(engine: Engine):
     (rid,) = ids(1)
-    sync_records(engine, {rid: blank() | {STATUS: "Eligible", FIELDS["eligible"]: True,
-                                          FIELDS["score"]: 50.0, REASON: "r"}})
+    sync_records(
+        engine,
+        {
+            rid: blank()
+            | {STATUS: "Eligible", FIELDS["eligible"]: True, FIELDS["score"]: 50.0, REASON: "r"}
+        },
+    )
     seed_evaluations(engine, {rid: evaluation(reason="new")})
     crm = FakeCRM(locks={rid: 99})
     write(engine, crm, cfg=settings(max_attempts=1))
@@ -392,7 +420,11 @@ def test_a_person_s_edit_is_a_conflict_and_is_not_overwritten(engine: Engine):
     assert report.counts["conflicts"] == 1
     c = report.conflicts[0]
     assert (c.field, c.written, c.current, c.desired, c.overwritten) == (
-        REASON, "ours", "a rep's note", "ours, updated", False,
+        REASON,
+        "ours",
+        "a rep's note",
+        "ours, updated",
+        False,
     )
     assert run.counts["writeback.conflicts"] == 1
 
@@ -407,7 +439,8 @@ def test_an_owned_field_edited_by_a_person_is_overwritten_and_reported(engine: E
     sync_from(engine, crm)
     report = write(engine, crm)
     assert crm.data["Contact"][rid][STATUS] == "Fatigued"
-    assert report.counts["conflicts"] == 1 and report.counts["overwritten"] == 1
+    assert report.counts["conflicts"] == 1
+    assert report.counts["overwritten"] == 1
     last = [r for r in log_rows(engine) if r["field"] == STATUS][-1]
     assert (last["old_value"], last["new_value"]) == ("Eligible", "Fatigued")
 
@@ -437,7 +470,8 @@ def test_a_person_setting_the_desired_value_costs_no_call(engine: Engine):
     seed_evaluations(engine, {rid: evaluation(reason="two")})
     report = write(engine, crm, [contact_target(owned=False)])
     assert len(crm.write_calls) == 1
-    assert report.counts["conflicts"] == 0 and report.counts["adopted"] == 1
+    assert report.counts["conflicts"] == 0
+    assert report.counts["adopted"] == 1
     assert written(engine)[(rid, REASON)] == "two"
 
 
@@ -449,7 +483,10 @@ def _statuses(engine: Engine, crm: FakeCRM, n: int, changed: int) -> list[str]:
     sync_from(engine, crm)
     seed_evaluations(
         engine,
-        {r: evaluation("Suspended", False) if i < changed else evaluation() for i, r in enumerate(rid)},
+        {
+            r: evaluation("Suspended", False) if i < changed else evaluation()
+            for i, r in enumerate(rid)
+        },
     )
     return rid
 
@@ -460,7 +497,9 @@ def test_a_run_changing_too_many_statuses_is_held_until_confirmed(engine: Engine
     calls = len(crm.write_calls)
     with run_record(engine, "writeback") as run:
         report = write(engine, crm, run=run)
-    assert report.held is not None and "30 of 100" in report.held and "--confirm" in report.held
+    assert report.held is not None
+    assert "30 of 100" in report.held
+    assert "--confirm" in report.held
     assert len(crm.write_calls) == calls
     assert outbox_rows(engine) == [] or {r["state"] for r in outbox_rows(engine)} == {"done"}
     with engine.connect() as conn:
@@ -539,17 +578,28 @@ def test_gainsight_companies_are_a_second_target_through_the_same_path(engine: E
     seed_evaluations(engine, {f: evaluation() for f in sf_ids}, entity_type="account")
     sf_target = contact_target()
     sf_target = type(sf_target)(
-        target="salesforce", entity="account", object_name="Account", fields=dict(FIELDS),
-        owned=True, override_field=None,
+        target="salesforce",
+        entity="account",
+        object_name="Account",
+        fields=dict(FIELDS),
+        owned=True,
+        override_field=None,
     )
     gs_target = type(sf_target)(
-        target="gainsight", entity="account", object_name="Company",
-        fields={"status": "Advocate_Status"}, owned=True, override_field=None,
+        target="gainsight",
+        entity="account",
+        object_name="Company",
+        fields={"status": "Advocate_Status"},
+        owned=True,
+        override_field=None,
     )
     sf, gs = FakeCRM(), FakeCRM()
     gs.system = "gainsight"  # type: ignore[misc]
     report = run_writeback(
-        engine, [sf_target, gs_target], {"salesforce": sf, "gainsight": gs}, settings(),
+        engine,
+        [sf_target, gs_target],
+        {"salesforce": sf, "gainsight": gs},
+        settings(),
         sleep=lambda _s: None,
     )
     assert gs.data == {"Company": {"GS1": {"Advocate_Status": "Eligible"}}}
@@ -571,8 +621,11 @@ def test_history_shows_every_value_written_newest_first(engine: Engine):
     write(engine, crm)
     seed_evaluations(engine, {rid: evaluation(reason="two", policy_version="v2")})
     write(engine, crm)
-    reasons = [(h["old_value"], h["new_value"], h["policy_version"])
-               for h in history(engine, rid) if h["field"] == REASON]
+    reasons = [
+        (h["old_value"], h["new_value"], h["policy_version"])
+        for h in history(engine, rid)
+        if h["field"] == REASON
+    ]
     assert reasons == [("one", "two", "v2"), (None, "one", "v1")]
 
 
@@ -587,7 +640,8 @@ def test_write_results_without_ids_are_matched_in_order(engine: Engine):
             return [WriteResult("", True), WriteResult("", False, "X", "no", retryable=False)]
 
     report = write(engine, Anonymous())
-    assert report.counts["success"] == 1 and report.counts["failed"] == 1
+    assert report.counts["success"] == 1
+    assert report.counts["failed"] == 1
     assert report.failures[0].record_id == rid[1]
 
 
