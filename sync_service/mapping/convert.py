@@ -112,7 +112,10 @@ def to_boolean(value: Any) -> bool:
 
 def _aware(value: datetime) -> datetime:
     # Naive timestamps from a CRM are UTC by convention (Salesforce and Gainsight both say so).
-    if value.tzinfo is None:
+    tz = value.tzinfo
+    if tz is UTC:
+        return value
+    if tz is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
 

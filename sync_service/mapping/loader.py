@@ -405,6 +405,8 @@ class _FileLoader:
             default=default,
             is_extra=is_extra,
             line=self.doc.where(loc),
+            has_map=table is not None,
+            transform=tuple(spec.transform),
         )
 
     def _filter(self, loc: list[str | int], spec: FilterSpec) -> FieldFilter | None:
@@ -588,6 +590,8 @@ def load_mappings(mappings_dir: Path) -> Mappings:
     if not problems:
         problems.extend(_cross_file_problems(list(sources.values())))
     if problems:
+        # One line each, whatever odd key text the file held.
+        problems = [p.replace("\r", "\\r").replace("\n", "\\n") for p in problems]
         raise MappingError(problems[0], problems=problems)
     return Mappings(
         path=mappings_dir,

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from canonical.errors import RecordError
 from canonical.model import CANONICAL_FIELDS, Entity, FieldType
 from connectors.base import DELETED_KEY, MERGED_INTO_KEY, FieldFilter, StreamSpec
+from sync_service.mapping.compiled import INVALID_KEY, compile_to_row
 from sync_service.mapping.convert import Converter, UnmappedValueError, to_datetime
 
 System = Literal["salesforce", "gainsight"]
@@ -77,6 +78,8 @@ class FieldMapping:
         is_extra: stored in ``row["extra"]`` rather than a column.
         convert: the precompiled converter (value map, transform, type).
         line: where it is declared (``file:line:col``), for messages.
+        has_map: a value map applies.
+        transform: ``strip``/``lower``/``upper``, in order, applied to text first.
     """
 
     crm_field: str
@@ -87,6 +90,18 @@ class FieldMapping:
     default: Any = None
     is_extra: bool = False
     line: str = ""
+    has_map: bool = False
+    transform: tuple[str, ...] = ()
+
+    @property
+    def plain(self) -> bool:
+        """No value map and no transform: the compiled ``to_row`` inlines the common case."""
+        return not self.has_map and not self.transform
+
+    @property
+    def transform_only(self) -> bool:
+        """Text transforms but no value map: the compiled ``to_row`` applies them inline."""
+        return bool(self.transform) and not self.has_map
 
 
 class EntityMapping:
@@ -140,6 +155,7 @@ class EntityMapping:
             for f in extra_fields
         )
         self._spec = self._build_spec()
+        self._fast = compile_to_row(self)
         self._sensitive = frozenset(
             f.crm_field for f in (*fields, *extra_fields) if _is_sensitive(f)
         )
@@ -178,10 +194,18 @@ class EntityMapping:
         ``_crm``: the current CRM values of the writeback fields on this object). A deleted
         record keeps only the columns its raw record carries, so its last known values stay.
 
+        Runs a function compiled for this mapping (see :mod:`sync_service.mapping.compiled`);
+        any record off its happy path is handed to :meth:`to_row_checked`, which gives the
+        same row or the precise error.
+
         Raises:
             RecordError: the record has no id, a required field is empty, or a value cannot
                 be converted; the reason names the field (never an email value).
         """
+        return self._fast(raw)
+
+    def to_row_checked(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """The reference implementation of :meth:`to_row`, field by field (same contract)."""
         get = raw.get
         rid = get(self.primary_key)
         if rid is None or rid == "":
@@ -194,6 +218,10 @@ class EntityMapping:
             raise RecordError(msg, record_id=rid[:MAX_ID])
         if get(DELETED_KEY):
             return self._deleted_row(raw, rid)
+        invalid = get(INVALID_KEY)
+        if invalid:
+            msg = f"{self.object_name}: malformed record from the connector ({invalid})"
+            raise RecordError(msg, record_id=rid)
         row: dict[str, Any] = {"id": rid, **self._blank}
         for crm, name, conv, default, required, label in self._plans:
             value = get(crm)
