@@ -130,7 +130,11 @@ def to_datetime(value: Any) -> datetime:
     if t is int or t is float:
         # Epoch milliseconds (Gainsight) or seconds: no plausible date needs 1e11 seconds.
         seconds = value / 1000 if abs(value) >= 1e11 else value
-        return datetime.fromtimestamp(seconds, UTC)
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OSError, OverflowError):  # the platform's time_t cannot hold it
+            msg = "is out of range for a timestamp"
+            raise ValueError(msg) from None
     if isinstance(value, datetime):  # e.g. ruamel's TimeStamp
         return _aware(value)
     if isinstance(value, date):
