@@ -29,6 +29,10 @@ from typing import Any, ClassVar, Literal
 DELETED_KEY = "_deleted"
 #: Key holding the id of the record a deleted record was merged into (Salesforce MasterRecordId).
 MERGED_INTO_KEY = "_merged_into"
+#: Key a connector sets on a raw record that arrived malformed (unreadable id or modified date,
+#: not even an object); its value says why, without record values. Such records are passed on,
+#: never dropped, so the ingest can quarantine and count them.
+INVALID_KEY = "_invalid"
 
 FilterOperator = Literal["=", "!=", "<", "<=", ">", ">=", "IN", "NOT IN", "LIKE"]
 

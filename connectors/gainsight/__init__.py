@@ -9,11 +9,12 @@ translation, retried), ``query`` (request bodies), ``streams`` (incremental read
 
 from __future__ import annotations
 
+from connectors.base import INVALID_KEY
 from connectors.gainsight.budget import CallBudget
 from connectors.gainsight.config import GainsightConfig
 from connectors.gainsight.connector import GainsightConnector
 from connectors.gainsight.session import build_session
-from connectors.gainsight.streams import INVALID_KEY, GainsightStream
+from connectors.gainsight.streams import GainsightStream
 
 __all__ = [
     "INVALID_KEY",

@@ -43,7 +43,10 @@ class GainsightClient:
         self.config = config
         self.session = session
         self.budget = budget or CallBudget(
-            config.calls_per_minute, config.daily_budget, calls_per_day=config.calls_per_day
+            config.calls_per_minute,
+            config.daily_budget,
+            calls_per_day=config.calls_per_day,
+            calls_today=config.calls_today,
         )
         kwargs: dict[str, Any] = {"max_wait": config.max_retry_wait}
         if sleep is not None:

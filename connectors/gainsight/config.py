@@ -42,6 +42,8 @@ class GainsightConfig:
         user_agent: sent on every call so the tenant's admins can tell our traffic apart.
         max_retry_wait: the longest single wait between attempts (a larger Retry-After is capped).
         write_keys: the fields an update matches records by (``PUT ...?keys=``).
+        calls_today: calls earlier runs already made today (UTC), so the daily stop holds
+            across runs (see :func:`sync_service.api_usage.calls_today`).
     """
 
     base_url: str
@@ -56,6 +58,7 @@ class GainsightConfig:
     user_agent: str = "advocate-sync/0.1 (+gainsight-connector)"
     max_retry_wait: float = 120.0
     write_keys: tuple[str, ...] = ("Gsid",)
+    calls_today: int = 0
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -77,6 +80,8 @@ class GainsightConfig:
             problems.append("gainsight.calls_per_minute / calls_per_day: must be at least 1")
         if not 0 < self.budget_share <= 1:
             problems.append("gainsight.budget_share: must be in (0, 1]")
+        if self.calls_today < 0:
+            problems.append("gainsight.calls_today: must not be negative")
         if not 1 <= len(self.write_keys) <= MAX_UPDATE_KEYS:
             problems.append(f"gainsight.write_keys: give 1..{MAX_UPDATE_KEYS} key fields")
         if problems:

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, ClassVar
 
-from connectors.base import Batch, Cursor, Stream, StreamSpec
+from connectors.base import INVALID_KEY, Batch, Cursor, Stream, StreamSpec
 from connectors.gainsight.client import GainsightClient
 from connectors.gainsight.errors import extract_records
 from connectors.gainsight.query import (
@@ -38,8 +38,6 @@ from connectors.gainsight.query import (
 
 log = logging.getLogger(__name__)
 
-#: Key set on a raw record that arrived malformed; its value says why (no record values).
-INVALID_KEY = "_invalid"
 #: Key holding the raw value of a row that was not even a JSON object.
 RAW_KEY = "_raw"
 

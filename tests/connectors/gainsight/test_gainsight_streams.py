@@ -10,6 +10,7 @@ from responses import matchers
 from canonical.errors import FatalApiError, MappingError
 from connectors.base import Cursor, FieldFilter, StreamSpec
 from connectors.gainsight import INVALID_KEY
+from connectors.gainsight.streams import STREAM_CLASSES
 from tests.connectors.gainsight.gainsight_fake import (
     BASE,
     QUERY_RE,
@@ -271,3 +272,30 @@ def test_request_carries_json_and_user_agent() -> None:
     conn, _ = make_connector()
     read_all(conn.stream(COMPANY))
     assert "advocate-sync" in responses.calls[0].request.headers["User-Agent"]
+
+
+@pytest.mark.parametrize("object_name", sorted(STREAM_CLASSES))
+@responses.activate
+def test_every_declared_stream_yields_ids_and_increasing_cursors(object_name: str) -> None:
+    recs = [
+        {"Gsid": f"X{i}", "ModifiedDate": ms(at("2026-11-01T00:00:00")) + (i // 2) * 1000}
+        for i in range(7)
+    ]
+    fake = FakeGainsight(objects={object_name: recs})
+    responses.add_callback(responses.POST, QUERY_RE, callback=fake)
+    conn, _ = make_connector(page_size=3)
+    spec = StreamSpec(
+        name="s",
+        object_name=object_name,
+        fields=(),
+        primary_key="Gsid",
+        replication_key="ModifiedDate",
+    )
+    stream = conn.stream(spec)
+    assert isinstance(stream, STREAM_CLASSES[object_name])
+    batches, rows = read_all(stream)
+    assert all(r.get("Gsid") for r in rows)
+    cursors = [b.cursor for b in batches]
+    assert cursors == sorted(cursors)
+    assert len(rows) == 7
+    assert all(f"/query/{object_name}" in c.request.url for c in responses.calls)
