@@ -1,0 +1,28 @@
+"""Insert canonical rows into a test store with few keystrokes (features and evaluation tests)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from canonical.model import Entity
+from sync_service.store.models import CANONICAL_TABLES
+
+SYNCED = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def seed(engine: Engine, entity: Entity, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (source defaults to salesforce; every column defaults to NULL)."""
+    table = CANONICAL_TABLES[entity]
+    cols = [c.name for c in table.c]
+    full = []
+    for r in rows:
+        row = {c: None for c in cols}
+        row.update({"source": "salesforce", "deleted": False, "synced_at": SYNCED})
+        row.update(r)
+        full.append(row)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(table), full)

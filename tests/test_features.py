@@ -1,0 +1,338 @@
+"""Features computed in SQL over the store: each family, links across systems, time windows."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from sqlalchemy.engine import Engine
+
+from canonical.model import Entity
+from rules import load_policy, parse_policy
+from rules.asks import ASK_SCHEMA, ask_features
+from sync_service.features import compute_features, iter_feature_chunks
+from tests.store_seed import seed
+
+ROOT = Path(__file__).resolve().parents[1]
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+TODAY = NOW.date()
+
+POLICY_TEXT = (ROOT / "config" / "rules.yaml").read_text()
+EXTRA_FEATURES = """\
+features:
+  open_tickets: integer
+  open_tickets_p1: integer
+  tickets_last_30d: integer
+  asks_last_30d: integer
+  account_asks_last_90d: integer
+  days_since_last_ask: integer
+  nps_previous: integer
+  nps_responses: integer
+  account_nps_latest: integer
+  has_open_renewal: boolean
+  churn_risk: boolean
+  industry: string
+  partner_tier: {type: string, extra: partner_tier, entity: account}
+  champion: {type: boolean, extra: champion}
+"""
+
+
+def policy() -> Any:
+    return parse_policy(POLICY_TEXT.replace("features:\n", EXTRA_FEATURES, 1), "rules.yaml")
+
+
+def d(days_ago: int) -> date:
+    return TODAY - timedelta(days=days_ago)
+
+
+def ts(days_ago: float) -> datetime:
+    return NOW - timedelta(days=days_ago)
+
+
+def seed_world(engine: Engine) -> None:
+    seed(
+        engine,
+        Entity.ACCOUNT,
+        [
+            {
+                "id": "001A",
+                "customer_since": date(2024, 1, 1),
+                "health_score": 50.0,
+                "payment_overdue": False,
+                "industry": "Healthcare",
+                "extra": {"partner_tier": "Gold"},
+            },
+            {"id": "001B", "customer_since": d(30), "payment_overdue": None},
+            {"id": "001D", "customer_since": d(400), "deleted": True},
+            {
+                "source": "gainsight",
+                "id": "GA",
+                "sf_account_id": "001A",
+                "health_score": 91.5,
+                "payment_overdue": True,
+            },
+        ],
+    )
+    seed(
+        engine,
+        Entity.CONTACT,
+        [
+            {"id": "003A", "account_id": "001A", "opted_in": True, "extra": {"champion": True}},
+            {"id": "003B", "account_id": "001A", "opted_in": False},
+            {"id": "003C", "account_id": "001B", "opted_in": True, "opted_out": True},
+            {"id": "003D", "account_id": None, "opted_in": True},
+            {"id": "003E", "account_id": "001A", "deleted": True},
+            {"source": "gainsight", "id": "P1", "sf_contact_id": "003B", "opted_out": True},
+        ],
+    )
+    seed(
+        engine,
+        Entity.NPS_RESPONSE,
+        [
+            {
+                "id": "n1",
+                "contact_id": "003A",
+                "account_id": "001A",
+                "score": 7,
+                "responded_at": ts(400),
+            },
+            {
+                "id": "n2",
+                "contact_id": "003A",
+                "account_id": "001A",
+                "score": 10,
+                "responded_at": ts(10),
+            },
+            {
+                "source": "gainsight",
+                "id": "n3",
+                "contact_id": "003B",
+                "account_id": "001A",
+                "score": 3,
+                "responded_at": ts(5),
+            },
+            {
+                "id": "n4",
+                "contact_id": "003A",
+                "account_id": "001A",
+                "score": 0,
+                "responded_at": ts(1),
+                "deleted": True,
+            },
+        ],
+    )
+    seed(
+        engine,
+        Entity.TICKET,
+        [
+            {
+                "id": "t1",
+                "account_id": "001A",
+                "priority": "P1",
+                "is_closed": False,
+                "opened_at": ts(9),
+            },
+            {
+                "id": "t2",
+                "account_id": "001A",
+                "priority": "P2",
+                "is_closed": False,
+                "is_escalated": True,
+                "opened_at": datetime(2026, 11, 2, 23, 30, tzinfo=UTC),
+            },
+            {
+                "id": "t3",
+                "account_id": "001A",
+                "priority": "P1",
+                "is_closed": True,
+                "opened_at": ts(40),
+            },
+            {
+                "id": "t4",
+                "account_id": "001B",
+                "priority": "P3",
+                "is_closed": None,
+                "opened_at": ts(31),
+            },
+        ],
+    )
+    seed(
+        engine,
+        Entity.OPPORTUNITY,
+        [
+            {
+                "id": "o1",
+                "account_id": "001A",
+                "opportunity_type": "Renewal",
+                "is_closed": False,
+                "close_date": date(2027, 3, 1),
+                "renewal_risk": "Low",
+            },
+            {
+                "id": "o2",
+                "account_id": "001A",
+                "opportunity_type": "Renewal",
+                "is_closed": False,
+                "close_date": date(2027, 1, 31),
+                "renewal_risk": "At Risk",
+            },
+            {
+                "id": "o3",
+                "account_id": "001B",
+                "opportunity_type": "New Business",
+                "is_closed": False,
+            },
+        ],
+    )
+    asks = [
+        (
+            "a1",
+            "003A",
+            "001A",
+            "Reference Call",
+            30,
+        ),  # exactly 30 days ago: out of the 30-day window
+        ("a2", "003A", "001A", "reference call", 29),
+        ("a3", "003A", "001A", "Case Study", 89),
+        ("a4", "003B", "001A", "Review", 90),  # exactly 90 days: out of the quarter
+        ("a5", "003B", "001A", "Review", 3),
+    ]
+    seed(
+        engine,
+        Entity.ASK,
+        [
+            {
+                "id": i,
+                "contact_id": c,
+                "account_id": a,
+                "ask_type": t,
+                "team": "Sales",
+                "requested_date": d(n),
+            }
+            for i, c, a, t, n in asks
+        ],
+    )
+
+
+def by_id(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
+    return {r["contact_id"]: r for r in frame.iter_rows(named=True)}
+
+
+def test_features_per_contact_and_account(engine: Engine) -> None:
+    seed_world(engine)
+    p = policy()
+    f = compute_features(engine, p, NOW)
+    assert f.schema == pl.Schema(p.input_schema())
+    rows = by_id(f)
+    assert set(rows) == {"003A", "003B", "003C", "003D"}  # deleted rows ignored
+    a = rows["003A"]
+    assert (a["nps_latest"], a["nps_previous"], a["nps_trend"], a["nps_responses"]) == (10, 7, 3, 2)
+    assert a["nps_latest_date"] == d(10)
+    assert a["nps_age_days"] == 10
+    assert (a["open_tickets"], a["open_tickets_p1"], a["open_escalations"]) == (2, 1, 1)
+    assert a["oldest_open_escalation_date"] == date(2026, 11, 2)  # UTC date of the timestamp
+    assert a["oldest_open_p1_days"] == 9
+    assert a["tickets_last_30d"] == 2
+    assert (a["has_open_renewal"], a["renewal_risk"], a["renewal_close_date"]) == (
+        True,
+        "At Risk",
+        date(2027, 1, 31),
+    )
+    assert a["health_score"] == 91.5  # Gainsight's health wins
+    assert a["payment_overdue"] is True  # Gainsight says overdue
+    assert a["tenure_days"] == (TODAY - date(2024, 1, 1)).days
+    assert a["industry"] == "Healthcare"
+    assert a["partner_tier"] == "Gold"
+    assert a["champion"] is True
+    assert a["account_nps_latest"] == 3
+    assert a["last_ask_date"] == d(29)
+    assert a["days_since_last_ask"] == 29
+    assert a["asks_last_30d"] == 1  # the ask exactly 30 days ago is out
+    assert a["cap__reference_calls__count"] == 1
+    assert a["cap__reference_calls__nth"] == d(29)
+    assert a["cap__contact_quarter__count"] == 3
+    assert a["cap__contact_quarter__nth"] == d(89)
+    assert a["cap__account_quarter__count"] == 4  # a4 is exactly 90 days old
+    assert a["account_asks_last_90d"] == 4
+    b = rows["003B"]
+    assert b["opted_out"] is True
+    assert b["opted_in"] is False
+    assert b["nps_latest"] == 3
+    assert b["nps_trend"] is None
+    assert b["cap__contact_quarter__count"] == 1
+    c = rows["003C"]
+    assert c["opted_out"] is True
+    assert c["payment_overdue"] is None
+    assert c["tenure_days"] == 30
+    assert c["open_tickets"] == 1
+    assert c["has_open_renewal"] is False
+    assert c["nps_latest"] is None
+    assert c["cap__account_quarter__count"] == 0
+    orphan = rows["003D"]
+    assert orphan["account_id"] is None
+    assert orphan["open_tickets"] is None
+    assert orphan["cap__account_quarter__count"] == 0
+    assert orphan["opted_in"] is True
+
+
+def test_chunks_cover_every_contact_once(engine: Engine) -> None:
+    accounts = [{"id": f"001{i:04d}", "customer_since": d(200)} for i in range(30)]
+    contacts = [
+        {"id": f"003{i:04d}", "account_id": f"001{i % 30:04d}" if i % 7 else None, "opted_in": True}
+        for i in range(250)
+    ]
+    seed(engine, Entity.ACCOUNT, accounts)
+    seed(engine, Entity.CONTACT, contacts)
+    p = load_policy(ROOT / "config" / "rules.yaml")
+    with engine.connect() as conn:
+        chunks = list(iter_feature_chunks(conn, p, NOW, chunk_size=40))
+    ids = [i for ch in chunks for i in ch.contacts["contact_id"].to_list()]
+    assert sorted(ids) == sorted(c["id"] for c in contacts)
+    assert len(chunks) > 5
+    acc_ids = [i for ch in chunks for i in ch.accounts["account_id"].to_list()]
+    assert sorted(acc_ids) == sorted(a["id"] for a in accounts)
+    for ch in chunks:  # a contact's account is in its own chunk
+        linked = ch.contacts.filter(pl.col("account_id").is_not_null())
+        assert set(linked["account_id"]) <= set(ch.accounts["account_id"])
+        assert linked["tenure_days"].to_list() == [200] * linked.height
+
+
+def test_sql_ask_counts_match_the_pure_twin(engine: Engine) -> None:
+    rng = random.Random(7)
+    seed(engine, Entity.ACCOUNT, [{"id": f"A{i}"} for i in range(5)])
+    contacts = [{"id": f"C{i:02d}", "account_id": f"A{i % 5}"} for i in range(20)]
+    seed(engine, Entity.CONTACT, contacts)
+    asks = [
+        {
+            "id": f"k{i:03d}",
+            "contact_id": f"C{rng.randrange(20):02d}",
+            "ask_type": rng.choice(["Reference Call", "Review"]),
+            "team": rng.choice(["Sales", "PR"]),
+            "requested_date": d(rng.randrange(-3, 120)),
+        }
+        for i in range(300)
+    ]
+    for a in asks:
+        a["account_id"] = f"A{int(a['contact_id'][1:]) % 5}"
+    seed(engine, Entity.ASK, asks)
+    p = load_policy(ROOT / "config" / "rules.yaml")
+    sql = compute_features(engine, p, NOW).sort("contact_id")
+    base = pl.DataFrame(contacts).rename({"id": "contact_id"})
+    pure = ask_features(p, base, pl.DataFrame(asks).select(list(ASK_SCHEMA)), NOW).sort(
+        "contact_id"
+    )
+    cols = [c for c in sql.columns if c.startswith("cap__")] + ["last_ask_date"]
+    assert sql.select(cols).equals(pure.select(cols))
+
+
+@pytest.mark.parametrize("name", ["opted_in", "nps_latest", "open_escalations"])
+def test_only_what_the_policy_declares_is_computed(engine: Engine, name: str) -> None:
+    seed_world(engine)
+    text = f'version: "x"\nfeatures:\n  {name}: {"boolean" if name == "opted_in" else "integer"}\n'
+    f = compute_features(engine, parse_policy(text, "r.yaml"), NOW)
+    assert f.columns == ["contact_id", "account_id", name]
+    assert f.height == 4
