@@ -104,7 +104,7 @@ def _norm_priority(col: Any) -> Any:
     return sa.func.lower(sa.func.replace(col, " ", "_"))
 
 
-def _range(col: Any, lo: str | None, hi: str | None) -> list[ColumnElement[bool]]:
+def _id_range(col: Any, lo: str | None, hi: str | None) -> list[ColumnElement[bool]]:
     out: list[ColumnElement[bool]] = []
     if lo is not None:
         out.append(col > lo)
@@ -319,9 +319,13 @@ class FeatureQuery:
 
     # ---- account-level ------------------------------------------------------------------
     def account_select(
-        self, lo: str | None, hi: str | None
+        self, lo: str | None, hi: str | None, *, only: str | None = None
     ) -> tuple[sa.Select[Any], dict[str, FieldType]]:
-        """Salesforce accounts with id in ``(lo, hi]`` and their account-level features."""
+        """Salesforce accounts with id in ``(lo, hi]`` (or just ``only``) and their features."""
+
+        def _range(col: Any, lo: str | None, hi: str | None) -> list[ColumnElement[bool]]:
+            return [col == only] if only is not None else _id_range(col, lo, hi)
+
         ac = accounts.alias("a")
         n = self.names
         cols: list[Any] = [ac.c.id.label("account_id")]
@@ -657,7 +661,7 @@ def iter_feature_chunks(
                 c.c.source == SALESFORCE,
                 _live(c),
                 c.c.account_id.is_not(None),
-                *_range(c.c.account_id, lo, None),
+                *_id_range(c.c.account_id, lo, None),
             )
             .order_by(c.c.account_id)
             .limit(1)
@@ -674,7 +678,7 @@ def iter_feature_chunks(
         after = last
 
         def orphans(t: Any, after: str | None = after) -> ColumnElement[bool]:
-            return sa.and_(t.c.account_id.is_(None), *_range(t.c.id, after, None))
+            return sa.and_(t.c.account_id.is_(None), *_id_range(t.c.id, after, None))
 
         stmt, types = q.contact_select(orphans, page=chunk_size)
         frame = read_frame(conn, stmt, types)
@@ -695,7 +699,7 @@ def _range_chunk(conn: Connection, q: FeatureQuery, lo: str | None, hi: str | No
     acc = q.finish_accounts(read_frame(conn, astmt, atypes))
 
     def in_range(t: Any) -> ColumnElement[bool]:
-        return sa.and_(t.c.account_id.is_not(None), *_range(t.c.account_id, lo, hi))
+        return sa.and_(t.c.account_id.is_not(None), *_id_range(t.c.account_id, lo, hi))
 
     cstmt, ctypes = q.contact_select(in_range)
     con = q.finish_contacts(read_frame(conn, cstmt, ctypes), acc)
