@@ -89,7 +89,7 @@ class FieldMapping:
     required: bool = False
     default: Any = None
     is_extra: bool = False
-    line: str = ""
+    line: str = field(default="", compare=False)
     has_map: bool = False
     transform: tuple[str, ...] = ()
 
