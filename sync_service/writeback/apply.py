@@ -69,6 +69,24 @@ def _verdicts(
     return out
 
 
+#: Retryable codes that belong to one record; any other retryable code on every record of a
+#: call means the call itself failed.
+PER_RECORD_RETRYABLE = frozenset({"UNABLE_TO_LOCK_ROW", "NO_RESULT", "UNPROCESSED"})
+
+
+def _request_level_retryable(results: Sequence[WriteResult]) -> str | None:
+    """The shared error when every record of a call failed retryably the same way, else None."""
+    if not results or any(r.success or not r.retryable for r in results):
+        return None
+    kinds = {(r.code, r.message) for r in results}
+    if len(kinds) != 1:
+        return None
+    code, message = kinds.pop()
+    if code in PER_RECORD_RETRYABLE:
+        return None
+    return f"{code or 'ERROR'}: {message or 'no message'}"
+
+
 def apply_pending(
     engine: Engine,
     connector: Connector,
@@ -111,6 +129,16 @@ def apply_pending(
                 logger.warning("writeback stopped: %s", report.stopped)
                 return
             retry = _record(engine, target, todo, results, report, run_id, now())
+            outage = _request_level_retryable(results)
+            if outage is not None:
+                # The whole call failed (outage, spent budget, expired credentials) rather than
+                # some records: waiting out the next batches would only burn time and calls.
+                report.stopped = (
+                    f"{target.target} refused the whole write of {target.object_name} "
+                    f"({outage}); {len(retry):,} records stay pending for the next run"
+                )
+                logger.warning("writeback stopped: %s", report.stopped)
+                return
             if retry and attempt < max_attempts:
                 report.counts["retried"] += len(retry)
                 sleep(backoff_seconds(attempt, retry_base_seconds, retry_max_seconds))

@@ -670,3 +670,26 @@ def test_record_change_is_what_the_connector_receives(engine: Engine):
     assert isinstance(change, RecordChange)
     assert change.fields[NEXT] == "2027-01-02"
     assert change.fields[FIELDS["eligible"]] is True
+
+
+def test_a_call_refused_as_a_whole_stops_the_run_instead_of_retrying_every_batch(engine: Engine):
+    rid = ids(6)
+    sync_records(engine, {r: blank() for r in rid})
+    seed_evaluations(engine, {r: evaluation() for r in rid})
+
+    class Spent(FakeCRM):
+        def write(self, object_name: str, changes: Any) -> list[WriteResult]:
+            self.write_calls.append((object_name, list(changes)))
+            return [
+                WriteResult(c.record_id, False, "BUDGET_SHARE", "budget spent", retryable=True)
+                for c in changes
+            ]
+
+    crm = Spent()
+    with run_record(engine, "writeback") as run:
+        report = write(engine, crm, run=run, cfg=settings(batch_size=2))
+    assert len(crm.write_calls) == 1
+    assert report.stopped is not None
+    assert "BUDGET_SHARE" in report.stopped
+    assert run.status == "partial"
+    assert report.counts["pending"] == 6
