@@ -16,15 +16,20 @@ still pending and the next run sends it again (the same values, so a repeat is h
 
 from __future__ import annotations
 
+import inspect
 import logging
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from canonical.errors import RetriableError
 from connectors.base import Connector, RecordChange, WriteResult
+from sync_service.store.models import contacts
 from sync_service.writeback.audit import record_confirmed
 from sync_service.writeback.outbox import (
     FAILED,
@@ -35,7 +40,7 @@ from sync_service.writeback.outbox import (
     pending_batches,
 )
 from sync_service.writeback.report import SAMPLE_LIMIT, Failure, WritebackReport
-from sync_service.writeback.targets import WritebackTargetLike
+from sync_service.writeback.targets import WritebackTargetLike, entity_kind
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +92,48 @@ def _request_level_retryable(results: Sequence[WriteResult]) -> str | None:
     return f"{code or 'ERROR'}: {message or 'no message'}"
 
 
+def _only(row: OpenRow, allowed: set[str]) -> OpenRow:
+    fields = {f: v for f, v in row.fields.items() if f in allowed}
+    if len(fields) == len(row.fields):
+        return row
+    return replace(row, fields=fields)
+
+
+def _parents(
+    engine: Engine, target: WritebackTargetLike, record_ids: Sequence[str]
+) -> dict[str, str] | None:
+    """Contact id -> account id, so the connector can send contacts of one account together.
+
+    Salesforce locks the parent account while updating a contact; records sharing a parent
+    in different concurrent requests are what UNABLE_TO_LOCK_ROW is made of.
+    """
+    if target.target != "salesforce" or entity_kind(target) != "contact" or not record_ids:
+        return None
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(contacts.c.id, contacts.c.account_id).where(
+                contacts.c.source == "salesforce",
+                contacts.c.id.in_(list(record_ids)),
+                contacts.c.account_id.is_not(None),
+            )
+        )
+        return {str(i): str(a) for i, a in rows}
+
+
+def _write(
+    connector: Connector,
+    object_name: str,
+    changes: list[RecordChange],
+    parents: dict[str, str] | None,
+) -> list[WriteResult]:
+    # ``parents`` is an optional extra of the Salesforce connector, not of the base contract.
+    if parents and "parents" in inspect.signature(connector.write).parameters:
+        write: Any = connector.write
+        results: list[WriteResult] = write(object_name, changes, parents=parents)
+        return results
+    return connector.write(object_name, changes)
+
+
 def apply_pending(
     engine: Engine,
     connector: Connector,
@@ -108,17 +155,21 @@ def apply_pending(
     """
     allowed = set(target.fields.values())
     for batch in pending_batches(engine, target.target, target.object_name, batch_size):
-        todo = batch
+        # Only mapped fields are ever written, whatever an older row holds; a row left with
+        # nothing mapped has nothing to send.
+        todo = [_only(r, allowed) for r in batch]
+        empty = [r for r in todo if not r.fields]
+        if empty:
+            with engine.begin() as conn:
+                mark_done(conn, empty, now())
+            todo = [r for r in todo if r.fields]
+        parents = _parents(engine, target, [r.record_id for r in todo])
         attempt = 0
         while todo:
             attempt += 1
-            # Only mapped fields are ever written, whatever an older row holds.
-            changes = [
-                RecordChange(r.record_id, {f: v for f, v in r.fields.items() if f in allowed})
-                for r in todo
-            ]
+            changes = [RecordChange(r.record_id, dict(r.fields)) for r in todo]
             try:
-                results = connector.write(target.object_name, changes)
+                results = _write(connector, target.object_name, changes, parents)
             except RetriableError as exc:
                 with engine.begin() as conn:
                     mark_attempted(conn, [(r, str(exc)) for r in todo], state=PENDING, now=now())
@@ -143,18 +194,7 @@ def apply_pending(
                 report.counts["retried"] += len(retry)
                 sleep(backoff_seconds(attempt, retry_base_seconds, retry_max_seconds))
                 # The rows carry their attempt count as stored by _record.
-                todo = [
-                    OpenRow(
-                        r.id,
-                        r.record_id,
-                        r.state,
-                        r.fields,
-                        r.old_values,
-                        r.attempts + 1,
-                        r.policy_version,
-                    )
-                    for r in retry
-                ]
+                todo = [replace(r, attempts=r.attempts + 1) for r in retry]
             else:
                 todo = []
 

@@ -693,3 +693,51 @@ def test_a_call_refused_as_a_whole_stops_the_run_instead_of_retrying_every_batch
     assert "BUDGET_SHARE" in report.stopped
     assert run.status == "partial"
     assert report.counts["pending"] == 6
+
+
+def test_contacts_are_sent_with_their_parent_accounts_when_the_connector_can_group(
+    engine: Engine,
+):
+    rid = ids(3)
+    sync_records(engine, {r: blank() for r in rid})
+    with engine.begin() as conn:
+        for i, r in enumerate(rid):
+            conn.execute(
+                sa.text("UPDATE contacts SET account_id = :a WHERE id = :i"),
+                {"a": f"001{i % 2}", "i": r},
+            )
+    seed_evaluations(engine, {r: evaluation() for r in rid})
+    seen: list[dict[str, str] | None] = []
+
+    class Grouping(FakeCRM):
+        def write(  # type: ignore[override]
+            self, object_name: str, changes: Any, *, parents: dict[str, str] | None = None
+        ) -> list[WriteResult]:
+            seen.append(parents)
+            return super().write(object_name, changes)
+
+    write(engine, Grouping())
+    assert seen == [{rid[0]: "0010", rid[1]: "0011", rid[2]: "0010"}]
+
+
+def test_a_pending_row_with_only_unmapped_fields_is_closed_without_a_call(engine: Engine):
+    (rid,) = ids(1)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(writeback_outbox).values(
+                target="salesforce",
+                object_name="Contact",
+                record_id=rid,
+                fields={"Old_Field__c": "x"},
+                old_values={},
+                state="pending",
+                attempts=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    crm = FakeCRM()
+    write(engine, crm)
+    assert crm.write_calls == []
+    assert [r["state"] for r in outbox_rows(engine)] == ["done"]
