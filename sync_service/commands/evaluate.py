@@ -1,22 +1,77 @@
-"""``sync-service evaluate``.
-
-Compute eligibility, suspension, fatigue and score for every contact and account.
-"""
+"""``sync-service evaluate``: eligibility, suspension, fatigue and score for everyone."""
 
 from __future__ import annotations
 
 import argparse
 
+from sync_service.console import error
 from sync_service.context import AppContext
+from sync_service.evaluation import (
+    EvaluationSummary,
+    evaluate_all,
+    load_policy_or_last_valid,
+    snapshot_path,
+)
+from sync_service.locks import job_lock
+from sync_service.runs import run_record, utcnow
 
 HELP = "compute eligibility, suspension, fatigue and score for every contact and account"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the command's options."""
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="report how many statuses would change, from what to what, and write nothing",
+    )
+
+
+def _print(summary: EvaluationSummary) -> None:
+    head = "would change" if summary.dry_run else "changed"
+    print(
+        f"policy {summary.policy_version} ({summary.policy_hash[:12]}): evaluated "
+        f"{summary.contacts:,} contacts and {summary.accounts:,} accounts; "
+        f"{summary.changed:,} statuses {head}"
+    )
+    for (entity, old, new), n in summary.transitions.most_common():
+        examples = ", ".join(summary.examples.get((entity, old, new), []))
+        print(f"  {entity:<8} {old or '(none)':>13} -> {new:<13} {n:>9,}   e.g. {examples}")
+    if summary.dry_run:
+        print("dry run: nothing was written")
 
 
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
-    """Not built yet: say so plainly."""
-    print("sync-service evaluate: not available yet (tracked in issue #7).")
-    return 1
+    """Evaluate the store with the policy (the last valid one if the file is broken).
+
+    Exit 0 on success; 2 when the rules file is invalid (the run still used the last valid
+    policy, and says so); 1 when the run failed.
+    """
+    try:
+        return _run(args, ctx)
+    finally:
+        # one invocation, one engine: close its pooled connections before the process moves on
+        if "engine" in ctx.__dict__:
+            ctx.engine.dispose()
+
+
+def _run(args: argparse.Namespace, ctx: AppContext) -> int:
+    settings = ctx.settings
+    snapshot = snapshot_path(settings.database_url, settings.rules_file)
+    policy, problems = load_policy_or_last_valid(settings.rules_file, snapshot)
+    for line in problems:
+        error(line)
+    if problems:
+        error(
+            f"{settings.rules_file} is invalid: evaluating with the last valid policy "
+            f"{policy.version} ({policy.hash[:12]}); fix the file and run validate"
+        )
+    now = utcnow()
+    if args.dry_run:
+        summary = evaluate_all(ctx.engine, policy, now, None, dry_run=True)
+    else:
+        with job_lock(ctx.engine, "evaluate"), run_record(ctx.engine, "evaluate") as run_:
+            run_.config_errors = problems
+            summary = evaluate_all(ctx.engine, policy, now, run_)
+    _print(summary)
+    return 2 if problems else 0
