@@ -234,7 +234,11 @@ class _FileLoader:
         if self.problems:
             return None
         return SourceMapping(
-            system=self.system, path=self.doc.path, entities=entities, writeback=writeback
+            system=self.system,
+            path=self.doc.path,
+            entities=entities,
+            writeback=writeback,
+            doc=self.doc,
         )
 
     # -- entities -------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from canonical.model import CANONICAL_FIELDS, Entity, FieldType
 from connectors.base import DELETED_KEY, MERGED_INTO_KEY, FieldFilter, StreamSpec
 from sync_service.mapping.compiled import INVALID_KEY, compile_to_row
 from sync_service.mapping.convert import Converter, UnmappedValueError, to_datetime
+from sync_service.yamlio import YamlDocument
 
 System = Literal["salesforce", "gainsight"]
 WritebackEntity = Literal["contact", "account"]
@@ -344,6 +345,14 @@ class SourceMapping:
     path: Path
     entities: dict[Entity, EntityMapping]
     writeback: list[WritebackTarget]
+    doc: YamlDocument | None = field(default=None, compare=False, repr=False)
+
+    def where(self, *keys: str | int) -> str:
+        """``file:line:col`` of a key path in the file (for messages of later checks)."""
+        if self.doc is None:
+            return str(self.path)
+        pos = self.doc.locate(list(keys))
+        return f"{self.path}:{pos[0]}:{pos[1]}" if pos else str(self.path)
 
     def writeback_for(self, entity: WritebackEntity) -> WritebackTarget | None:
         """The writeback target for ``contact`` or ``account``, if mapped."""
