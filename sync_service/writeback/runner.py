@@ -100,7 +100,7 @@ def run_writeback(
             tx.rollback()
             raise
     report.held = held
-    if held:
+    if held and not dry_run:
         logger.warning("%s", held)
     if held or dry_run:
         if held and not dry_run and run is not None:
