@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from canonical.errors import ConnectorError
+from canonical.errors import FatalApiError
 from canonical.model import RESULT_FIELDS, FieldType, Status
 from sync_service.mapping.model import EntityMapping, FieldMapping, SourceMapping, WritebackTarget
 
@@ -54,8 +54,8 @@ class FieldInfo(Protocol):
         """Active picklist values (empty for other types)."""
 
 
-#: ``describe(object_name)`` -> fields by API name. Raises ConnectorError (or KeyError) for an
-#: object that does not exist or cannot be read.
+#: ``describe(object_name)`` -> fields by API name. Raises FatalApiError (or KeyError) for an
+#: object that does not exist or cannot be read; other errors (auth, budget) propagate.
 Describe = Callable[[str], Mapping[str, FieldInfo]]
 
 _TEXT = {
@@ -149,7 +149,7 @@ def validate_online(source: SourceMapping, describe: Describe) -> OnlineReport:
         if key not in cache:
             try:
                 cache[key] = _Object(name, describe(name))
-            except (ConnectorError, KeyError) as exc:
+            except (FatalApiError, KeyError) as exc:  # auth or budget problems propagate
                 cache[key] = None
                 reason = str(exc).splitlines()[0] if str(exc) else "not found"
                 report.problems.append(

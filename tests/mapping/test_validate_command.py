@@ -1,0 +1,149 @@
+"""``sync-service validate``: every problem of settings, mappings and rules at once; exit codes."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from canonical.errors import FatalApiError
+from connectors.salesforce.describe import FieldInfo, ObjectInfo
+from sync_service.cli import main
+from sync_service.commands import validate
+from tests.mapping.sfmeta import metadata_describe
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the shipped mappings and rules, and a settings file pointing at them."""
+    shutil.copytree(REPO / "mappings", tmp_path / "mappings")
+    (tmp_path / "config").mkdir()
+    shutil.copy(REPO / "config" / "rules.yaml", tmp_path / "config" / "rules.yaml")
+    (tmp_path / "config" / "settings.yaml").write_text(
+        "mappings_dir: mappings\nrules_file: config/rules.yaml\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    for var in ("SYNC_CONFIG", "SYNC_MAPPINGS_DIR", "SYNC_RULES_FILE", "DATABASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+def test_valid_project_prints_one_ok_line(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate"]) == 0
+    out, err = capsys.readouterr()
+    assert out.count("\n") == 1
+    assert out.startswith("OK: settings; mappings (salesforce 5 entities, 2 writeback targets; ")
+    assert "rules (version " in out
+    assert err == ""
+
+
+def test_every_problem_of_every_file_is_printed_and_exit_is_2(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sf = project / "mappings" / "salesforce.yaml"
+    sf.write_text(sf.read_text().replace("email: {from: Email", "emial: {from: Email"))
+    gs = project / "mappings" / "gainsight.yaml"
+    gs.write_text(gs.read_text().replace("object: Person", "objet: Person"))
+    rules = project / "config" / "rules.yaml"
+    rules.write_text(rules.read_text().replace("version:", "verson:", 1))
+    settings = project / "config" / "settings.yaml"
+    settings.write_text(settings.read_text() + "http_prot: 80\n")
+
+    assert main(["validate"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert any("config/settings.yaml:3:1: http_prot: unknown setting" in x for x in lines)
+    assert any("salesforce.yaml:" in x and "no canonical field 'emial'" in x for x in lines)
+    assert any("gainsight.yaml:" in x and "unknown key 'objet'" in x for x in lines)
+    assert any("rules.yaml:" in x for x in lines)
+    assert f"{len(lines)} problem(s) found" in err
+
+
+def test_policy_extra_features_must_be_mapped(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = project / "config" / "rules.yaml"
+    text = rules.read_text().replace(
+        "features:\n",
+        "features:\n"
+        "  revenue: {type: number, extra: AnnualRevenue, entity: account}\n"
+        "  headcount: {type: integer, extra: employees, entity: contact}\n"
+        "  nowhere: {type: string, extra: not_mapped, entity: account}\n",
+        1,
+    )
+    rules.write_text(text)
+    assert main(["validate"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "error: config/rules.yaml: features.revenue: 'AnnualRevenue' is the CRM field; the "
+        "mappings store it in extra as 'annual_revenue': write extra: annual_revenue"
+    ) in err
+    assert (
+        "error: config/rules.yaml: features.headcount: extra 'employees' is mapped on "
+        "accounts, not on contacts; set entity: account"
+    ) in err
+    assert "error: config/rules.yaml: features.nowhere: extra 'not_mapped' is not mapped" in err
+
+
+def test_online_is_skipped_while_offline_problems_remain(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sf = project / "mappings" / "salesforce.yaml"
+    sf.write_text(sf.read_text().replace("email: {from: Email", "emial: {from: Email"))
+    assert main(["validate", "--online"]) == 2
+    assert "warning: --online skipped: fix the problems above first" in capsys.readouterr().err
+
+
+class FakeConnector:
+    """Describes the shipped metadata plus the standard fields the default mapping reads."""
+
+    closed = False
+
+    def __init__(self, config: object) -> None:
+        self.config = config
+
+    def describe(self, name: str) -> ObjectInfo:
+        fields: Mapping[str, FieldInfo] = metadata_describe(name)
+        standard = {
+            "Account": ["Name", "Industry", "BillingCountry", "Type"],
+            "Contact": ["AccountId", "Email", "FirstName", "LastName", "Title"],
+        }
+        extra = {
+            "AnnualRevenue": FieldInfo(name="AnnualRevenue", type="currency"),
+            "NumberOfEmployees": FieldInfo(name="NumberOfEmployees", type="int"),
+        }
+        all_fields = dict(fields)
+        for f in standard.get(name, []):
+            all_fields[f] = FieldInfo(name=f, type="string")
+        if name == "Account":
+            all_fields.update(extra)
+        if name in ("Case", "Opportunity"):
+            raise FatalApiError(f"no access to {name}", code="NOT_FOUND")
+        return ObjectInfo(name=name, fields=all_fields)
+
+    def close(self) -> None:
+        FakeConnector.closed = True
+
+
+def test_online_checks_the_org_and_reports_its_problems(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(validate, "SalesforceConnector", FakeConnector)
+    assert main(["validate", "--online"]) == 2
+    err = capsys.readouterr().err
+    problems = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert problems == [
+        "error: mappings/salesforce.yaml:38:5: cannot describe object 'Case' (no access to "
+        "Case); check the name and that the integration user can read it",
+        "error: mappings/salesforce.yaml:50:5: cannot describe object 'Opportunity' (no "
+        "access to Opportunity); check the name and that the integration user can read it",
+    ]
+    assert "Gainsight has no describe check yet" in err
+    assert FakeConnector.closed
