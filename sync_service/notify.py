@@ -65,3 +65,10 @@ def job_failed_text(job: str, status: str, error: str | None, run_id: int | None
         f":rotating_light: advocate-sync job '{job}' {what}{run} on {host}: {reason}. "
         "Committed work is kept and the next run resumes; `sync-service status` shows details."
     )
+
+
+def job_recovered_text(job: str, run_id: int | None) -> str:
+    """The all-clear after a job that had failed (or was held) succeeds again."""
+    run = f" (run {run_id})" if run_id is not None else ""
+    host = socket.gethostname()
+    return f":white_check_mark: advocate-sync job '{job}' succeeded again{run} on {host}."

@@ -34,7 +34,7 @@ from canonical.errors import LockBusyError, ServiceError, SettingsError
 from sync_service.context import AppContext
 from sync_service.locks import job_lock
 from sync_service.metrics import SKIPPED_RUNS
-from sync_service.notify import job_failed_text, notify
+from sync_service.notify import job_failed_text, job_recovered_text, notify
 from sync_service.runs import Run, utcnow
 from sync_service.settings import JobSettings, Settings
 from sync_service.store.models import runs
@@ -128,7 +128,6 @@ def execute_job(
 def _execute(
     ctx: AppContext, job: str, stop: threading.Event | None, runner: JobRunner | None
 ) -> Run | None:
-    settings = ctx.settings
     try:
         run_fn = runner or resolve_runner(ctx.env)
         with job_lock(ctx.engine, job):
@@ -140,22 +139,54 @@ def _execute(
         return None
     except ServiceError as exc:
         log.error("job '%s' failed: %s", job, exc, extra={"job": job})
-        notify(settings.webhook_url, job_failed_text(job, "failed", str(exc), None))
+        _alert(ctx, job, "failed", str(exc))
         return None
     except Exception as exc:
         log.exception("job '%s' crashed", job, extra={"job": job})
-        error = f"{type(exc).__name__}: {exc}"
-        notify(settings.webhook_url, job_failed_text(job, "failed", error, None))
+        _alert(ctx, job, "failed", f"{type(exc).__name__}: {exc}")
         return None
     extra = {"job": job, "run_id": run.id, "status": run.status}
     if run.status in ("failed", "held"):
         log.error("job '%s' ended %s: %s", job, run.status, run.error, extra=extra)
-        notify(settings.webhook_url, job_failed_text(job, run.status, run.error, run.id))
     elif run.status == "partial":
         log.warning("job '%s' ended partial: %s", job, run.error, extra=extra)
     else:
         log.info("job '%s' finished", job, extra=extra)
+    _alert(ctx, job, run.status, run.error, run.id)
     return run
+
+
+def _alert(
+    ctx: AppContext, job: str, status: str, error: str | None, run_id: int | None = None
+) -> None:
+    """Tell the webhook when a job starts failing (or is held) and when it recovers.
+
+    A job failing the same way run after run is reported once, not every half hour: the
+    previous finished run of the job (the lock makes "previous" well defined) decides.
+    """
+    url = ctx.settings.webhook_url
+    if url is None:
+        return
+    try:
+        with ctx.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(runs.c.id, runs.c.status, runs.c.error)
+                .where(runs.c.job == job, runs.c.finished_at.is_not(None))
+                .order_by(runs.c.id.desc())
+                .limit(3)
+            ).all()
+    except sa.exc.SQLAlchemyError:
+        rows = []
+    # The run just closed is the newest row when it exists; the previous one is the next row.
+    previous = [r for r in rows if r.id != run_id][:1] if run_id is not None else rows[1:2]
+    prev = previous[0] if previous else None
+    if status in ("failed", "held"):
+        if prev is not None and prev.status == status and prev.error == error:
+            log.info("job '%s' still %s the same way; not notifying again", job, status)
+            return
+        notify(url, job_failed_text(job, status, error, run_id))
+    elif status == "success" and prev is not None and prev.status in ("failed", "held"):
+        notify(url, job_recovered_text(job, run_id))
 
 
 def build_trigger(name: str, job: JobSettings) -> IntervalTrigger | CronTrigger:

@@ -17,6 +17,7 @@ import threading
 import time
 from types import FrameType
 
+from canonical.errors import SettingsError
 from sync_service.context import AppContext
 from sync_service.http import HealthServer
 from sync_service.logs import configure_logging
@@ -66,12 +67,19 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
         if len(signals) > 1:
             _hard_exit(1)
 
+    try:
+        http = HealthServer(
+            engine,
+            settings.http_port,
+            scheduler_running=lambda: bool(scheduler.running) and not stop.is_set(),
+        ).start()
+    except OSError as exc:
+        msg = (
+            f"cannot listen on port {settings.http_port} ({exc.strerror}); "
+            "set SYNC_HTTP_PORT to a free port"
+        )
+        raise SettingsError(msg) from None
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    http = HealthServer(
-        engine,
-        settings.http_port,
-        scheduler_running=lambda: bool(scheduler.running) and not stop.is_set(),
-    ).start()
     scheduler.start()
     next_runs = {
         job: when.isoformat() if when else None

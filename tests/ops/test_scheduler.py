@@ -217,6 +217,25 @@ def test_a_run_that_ends_failed_without_raising_notifies_too(
     assert "<email:" in webhook.received[0]["text"]
 
 
+def test_a_repeating_failure_is_notified_once_and_the_recovery_too(
+    make_ctx: CtxFactory, webhook: Webhook
+) -> None:
+    failing = make_ctx(
+        "  salesforce: {interval_minutes: 30}\n", FAKE_JOB_FAIL="1", SYNC_WEBHOOK_URL=webhook.url
+    )
+    for _ in range(3):
+        execute_job(failing, "salesforce", runner=fake_jobs.run_job)
+    assert len(webhook.received) == 1  # the same failure three times: one message
+    fixed = make_ctx("  salesforce: {interval_minutes: 30}\n", SYNC_WEBHOOK_URL=webhook.url)
+    run = execute_job(fixed, "salesforce", runner=fake_jobs.run_job)
+    assert run is not None
+    assert run.status == "success"
+    assert len(webhook.received) == 2
+    assert "succeeded again" in webhook.received[1]["text"]
+    execute_job(fixed, "salesforce", runner=fake_jobs.run_job)
+    assert len(webhook.received) == 2  # success after success: nothing to say
+
+
 def test_webhook_trouble_never_raises_and_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
     slow = Webhook(delay=3)
     try:

@@ -6,6 +6,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -207,3 +208,26 @@ def test_a_killed_replica_leaves_no_stuck_lock(pg_url: str, spawn: Any) -> None:
         assert overlaps(list(rows.values())) == []
     finally:
         engine.dispose()
+
+
+def test_a_busy_port_is_a_config_error(tmp_path: Path, sqlite_url: str) -> None:
+    cfg = tmp_path / "settings.yaml"
+    cfg.write_text(f"database_url: {sqlite_url}\n", encoding="utf-8")
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("SYNC_")},
+            "SYNC_CONFIG": str(cfg),
+            "SYNC_HTTP_PORT": str(taken.getsockname()[1]),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "sync_service", "serve"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert "set SYNC_HTTP_PORT to a free port" in done.stderr
