@@ -442,3 +442,20 @@ def test_mapping_error_is_a_config_error_with_exit_code_2(write_mapping: Write) 
         load_mappings(d)
     assert info.value.exit_code == 2
     assert str(info.value) == info.value.problems[0]
+
+
+def test_the_annotated_example_in_mappings_md_is_valid(write_mapping: Write) -> None:
+    doc = (DEFAULT_MAPPINGS.parent / "MAPPINGS.md").read_text()
+    start = doc.index("```yaml\nversion: 1")
+    example = doc[start + len("```yaml\n") : doc.index("```\n", start + 8)]
+    m = load_mappings(write_mapping(example))
+    assert m.salesforce is not None
+    assert set(m.salesforce.entities) == {Entity.ACCOUNT, Entity.CONTACT, Entity.ASK}
+    assert m.extra_features() == {
+        "annual_revenue": (Entity.ACCOUNT, "number"),
+        "tier": (Entity.ACCOUNT, "string"),
+    }
+    contacts = m.salesforce.entities[Entity.CONTACT]
+    row = contacts.to_row({"Id": "003A", "Advocacy_Consent__c": "Withdrawn"})
+    assert row["opted_out"] is True
+    assert row["opted_in"] is False
