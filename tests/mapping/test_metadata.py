@@ -80,3 +80,15 @@ def test_consent_field_is_deployed() -> None:
     assert source is not None
     opted_in = next(f for f in source.entities[Entity.CONTACT].fields if f.name == "opted_in")
     assert metadata_describe("Contact")[opted_in.crm_field].type == "boolean"
+
+
+def test_every_custom_field_the_default_mapping_reads_is_deployed() -> None:
+    source = load_mappings(REPO / "mappings").salesforce
+    assert source is not None
+    missing = [
+        f"{em.object_name}.{name}"
+        for em in source.entities.values()
+        for name in em.stream_spec().fields
+        if name.endswith("__c") and name not in metadata_describe(em.object_name)
+    ]
+    assert missing == []

@@ -139,11 +139,14 @@ def test_online_checks_the_org_and_reports_its_problems(
     assert main(["validate", "--online"]) == 2
     err = capsys.readouterr().err
     problems = [line for line in err.splitlines() if line.startswith("error: ")]
+    lines = (project / "mappings" / "salesforce.yaml").read_text().splitlines()
+    case_line = lines.index("    object: Case") + 1
+    opp_line = lines.index("    object: Opportunity") + 1
     assert problems == [
-        "error: mappings/salesforce.yaml:38:5: cannot describe object 'Case' (no access to "
-        "Case); check the name and that the integration user can read it",
-        "error: mappings/salesforce.yaml:50:5: cannot describe object 'Opportunity' (no "
-        "access to Opportunity); check the name and that the integration user can read it",
+        f"error: mappings/salesforce.yaml:{case_line}:5: cannot describe object 'Case' (no "
+        "access to Case); check the name and that the integration user can read it",
+        f"error: mappings/salesforce.yaml:{opp_line}:5: cannot describe object 'Opportunity' "
+        "(no access to Opportunity); check the name and that the integration user can read it",
     ]
     assert "Gainsight has no describe check yet" in err
     assert FakeConnector.closed
