@@ -133,7 +133,13 @@ def _execute(
         with job_lock(ctx.engine, job):
             log.info("job '%s' started", job, extra={"job": job})
             run = run_fn(ctx, job, stop=stop)
-    except LockBusyError:
+    except LockBusyError as exc:
+        busy = exc.context.get("job", job)
+        if busy != job:
+            # The job itself ran (its run is recorded); a follow-up (evaluate, writeback) was
+            # running elsewhere, and that runner does the follow-up work.
+            log.info("job '%s' ran; follow-up '%s' skipped: running elsewhere", job, busy)
+            return None
         SKIPPED_RUNS.labels(job=job).inc()
         log.info("job '%s' skipped: another runner holds its lock", job, extra={"job": job})
         return None

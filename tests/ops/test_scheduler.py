@@ -144,6 +144,39 @@ def test_job_body_skips_when_another_runner_holds_the_lock(make_ctx: CtxFactory)
     assert SKIPPED_RUNS.labels(job="salesforce")._value.get() == before + 1
 
 
+def test_a_busy_follow_up_is_not_counted_as_a_skipped_run(
+    make_ctx: CtxFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    ctx = make_ctx("  salesforce: {interval_minutes: 30}\n")
+
+    def runner(ctx: AppContext, job: str, *, stop: threading.Event | None = None) -> Run:
+        fake_jobs.run_job(ctx, job, stop=stop)
+        with job_lock(ctx.engine, "evaluate"):  # the follow-up, as the pipeline does it
+            pass
+        raise AssertionError("unreachable: evaluate is held elsewhere")
+
+    before = SKIPPED_RUNS.labels(job="salesforce")._value.get()
+    holder_in, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with job_lock(ctx.engine, "evaluate"):
+            holder_in.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert holder_in.wait(10)
+        with caplog.at_level(logging.INFO):
+            assert execute_job(ctx, "salesforce", runner=runner) is None
+    finally:
+        release.set()
+        t.join()
+    assert SKIPPED_RUNS.labels(job="salesforce")._value.get() == before
+    assert "follow-up 'evaluate' skipped" in caplog.text
+    assert last_runs(ctx.engine)[0]["status"] == "success"
+
+
 def test_job_body_does_not_start_once_shutdown_began(make_ctx: CtxFactory) -> None:
     ctx = make_ctx("  salesforce: {interval_minutes: 30}\n")
     stop = threading.Event()
