@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
+from canonical.errors import MappingError
+from sync_service.runs import Run
 from sync_service.settings import Settings, load_settings
 from sync_service.store.engine import make_engine, upgrade
+
+if TYPE_CHECKING:
+    from sync_service.mapping import Mappings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -21,6 +30,7 @@ class AppContext:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     json_output: bool = False
     _settings: Settings | None = None
+    _mappings: Mappings | None = None
 
     @property
     def settings(self) -> Settings:
@@ -39,3 +49,21 @@ class AppContext:
     def raw_engine(self) -> Engine:
         """An engine without the automatic upgrade (for ``db upgrade`` itself)."""
         return make_engine(self.settings.database_url)
+
+    def mappings(self, run: Run | None = None) -> Mappings:
+        """The field mappings, re-read from disk for every run.
+
+        An invalid edit is rejected whole: the problems go to the log and the run record, and
+        the last valid mappings keep running. With no valid mappings yet, the error is raised.
+        """
+        from sync_service.mapping import load_mappings
+
+        try:
+            self._mappings = load_mappings(self.settings.mappings_dir)
+        except MappingError as exc:
+            if self._mappings is None:
+                raise
+            log.error("mapping edit rejected, the last valid mappings keep running: %s", exc)
+            if run is not None:
+                run.config_errors.extend(exc.problems)
+        return self._mappings

@@ -1,0 +1,70 @@
+"""Build connectors from the service's settings; the only place that knows both."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from canonical.errors import SettingsError
+from sync_service.settings import Settings
+
+if TYPE_CHECKING:
+    from connectors.base import Connector
+
+
+def _ca_bundle(settings: Settings) -> str | None:
+    return str(settings.ca_bundle) if settings.ca_bundle else None
+
+
+def source_enabled(settings: Settings, system: str) -> bool:
+    """Whether ``system`` is switched on and has somewhere to connect to."""
+    if system == "salesforce":
+        return settings.salesforce.enabled
+    if system == "gainsight":
+        return settings.gainsight.enabled and settings.gainsight.base_url is not None
+    return False
+
+
+def build_connector(settings: Settings, system: str) -> Connector:
+    """The connector for ``system`` (``salesforce`` or ``gainsight``).
+
+    Raises:
+        SettingsError: when the system is disabled or not configured.
+    """
+    if not source_enabled(settings, system):
+        what = (
+            "GAINSIGHT_BASE_URL and GAINSIGHT_ACCESS_KEY"
+            if system == "gainsight"
+            else "salesforce.enabled: true"
+        )
+        msg = f"{system} is disabled or not configured; set {what}"
+        raise SettingsError(msg)
+    if system == "salesforce":
+        from connectors.salesforce.config import SalesforceConfig
+        from connectors.salesforce.connector import SalesforceConnector
+
+        sf_values = settings.salesforce.model_dump()
+        return SalesforceConnector(
+            SalesforceConfig.from_values(
+                sf_values, ca_bundle=_ca_bundle(settings), batch_size=settings.sync.batch_size
+            )
+        )
+    from connectors.gainsight.config import GainsightConfig
+    from connectors.gainsight.connector import GainsightConnector
+
+    gs = settings.gainsight
+    if gs.base_url is None or gs.access_key is None:  # settings validation prevents this
+        msg = "gainsight needs GAINSIGHT_BASE_URL and GAINSIGHT_ACCESS_KEY"
+        raise SettingsError(msg)
+    return GainsightConnector(
+        GainsightConfig(
+            base_url=gs.base_url,
+            access_key=gs.access_key.get_secret_value(),
+            timeout_seconds=gs.timeout_seconds,
+            max_attempts=gs.max_attempts,
+            page_size=gs.page_size,
+            calls_per_minute=gs.calls_per_minute,
+            calls_per_day=gs.calls_per_day,
+            budget_share=gs.budget_share,
+            ca_bundle=_ca_bundle(settings),
+        )
+    )

@@ -1,0 +1,180 @@
+"""The cycle: pull → evaluate → write back, as jobs with run records and locks.
+
+Each job body is one function call, tested without a scheduler; ``serve`` and the CLI both
+come through :func:`run_job`. Every job holds its lock for its whole run, so replicas sharing a
+store never run the same job at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import AbstractContextManager, nullcontext
+from datetime import timedelta
+from typing import Any
+
+from canonical.errors import BudgetExhaustedError, ConfigError, ServiceError
+from sync_service.context import AppContext
+from sync_service.factory import build_connector, source_enabled
+from sync_service.ingest import IngestOptions, reconcile_stream, sync_source
+from sync_service.runs import Run, run_record, utcnow
+
+log = logging.getLogger(__name__)
+
+SYNC_JOBS = ("salesforce", "gainsight")
+JOBS = (*SYNC_JOBS, "reconcile", "evaluate", "writeback", "cycle")
+
+
+def _lock(ctx: AppContext, job: str) -> AbstractContextManager[Any]:
+    try:
+        from sync_service.locks import job_lock
+    except ImportError:  # pragma: no cover - locks land with the scheduler
+        return nullcontext()
+    return job_lock(ctx.engine, job)
+
+
+def _overlap(ctx: AppContext, system: str) -> timedelta:
+    seconds = (
+        ctx.settings.salesforce.overlap_seconds
+        if system == "salesforce"
+        else ctx.settings.gainsight.overlap_seconds
+    )
+    return timedelta(seconds=seconds)
+
+
+def _record_usage(run: Run, system: str, connector: Any) -> None:
+    usage = connector.usage()
+    run.api_calls[system] = {"calls": usage.calls, "used": usage.used, "limit": usage.limit}
+
+
+def sync_job(
+    ctx: AppContext, system: str, *, full: bool = False, stop: threading.Event | None = None
+) -> Run:
+    """Pull one source into the store (incremental, or ``full`` resync without dropping data)."""
+    with _lock(ctx, system), run_record(ctx.engine, system) as run:
+        mappings = ctx.mappings(run)
+        source = mappings.salesforce if system == "salesforce" else mappings.gainsight
+        if source is None or not source_enabled(ctx.settings, system):
+            run.counts["skipped"] = 1
+            run.error = f"{system} is not configured (no mapping or disabled); nothing to sync"
+            log.info(run.error)
+            return run
+        connector = build_connector(ctx.settings, system)
+        try:
+            opts = IngestOptions(overlap=_overlap(ctx, system), now=utcnow(), full=full)
+            sync_source(ctx.engine, connector, source.entities.values(), run, opts, stop)
+            if system == "gainsight":
+                _link_identities(ctx, run)
+        except (ConfigError, BudgetExhaustedError):
+            raise
+        except ServiceError as exc:
+            # Recorded, not raised: the other sources and the evaluation still run.
+            run.status = "failed"
+            run.error = str(exc)
+            log.error("%s sync failed: %s", system, exc)
+        finally:
+            _record_usage(run, system, connector)
+            connector.close()
+    return run
+
+
+def _link_identities(ctx: AppContext, run: Run) -> None:
+    from sync_service.identity import link_all
+
+    for key, value in link_all(ctx.engine).items():
+        run.counts[key] = value
+
+
+def reconcile_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Run:
+    """Re-read every stream in full: refresh formula fields, catch hard deletes, report drift."""
+    with _lock(ctx, "reconcile"), run_record(ctx.engine, "reconcile") as run:
+        mappings = ctx.mappings(run)
+        for source in mappings.sources():
+            if not source_enabled(ctx.settings, source.system):
+                continue
+            connector = build_connector(ctx.settings, source.system)
+            try:
+                opts = IngestOptions(overlap=_overlap(ctx, source.system), now=utcnow())
+                for mapping in source.entities.values():
+                    if not reconcile_stream(ctx.engine, connector, mapping, run, opts, stop):
+                        run.mark_partial("stopped by shutdown; reconciliation runs again next time")
+                        return run
+                if source.system == "gainsight":
+                    _link_identities(ctx, run)
+            finally:
+                _record_usage(run, source.system, connector)
+                connector.close()
+    return run
+
+
+def evaluate_job(ctx: AppContext) -> Run:
+    """Compute every contact's and account's status from the store."""
+    from sync_service.evaluation import run_evaluation
+
+    with _lock(ctx, "evaluate"), run_record(ctx.engine, "evaluate") as run:
+        run_evaluation(ctx, run)
+    return run
+
+
+def writeback_job(ctx: AppContext, *, confirm: bool = False) -> Run:
+    """Write changed results back to the CRM fields."""
+    from sync_service.writeback import run_writeback
+
+    with _lock(ctx, "writeback"), run_record(ctx.engine, "writeback") as run:
+        run_writeback(ctx, run, confirm=confirm)
+    return run
+
+
+def run_job(ctx: AppContext, job: str, *, stop: threading.Event | None = None) -> Run:
+    """Run one scheduled job; a sync job is followed by evaluation and writeback.
+
+    Raises:
+        LockBusyError: another replica runs this job now (a skip, not a failure).
+        ServiceError: the job failed; its run record says so already.
+    """
+    if job in SYNC_JOBS:
+        run = sync_job(ctx, job, stop=stop)
+        if run.status in ("success", "partial") and not (stop and stop.is_set()):
+            _follow_up(ctx)
+        return run
+    if job == "reconcile":
+        run = reconcile_job(ctx, stop=stop)
+        if run.status in ("success", "partial") and not (stop and stop.is_set()):
+            _follow_up(ctx)
+        return run
+    if job == "evaluate":
+        return evaluate_job(ctx)
+    if job == "writeback":
+        return writeback_job(ctx)
+    if job == "cycle":
+        return run_cycle(ctx, stop=stop)[-1]
+    msg = f"unknown job '{job}'; jobs are: {', '.join(JOBS)}"
+    raise ConfigError(msg)
+
+
+def _follow_up(ctx: AppContext) -> None:
+    evaluated = evaluate_job(ctx)
+    if evaluated.status == "success":
+        writeback_job(ctx)
+
+
+def run_cycle(
+    ctx: AppContext, *, full: bool = False, stop: threading.Event | None = None
+) -> list[Run]:
+    """One full cycle: every configured source, then evaluation, then writeback.
+
+    Evaluation runs even when a source failed (its last good data still stands); writeback runs
+    only after a successful evaluation.
+    """
+    runs: list[Run] = []
+    for system in SYNC_JOBS:
+        if not source_enabled(ctx.settings, system):
+            continue
+        runs.append(sync_job(ctx, system, full=full, stop=stop))
+        if stop is not None and stop.is_set():
+            return runs
+    evaluated = evaluate_job(ctx)
+    runs.append(evaluated)
+    if evaluated.status == "success":
+        runs.append(writeback_job(ctx))
+    return runs
