@@ -40,10 +40,25 @@ class Run:
     status: RunStatus = "success"
     error: str | None = None
     config_errors: list[str] = field(default_factory=list)
+    finished_at: datetime | None = None
 
     def add(self, key: str, n: int = 1) -> None:
         """Add ``n`` to the counter ``key``."""
         self.counts[key] = int(self.counts.get(key, 0)) + n
+
+    def as_dict(self) -> dict[str, Any]:
+        """The run as plain data (for ``--json``)."""
+        return {
+            "id": self.id,
+            "job": self.job,
+            "status": self.status,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "counts": self.counts,
+            "api_calls": self.api_calls,
+            "error": self.error,
+            "config_errors": self.config_errors,
+        }
 
     def mark_partial(self, reason: str) -> None:
         """The run stopped cleanly before its end; ``reason`` says why and what happens next."""
@@ -74,13 +89,14 @@ def open_run(engine: Engine, job: str) -> Run:
 
 def close_run(engine: Engine, run: Run) -> None:
     """Write the run's final status, counts and error."""
+    run.finished_at = utcnow()
     with engine.begin() as conn:
         conn.execute(
             runs.update()
             .where(runs.c.id == run.id)
             .values(
                 status=run.status,
-                finished_at=utcnow(),
+                finished_at=run.finished_at,
                 counts=run.counts,
                 api_calls=run.api_calls,
                 error=run.error,

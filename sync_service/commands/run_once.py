@@ -1,19 +1,28 @@
-"""``sync-service run-once``: one full cycle: sync, evaluate, write back."""
+"""``sync-service run-once``: one full cycle, sync then evaluate then write back."""
 
 from __future__ import annotations
 
 import argparse
 
+from sync_service.console import emit_json
 from sync_service.context import AppContext
+from sync_service.pipeline import run_cycle
+from sync_service.reporting import print_run
 
-HELP = "one full cycle: sync, evaluate, write back"
+HELP = "one full cycle: sync every configured source, evaluate, write back"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the command's options."""
+    parser.add_argument("--full", action="store_true", help="re-read every record first")
 
 
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
-    """Not built yet: say so plainly."""
-    print("sync-service run-once: not available yet (tracked in issue #9).")
-    return 1
+    """Run the cycle; exit 0 only when every stage succeeded (partial and held are not green)."""
+    runs = run_cycle(ctx, full=args.full)
+    if args.json:
+        emit_json({"runs": [r.as_dict() for r in runs]})
+    else:
+        for r in runs:
+            print_run(r)
+    return 0 if all(r.status == "success" for r in runs) else 1
