@@ -7,17 +7,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from canonical.errors import MappingError
 from sync_service.runs import Run
 from sync_service.settings import Settings, load_settings
-from sync_service.store.engine import make_engine, upgrade
+from sync_service.store.engine import make_engine, normalise_url, upgrade
 
 if TYPE_CHECKING:
     from sync_service.mapping import Mappings
+    from sync_service.mapping.runtime import MappingStore
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,6 @@ class AppContext:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     json_output: bool = False
     _settings: Settings | None = None
-    _mappings: Mappings | None = None
 
     @property
     def settings(self) -> Settings:
@@ -50,20 +51,31 @@ class AppContext:
         """An engine without the automatic upgrade (for ``db upgrade`` itself)."""
         return make_engine(self.settings.database_url)
 
+    @cached_property
+    def mapping_store(self) -> MappingStore:
+        """The process's mappings, with the last valid version kept beside the store."""
+        from sync_service.mapping.runtime import MappingStore
+
+        return MappingStore(self.settings.mappings_dir, self.var_dir / "mappings.last-valid.json")
+
+    @property
+    def var_dir(self) -> Path:
+        """Where local state lives: beside a SQLite store, else ``var/``."""
+        url = sa.make_url(normalise_url(self.settings.database_url))
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            return Path(url.database).parent
+        return Path("var")
+
     def mappings(self, run: Run | None = None) -> Mappings:
         """The field mappings, re-read from disk for every run.
 
         An invalid edit is rejected whole: the problems go to the log and the run record, and
-        the last valid mappings keep running. With no valid mappings yet, the error is raised.
-        """
-        from sync_service.mapping import load_mappings
+        the last valid mappings keep running. With no valid mappings ever seen, it raises.
 
-        try:
-            self._mappings = load_mappings(self.settings.mappings_dir)
-        except MappingError as exc:
-            if self._mappings is None:
-                raise
-            log.error("mapping edit rejected, the last valid mappings keep running: %s", exc)
-            if run is not None:
-                run.config_errors.extend(exc.problems)
-        return self._mappings
+        Raises:
+            MappingError: the files are invalid and there is no last valid version.
+        """
+        refresh = self.mapping_store.refresh()
+        if refresh.error is not None and run is not None:
+            run.config_errors.extend(refresh.problems)
+        return refresh.mappings

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ from canonical.errors import BudgetExhaustedError, ConfigError, ServiceError
 from sync_service.context import AppContext
 from sync_service.factory import build_connector, source_enabled
 from sync_service.ingest import IngestOptions, reconcile_stream, sync_source
+from sync_service.locks import job_lock
 from sync_service.runs import Run, run_record, utcnow
 
 log = logging.getLogger(__name__)
@@ -25,12 +26,11 @@ SYNC_JOBS = ("salesforce", "gainsight")
 JOBS = (*SYNC_JOBS, "reconcile", "evaluate", "writeback", "cycle")
 
 
-def _lock(ctx: AppContext, job: str) -> AbstractContextManager[Any]:
-    try:
-        from sync_service.locks import job_lock
-    except ImportError:  # pragma: no cover - locks land with the scheduler
-        return nullcontext()
-    return job_lock(ctx.engine, job)
+def _lock(ctx: AppContext, stage: str) -> AbstractContextManager[Any]:
+    # Stage locks are named apart from the scheduler's job locks: a scheduled "salesforce" job
+    # holds "salesforce" and runs the stages "stage.salesforce", "stage.evaluate" and
+    # "stage.writeback", which a CLI run or another replica's job cannot enter meanwhile.
+    return job_lock(ctx.engine, f"stage.{stage}")
 
 
 def _overlap(ctx: AppContext, system: str) -> timedelta:
@@ -79,9 +79,9 @@ def sync_job(
 
 
 def _link_identities(ctx: AppContext, run: Run) -> None:
-    from sync_service.identity import link_all
+    from sync_service.identity import link_identities
 
-    for key, value in link_all(ctx.engine).items():
+    for key, value in link_identities(ctx.engine).as_counts().items():
         run.counts[key] = value
 
 
@@ -89,7 +89,7 @@ def reconcile_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Ru
     """Re-read every stream in full: refresh formula fields, catch hard deletes, report drift."""
     with _lock(ctx, "reconcile"), run_record(ctx.engine, "reconcile") as run:
         mappings = ctx.mappings(run)
-        for source in mappings.sources():
+        for source in mappings.sources:
             if not source_enabled(ctx.settings, source.system):
                 continue
             connector = build_connector(ctx.settings, source.system)
@@ -108,20 +108,32 @@ def reconcile_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Ru
 
 
 def evaluate_job(ctx: AppContext) -> Run:
-    """Compute every contact's and account's status from the store."""
-    from sync_service.evaluation import run_evaluation
+    """Compute every contact's and account's status from the store.
 
+    An invalid rules edit is reported in the run and the last valid policy keeps running.
+    """
+    from sync_service.evaluation import evaluate_all, load_policy_or_last_valid
+
+    settings = ctx.settings
     with _lock(ctx, "evaluate"), run_record(ctx.engine, "evaluate") as run:
-        run_evaluation(ctx, run)
+        policy, problems = load_policy_or_last_valid(
+            settings.rules_file, ctx.var_dir / "rules.last-valid.yaml"
+        )
+        run.config_errors.extend(problems)
+        evaluate_all(ctx.engine, policy, utcnow(), run)
     return run
 
 
 def writeback_job(ctx: AppContext, *, confirm: bool = False) -> Run:
-    """Write changed results back to the CRM fields."""
-    from sync_service.writeback import run_writeback
+    """Write changed results back to the CRM fields (only what changed; guards apply)."""
+    from sync_service.writeback.job import writeback_job as write_back
 
     with _lock(ctx, "writeback"), run_record(ctx.engine, "writeback") as run:
-        run_writeback(ctx, run, confirm=confirm)
+        if not ctx.settings.writeback.enabled:
+            run.counts["skipped"] = 1
+            run.error = "writeback is disabled (writeback.enabled: false); nothing written"
+            return run
+        write_back(ctx.engine, ctx.settings, run=run, mappings=ctx.mappings(run), confirm=confirm)
     return run
 
 
