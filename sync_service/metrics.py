@@ -26,6 +26,8 @@ Metric names (all prefixed ``advocate_``)::
     writeback_outbox{state}                      outbox rows by state (pending, failed, done)
     store_up                                     1 when the store answered this scrape
     skipped_runs_total{job}                      this process: runs skipped, lock busy
+
+plus the standard ``process_*`` metrics (resident memory, CPU, open files) of this process.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
@@ -270,6 +272,8 @@ def build_registry(engine: Engine) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(engine))
     registry.register(SKIPPED_RUNS)
+    # process_resident_memory_bytes and friends: memory must stay bounded by the batch size.
+    ProcessCollector(registry=registry)
     return registry
 
 

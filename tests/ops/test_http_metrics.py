@@ -150,6 +150,7 @@ def test_metrics_are_computed_from_the_store_and_parse(
     assert m[("advocate_writeback_outbox", (("state", "pending"),))] == 2
     assert m[("advocate_writeback_outbox", (("state", "failed"),))] == 1
     assert m[("advocate_skipped_runs_total", (("job", "metrics-test"),))] >= 1
+    assert m[("process_resident_memory_bytes", ())] > 0
 
 
 def test_readyz_follows_the_newest_run_of_each_job(engine: Engine, server: HealthServer) -> None:
