@@ -20,15 +20,12 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from canonical.model import CANONICAL_FIELDS
-from connectors.base import DELETED_KEY
+from connectors.base import DELETED_KEY, INVALID_KEY
 from sync_service.mapping.convert import MAX_STRING, _aware, to_datetime
 
 if TYPE_CHECKING:
     from sync_service.mapping.model import EntityMapping, FieldMapping
 
-#: Key a connector sets on a record it received malformed (``connectors.gainsight.streams``);
-#: its value says why. Such a record is quarantined, never stored.
-INVALID_KEY = "_invalid"
 
 RowFunction = Callable[[Mapping[str, Any]], dict[str, Any]]
 

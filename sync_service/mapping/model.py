@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from canonical.errors import RecordError
 from canonical.model import CANONICAL_FIELDS, Entity, FieldType
-from connectors.base import DELETED_KEY, MERGED_INTO_KEY, FieldFilter, StreamSpec
-from sync_service.mapping.compiled import INVALID_KEY, compile_to_row
+from connectors.base import DELETED_KEY, INVALID_KEY, MERGED_INTO_KEY, FieldFilter, StreamSpec
+from sync_service.mapping.compiled import compile_to_row
 from sync_service.mapping.convert import Converter, UnmappedValueError, to_datetime
 from sync_service.yamlio import YamlDocument
 

@@ -297,10 +297,8 @@ def test_stream_spec_reads_keys_mapped_and_extra_fields(
 def test_record_marked_malformed_by_the_connector_is_quarantined(
     mappings: dict[Entity, EntityMapping],
 ) -> None:
-    from connectors.gainsight.streams import INVALID_KEY
-    from sync_service.mapping.compiled import INVALID_KEY as MAPPING_INVALID_KEY
+    from connectors.base import INVALID_KEY
 
-    assert INVALID_KEY == MAPPING_INVALID_KEY
     with pytest.raises(RecordError) as info:
         _acc(mappings, **{INVALID_KEY: "no modified date"})
     assert info.value.reason == "Account: malformed record from the connector (no modified date)"
