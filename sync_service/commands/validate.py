@@ -14,14 +14,14 @@ import argparse
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from canonical.errors import ConfigError, ServiceError, SettingsError
 from canonical.model import Entity
-from connectors.salesforce import SalesforceConnector
-from connectors.salesforce.config import SalesforceConfig
 from rules.policy import Policy, load_policy
 from sync_service.console import error
 from sync_service.context import AppContext
+from sync_service.factory import build_connector
 from sync_service.mapping import Mappings, load_mappings
 from sync_service.mapping.online import FieldInfo, OnlineReport, validate_online
 from sync_service.settings import Settings
@@ -177,14 +177,16 @@ def check_online(settings: Settings, mappings: Mappings) -> OnlineReport:
     if not settings.salesforce.enabled:
         report.warnings.append("salesforce is disabled in the settings; online check skipped")
         return report
-    config = SalesforceConfig.from_values(
-        settings.salesforce.model_dump(),
-        ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
-    )
-    connector = SalesforceConnector(config)
+    connector = build_connector(settings, "salesforce")
+    describe_object: Any = getattr(connector, "describe", None)
+    if describe_object is None:
+        connector.close()
+        report.warnings.append("salesforce: this connector cannot describe objects; skipped")
+        return report
 
     def describe(name: str) -> Mapping[str, FieldInfo]:
-        return connector.describe(name).fields
+        fields: Mapping[str, FieldInfo] = describe_object(name).fields
+        return fields
 
     try:
         result = validate_online(mappings.salesforce, describe)

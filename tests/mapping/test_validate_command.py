@@ -135,7 +135,13 @@ class FakeConnector:
 def test_online_checks_the_org_and_reports_its_problems(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(validate, "SalesforceConnector", FakeConnector)
+    built: list[str] = []
+
+    def build(settings: object, system: str) -> FakeConnector:
+        built.append(system)
+        return FakeConnector(settings)
+
+    monkeypatch.setattr(validate, "build_connector", build)
     assert main(["validate", "--online"]) == 2
     err = capsys.readouterr().err
     problems = [line for line in err.splitlines() if line.startswith("error: ")]
@@ -150,3 +156,4 @@ def test_online_checks_the_org_and_reports_its_problems(
     ]
     assert "Gainsight has no describe check yet" in err
     assert FakeConnector.closed
+    assert built == ["salesforce"]
