@@ -6,17 +6,55 @@ Start the local Salesforce and Gainsight sandbox for a person to point a config 
 from __future__ import annotations
 
 import argparse
+import shlex
+import threading
 
 from sync_service.context import AppContext
+from sync_service.sandbox import Sandbox
 
 HELP = "start the local Salesforce and Gainsight sandbox for a person to point a config at"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the command's options."""
+    parser.add_argument("--accounts", type=int, default=200, help="accounts to seed (default 200)")
+    parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    parser.add_argument(
+        "--port", type=int, default=8443, help="Salesforce port (default 8443; 0: any)"
+    )
+    parser.add_argument(
+        "--gainsight-port", type=int, default=8444, help="Gainsight port (default 8444; 0: any)"
+    )
+    parser.add_argument(
+        "--auth-flow",
+        choices=("jwt", "client_credentials", "password", "token"),
+        default="jwt",
+        help="the Salesforce auth flow the printed variables use (default jwt)",
+    )
 
 
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
-    """Not built yet: say so plainly."""
-    print("sync-service sandbox: not available yet (tracked in issue #3).")
-    return 1
+    """Start the sandbox in the foreground until Ctrl-C."""
+    if args.accounts < 1:
+        print("error: --accounts must be at least 1")
+        return 2
+    print(f"Seeding {args.accounts:,} accounts (seed {args.seed}) ...", flush=True)
+    with Sandbox(
+        accounts=args.accounts, seed=args.seed, port=args.port, gainsight_port=args.gainsight_port
+    ) as sb:
+        counts = ", ".join(f"{k} {v:,}" for k, v in sb.seed_counts.items())
+        print(f"Salesforce: {sb.salesforce_url}  (login and instance URL)")
+        print(f"Gainsight:  {sb.gainsight_url}")
+        print(f"CA bundle:  {sb.ca_bundle}")
+        print(f"Data:       {counts}")
+        print()
+        print("Point the service at it (these credentials live only as long as this process):")
+        for name, value in sb.env(args.auth_flow).items():
+            print(f"export {name}={shlex.quote(value)}")
+        print()
+        print("Press Ctrl-C to stop.", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("\nStopping the sandbox.")
+    return 0

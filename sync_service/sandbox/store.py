@@ -1,0 +1,140 @@
+"""The sandbox's storage: one SQLite database, one table per object, one lock.
+
+A single connection behind a re-entrant lock keeps this simple and fast enough: SQLite does
+the filtering and sorting, the HTTP threads do the JSON and CSV work outside the lock. The
+database is a file in the sandbox's temporary folder so that a 1M-contact org lives in the page
+cache, not in the Python heap of the process that embeds the sandbox.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sync_service.sandbox.schema import ObjectDef, gainsight_objects, salesforce_objects
+
+SALESFORCE = "salesforce"
+GAINSIGHT = "gainsight"
+
+#: Indexes made after seeding (building them once is faster than maintaining them per insert).
+_INDEXES: dict[tuple[str, str], tuple[str, ...]] = {
+    (SALESFORCE, "Account"): ("SystemModstamp", "Name"),
+    (SALESFORCE, "Contact"): ("SystemModstamp", "AccountId", "Email"),
+    (SALESFORCE, "Opportunity"): ("SystemModstamp", "AccountId"),
+    (SALESFORCE, "Case"): ("SystemModstamp", "AccountId"),
+    (SALESFORCE, "Reference_Request__c"): ("SystemModstamp", "Contact__c"),
+    (GAINSIGHT, "Company"): ("ModifiedDate", "SfdcAccountId"),
+    (GAINSIGHT, "Person"): ("ModifiedDate", "Email", "CompanyId"),
+    (GAINSIGHT, "SurveyUserAnswer"): ("ModifiedDate", "CompanyId"),
+    (GAINSIGHT, "Advocacy_Program__gc"): ("ModifiedDate",),
+}
+
+
+def quote(name: str) -> str:
+    """An SQL identifier (field names come from the schema, never from a request verbatim)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+class SandboxStore:
+    """Tables and the connection; every access goes through ``lock``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.RLock()
+        self.conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        # A throwaway database: durability buys nothing, speed does.
+        for pragma in (
+            "journal_mode=OFF",
+            "synchronous=OFF",
+            "temp_store=MEMORY",
+            "cache_size=-131072",
+            "locking_mode=EXCLUSIVE",
+        ):
+            self.conn.execute(f"PRAGMA {pragma}")
+        self.schemas: dict[str, dict[str, ObjectDef]] = {
+            SALESFORCE: salesforce_objects(),
+            GAINSIGHT: gainsight_objects(),
+        }
+        for system, objects in self.schemas.items():
+            for obj in objects.values():
+                self._create(system, obj)
+
+    @staticmethod
+    def table(system: str, obj: str) -> str:
+        """The quoted table name of an object."""
+        return quote(("sf_" if system == SALESFORCE else "gs_") + obj)
+
+    def _create(self, system: str, obj: ObjectDef) -> None:
+        cols = []
+        for f in obj.fields.values():
+            col = f"{quote(f.name)} {f.sql_type}"
+            if f.type == "boolean":
+                col += " NOT NULL DEFAULT 0"
+            cols.append(col)
+        key = "Id" if system == SALESFORCE else "Gsid"
+        self.conn.execute(
+            f"CREATE TABLE {self.table(system, obj.name)} ({', '.join(cols)}, UNIQUE({quote(key)}))"
+        )
+
+    def create_indexes(self) -> None:
+        """Build the secondary indexes (after the bulk seed)."""
+        with self.lock:
+            for (system, obj), columns in _INDEXES.items():
+                for col in columns:
+                    name = quote(f"ix_{system}_{obj}_{col}")
+                    self.conn.execute(
+                        f"CREATE INDEX IF NOT EXISTS {name} ON {self.table(system, obj)} "
+                        f"({quote(col)})"
+                    )
+            self.conn.execute("ANALYZE")
+
+    def insert_rows(
+        self, system: str, obj: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Insert rows given as tuples in ``columns`` order."""
+        cols = ", ".join(quote(c) for c in columns)
+        marks = ", ".join("?" for _ in columns)
+        with self.lock:
+            self.conn.execute("BEGIN")
+            try:
+                self.conn.executemany(
+                    f"INSERT INTO {self.table(system, obj)} ({cols}) VALUES ({marks})", rows
+                )
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for many parameter rows in one transaction."""
+        with self.lock:
+            self.conn.execute("BEGIN")
+            try:
+                self.conn.executemany(sql, rows)
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run one statement under the lock and return every row."""
+        with self.lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement under the lock and return the first row (or None)."""
+        with self.lock:
+            return self.conn.execute(sql, params).fetchone()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one writing statement under the lock; return the number of rows changed."""
+        with self.lock:
+            return self.conn.execute(sql, params).rowcount
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self.lock:
+            self.conn.close()
