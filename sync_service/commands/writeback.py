@@ -86,17 +86,21 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
 def _run(args: argparse.Namespace, ctx: AppContext) -> int:
     settings = ctx.settings
     if args.dry_run:
-        report = writeback_job(ctx.engine, settings, dry_run=True, confirm=args.confirm)
+        report = writeback_job(
+            ctx.engine, settings, mappings=ctx.mappings(), dry_run=True, confirm=args.confirm
+        )
         print_report(report)
         return 0
     if not settings.writeback.enabled:
         print("writeback is disabled (writeback.enabled: false); nothing written")
         return 0
-    with job_lock(ctx.engine, "writeback"), run_record(ctx.engine, "writeback") as run_:
+    # The pipeline's writeback stage takes the same lock: never two writebacks at once.
+    with job_lock(ctx.engine, "stage.writeback"), run_record(ctx.engine, "writeback") as run_:
         report = writeback_job(
             ctx.engine,
             settings,
             run=run_,
+            mappings=ctx.mappings(run_),
             confirm=args.confirm,
             retry_failed=args.retry_failed,
         )

@@ -6,14 +6,12 @@ call; tests call :func:`~sync_service.writeback.runner.run_writeback` with fakes
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from canonical.errors import WritebackError
 from connectors.base import Connector
+from sync_service.factory import build_connector
 from sync_service.mapping import Mappings, WritebackTarget, load_mappings
 from sync_service.runs import Run
 from sync_service.settings import Settings
@@ -36,59 +34,20 @@ def writeback_targets(mappings: Mappings, settings: Settings) -> list[WritebackT
 
 
 def build_connectors(settings: Settings, systems: Iterable[str]) -> dict[str, Connector]:
-    """One connector per system named, built from the settings.
+    """One connector per system named, built by :mod:`sync_service.factory`.
 
     Raises:
-        WritebackError: a system is not configured (no base URL) or its connector is missing.
+        SettingsError: a system is disabled or not configured.
     """
     out: dict[str, Connector] = {}
     for system in sorted(set(systems)):
-        if system == "gainsight":
-            out[system] = _gainsight(settings)
-        elif system == "salesforce":
-            out[system] = _salesforce(settings)
-        else:  # pragma: no cover - the mapping loader only knows these two
-            msg = f"no connector for system '{system}'"
-            raise WritebackError(msg)
+        connector = build_connector(settings, system)
+        if system == "gainsight" and hasattr(connector, "writes_enabled"):
+            # The Gainsight connector refuses writes unless told; the writeback only names a
+            # Gainsight target when gainsight.writeback_enabled is set.
+            connector.writes_enabled = settings.gainsight.writeback_enabled
+        out[system] = connector
     return out
-
-
-def _gainsight(settings: Settings) -> Connector:
-    from connectors.gainsight.config import GainsightConfig
-    from connectors.gainsight.connector import GainsightConnector
-
-    gs = settings.gainsight
-    if not gs.base_url or gs.access_key is None:
-        msg = "gainsight writeback is enabled but GAINSIGHT_BASE_URL/GAINSIGHT_ACCESS_KEY are unset"
-        raise WritebackError(msg)
-    config = GainsightConfig(
-        base_url=gs.base_url,
-        access_key=gs.access_key.get_secret_value(),
-        timeout_seconds=gs.timeout_seconds,
-        max_attempts=gs.max_attempts,
-        page_size=gs.page_size,
-        calls_per_minute=gs.calls_per_minute,
-        calls_per_day=gs.calls_per_day,
-        budget_share=gs.budget_share,
-        ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
-    )
-    return GainsightConnector(config, writes_enabled=True)
-
-
-def _salesforce(settings: Settings) -> Connector:
-    # Imported by name: the Salesforce connector lands in its own package (connectors/salesforce).
-    try:
-        config_mod: Any = importlib.import_module("connectors.salesforce.config")
-        conn_mod: Any = importlib.import_module("connectors.salesforce")
-    except ImportError:
-        msg = "the Salesforce connector is not installed; cannot write back to Salesforce"
-        raise WritebackError(msg) from None
-    config = config_mod.SalesforceConfig.from_values(
-        settings.salesforce.model_dump(),
-        ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
-    )
-    connector: Connector = conn_mod.SalesforceConnector(config)
-    return connector
 
 
 def writeback_job(
