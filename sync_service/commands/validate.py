@@ -75,6 +75,18 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
     if policy is not None and mappings is not None:
         problems.extend(check_policy_features(policy, mappings, rules_file))
 
+    if (
+        settings is not None
+        and mappings is not None
+        and mappings.gainsight is not None
+        and mappings.gainsight.writeback
+        and not settings.gainsight.writeback_enabled
+    ):
+        warnings.append(
+            f"{mappings.gainsight.where('writeback')}: Gainsight writeback is mapped but "
+            "gainsight.writeback_enabled is false; nothing is written to Gainsight"
+        )
+
     if getattr(args, "online", False):
         if problems:
             warnings.append("--online skipped: fix the problems above first")

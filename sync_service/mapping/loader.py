@@ -78,6 +78,16 @@ _MISSING_HINTS: dict[str, str] = {
 
 _Problem = tuple[Sequence[str | int], str]
 
+#: What a whole entry should look like, by model (for an entry of the wrong shape).
+_SHAPES: dict[str, str] = {
+    "FileSpec": "the file must be a mapping with 'entities:' (and 'writeback:')",
+    "EntitySpec": "an entity is a mapping with object: and fields:",
+    "FieldSpec": "give the CRM field name, or a mapping like {from: Field__c, default: ...}",
+    "ExtraFieldSpec": "an extra field is a mapping like {from: Field__c, type: string}",
+    "FilterSpec": "a filter is a mapping like {field: Type, operator: IN, values: [Customer]}",
+    "WritebackSpec": "a writeback entry is a mapping with object: and fields:",
+}
+
 
 def _suggest(word: str, choices: Iterable[str]) -> str:
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
@@ -136,6 +146,9 @@ def _pydantic_problems(
             text = err["msg"].removeprefix("Value error, ")
         elif "[key]" in err["loc"]:
             text = f"key {_clip(err['input'])} must be text"
+        elif kind in ("model_type", "model_attributes_type") and not loc:
+            shape = _SHAPES.get(model.__name__, "expected a mapping of keys here")
+            text = f"{shape} (got {_clip(err['input'])})"
         else:
             what = err["msg"][:1].lower() + err["msg"][1:]
             text = f"'{last}': {what} (got {_clip(err['input'])})" if last else what

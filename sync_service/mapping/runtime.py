@@ -23,12 +23,13 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from canonical.errors import MappingError
 from canonical.model import Entity
-from sync_service.mapping.loader import FILES, load_mappings
+from sync_service.mapping.loader import FILES, digest_files, load_mappings
 from sync_service.mapping.model import Mappings
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,12 @@ class MappingStore:
         self.snapshot_path = snapshot_path
         self._current: Mappings | None = None
         self._from_snapshot = False
+        # Scheduled jobs may refresh from several threads at once.
+        self._lock = threading.Lock()
+        # The files' fingerprint at the last refresh, and the error they gave (if any): an
+        # unchanged directory is neither parsed again nor logged again.
+        self._probe: str | None = None
+        self._error: MappingError | None = None
 
     @property
     def current(self) -> Mappings | None:
@@ -90,11 +97,23 @@ class MappingStore:
             MappingError: the files are invalid and no valid version was ever seen (neither
                 in this process nor in the snapshot).
         """
+        with self._lock:
+            return self._refresh()
+
+    def _refresh(self) -> MappingRefresh:
         previous = self._current
+        probe = _fingerprint(self.mappings_dir)
+        if probe is not None and probe == self._probe and previous is not None:
+            return MappingRefresh(
+                mappings=previous, error=self._error, from_snapshot=self._from_snapshot
+            )
         try:
             fresh = load_mappings(self.mappings_dir)
         except MappingError as exc:
-            return self._rejected(exc, previous)
+            result = self._rejected(exc, previous)
+            self._probe, self._error = probe, exc
+            return result
+        self._probe, self._error = probe, None
         changed = previous is None or previous.digest != fresh.digest
         if changed or self._from_snapshot:
             self._save_snapshot(fresh)
@@ -183,6 +202,15 @@ class MappingStore:
             log.warning("ignoring the unreadable mapping snapshot %s (%s)", path, exc)
             return None
         return _relocate(loaded, path)
+
+
+def _fingerprint(directory: Path) -> str | None:
+    """A cheap fingerprint of every YAML file in ``directory`` (None: cannot read it)."""
+    try:
+        files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml"))
+        return digest_files(files) if files else None
+    except OSError:
+        return None
 
 
 def _relocate(mappings: Mappings, where: Path) -> Mappings:

@@ -358,6 +358,19 @@ ERRORS: dict[str, tuple[str, list[str]]] = {
         """,
         ["5:28: 'strict' needs a 'map' of allowed values for email"],
     ),
+    "entry of the wrong shape": (
+        """
+        entities:
+          contacts:
+            object: Contact
+            fields:
+              email: [Email, Email__c]
+        """,
+        [
+            "5:7: give the CRM field name, or a mapping like {from: Field__c, default: ...} "
+            "(got ['Email', 'Email__c'])"
+        ],
+    ),
     "not a mapping": (
         """
         - contacts

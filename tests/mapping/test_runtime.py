@@ -138,3 +138,41 @@ def test_store_without_snapshot_keeps_memory_only(write_mapping: Write) -> None:
     good = store.refresh().mappings
     write_mapping(BROKEN)
     assert store.refresh().mappings is good
+
+
+def test_unchanged_files_are_not_parsed_again_but_errors_stay_reported(
+    write_mapping: Write, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sync_service.mapping import runtime
+
+    calls: list[Path] = []
+    real = runtime.load_mappings
+
+    def counting(directory: Path) -> Mappings:
+        calls.append(directory)
+        return real(directory)
+
+    monkeypatch.setattr(runtime, "load_mappings", counting)
+    d = write_mapping(V1)
+    store = MappingStore(d, tmp_path / "snap.json")
+    store.refresh()
+    store.refresh()
+    assert len(calls) == 1
+
+    write_mapping(BROKEN)
+    first = store.refresh()
+    again = store.refresh()
+    assert len(calls) == 2
+    assert again.error is first.error
+    assert again.problems == first.problems
+    assert again.mappings is first.mappings
+
+
+def test_a_new_misnamed_file_counts_as_a_change(write_mapping: Write, tmp_path: Path) -> None:
+    d = write_mapping(V1)
+    store = MappingStore(d, tmp_path / "snap.json")
+    store.refresh()
+    write_mapping(V1, "gainsigth.yaml")
+    result = store.refresh()
+    assert result.error is not None
+    assert "unknown mapping file" in result.problems[0]

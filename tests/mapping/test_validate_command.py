@@ -157,3 +157,22 @@ def test_online_checks_the_org_and_reports_its_problems(
     assert "Gainsight has no describe check yet" in err
     assert FakeConnector.closed
     assert built == ["salesforce"]
+
+
+def test_gainsight_writeback_mapped_but_disabled_is_a_warning(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gs = project / "mappings" / "gainsight.yaml"
+    gs.write_text(
+        gs.read_text()
+        + "writeback:\n  account:\n    object: Company\n    fields: {status: Advocate_Status__gc}\n"
+    )
+    assert main(["validate"]) == 0
+    out, err = capsys.readouterr()
+    line = next(x for x in gs.read_text().splitlines() if x.startswith("writeback:"))
+    number = gs.read_text().splitlines().index(line) + 1
+    assert err == (
+        f"warning: mappings/gainsight.yaml:{number}:1: Gainsight writeback is mapped but "
+        "gainsight.writeback_enabled is false; nothing is written to Gainsight\n"
+    )
+    assert out.startswith("OK: ")
