@@ -47,6 +47,8 @@ class Faults:
 
     def reset(self) -> None:
         """Back to no faults (counters of API usage are kept)."""
+        self._gs_window.clear()
+        self._forced.clear()
         #: Share of API calls answering 429, 500, 503 (checked in that order).
         self.rate_429 = 0.0
         self.rate_500 = 0.0
