@@ -1,22 +1,69 @@
-"""``sync-service demo``.
+"""``sync-service demo``: the whole job on the embedded default, in under a minute.
 
-Start the sandbox in-process and run one full cycle on a fresh SQLite store.
+Starts the local CRM sandbox in-process, points the service at it, runs one full cycle (sync
+both sources, evaluate, write back) into a fresh SQLite store, and prints what happened.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
+from pathlib import Path
 
+from sync_service.console import emit_json
 from sync_service.context import AppContext
+from sync_service.pipeline import run_cycle
+from sync_service.summary import render, summarise
 
 HELP = "start the sandbox in-process and run one full cycle on a fresh SQLite store"
+
+DEFAULT_DB = Path("var/demo/advocate.db")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the command's options."""
+    parser.add_argument(
+        "--accounts", type=int, default=1000, help="accounts to seed (about 5 contacts each)"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="random seed of the sandbox data")
+    parser.add_argument(
+        "--database",
+        type=Path,
+        default=DEFAULT_DB,
+        help=f"SQLite file to create afresh (default: {DEFAULT_DB})",
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def fresh_sqlite(path: Path) -> str:
+    """Remove a previous demo store (and its WAL files and snapshots); return its URL."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in path.parent.iterdir():
+        if leftover.name.startswith(path.name) or ".last-valid." in leftover.name:
+            leftover.unlink()
+    return f"sqlite:///{path}"
 
 
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
-    """Not built yet: say so plainly."""
-    print("sync-service demo: not available yet (tracked in issue #3).")
-    return 1
+    """Run the demo cycle and print its summary."""
+    from sync_service.sandbox import Sandbox
+
+    started = time.monotonic()
+    url = fresh_sqlite(args.database)
+    print(f"starting the CRM sandbox with {args.accounts:,} accounts ...", flush=True)
+    with Sandbox(accounts=args.accounts, seed=args.seed) as sandbox:
+        env = {**sandbox.env(), "DATABASE_URL": url}
+        demo = AppContext(config_path=ctx.config_path, env=env)
+        # Only the file's non-secret settings apply; credentials come from the sandbox.
+        print(f"salesforce {sandbox.salesforce_url}, gainsight {sandbox.gainsight_url}", flush=True)
+        runs = run_cycle(demo)
+        summary = summarise(demo.engine, runs)
+        demo.engine.dispose()
+    elapsed = time.monotonic() - started
+    if args.json:
+        emit_json({**summary.as_dict(), "seconds": round(elapsed, 1), "database": url})
+    else:
+        print()
+        print(render(summary, elapsed))
+        print(f"\nstore: {url}  (try: sync-service explain <contact id> with DATABASE_URL={url})")
+    return 0 if all(r.status == "success" for r in runs) else 1
