@@ -12,9 +12,10 @@ from typing import Any
 import requests
 
 from connectors.gainsight.config import GainsightConfig
+from connectors.http import ServiceSession
 
 
-class TimeoutSession(requests.Session):
+class TimeoutSession(ServiceSession):
     """A session whose requests always carry a timeout."""
 
     def __init__(self, timeout: float) -> None:

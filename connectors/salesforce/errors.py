@@ -243,6 +243,12 @@ def translate(
             "raise timeout_seconds if it persists",
             system=SYSTEM,
         )
+    if isinstance(exc, requests.exceptions.SSLError):
+        return FatalApiError(
+            f"TLS verification failed talking to Salesforce{where}; set REQUESTS_CA_BUNDLE "
+            "(or ca_bundle) to the CA bundle that signs the org's or proxy's certificate",
+            system=SYSTEM,
+        )
     if isinstance(exc, requests.ConnectionError):
         return RetriableError(
             f"cannot reach Salesforce{where}: {type(exc).__name__}; check the network and "

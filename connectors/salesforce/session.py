@@ -12,6 +12,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from connectors.http import ServiceSession
 from connectors.salesforce.config import SalesforceConfig
 
 
@@ -31,7 +32,7 @@ class TimeoutAdapter(HTTPAdapter):
 
 def build_session(config: SalesforceConfig) -> requests.Session:
     """Build the session once; the connector and simple-salesforce share it."""
-    session = requests.Session()
+    session = ServiceSession()
     adapter = TimeoutAdapter(config.timeout_seconds, pool_connections=4, pool_maxsize=8)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
