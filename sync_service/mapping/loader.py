@@ -78,6 +78,17 @@ _MISSING_HINTS: dict[str, str] = {
 
 _Problem = tuple[Sequence[str | int], str]
 
+#: What to write instead, by pydantic error type.
+_TYPE_HINTS: dict[str, str] = {
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be text (a name)",
+    "dict_type": "must be a mapping of keys (name: value)",
+    "list_type": "must be a list, e.g. [a, b]",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+}
+
 #: What a whole entry should look like, by model (for an entry of the wrong shape).
 _SHAPES: dict[str, str] = {
     "FileSpec": "the file must be a mapping with 'entities:' (and 'writeback:')",
@@ -149,6 +160,8 @@ def _pydantic_problems(
         elif kind in ("model_type", "model_attributes_type") and not loc:
             shape = _SHAPES.get(model.__name__, "expected a mapping of keys here")
             text = f"{shape} (got {_clip(err['input'])})"
+        elif kind in _TYPE_HINTS:
+            text = f"'{last}' {_TYPE_HINTS[kind]} (got {_clip(err['input'])})"
         else:
             what = err["msg"][:1].lower() + err["msg"][1:]
             text = f"'{last}': {what} (got {_clip(err['input'])})" if last else what

@@ -371,6 +371,16 @@ ERRORS: dict[str, tuple[str, list[str]]] = {
             "(got ['Email', 'Email__c'])"
         ],
     ),
+    "wrong scalar type": (
+        """
+        entities:
+          contacts:
+            object: Contact
+            fields:
+              email: {from: Email, required: maybe}
+        """,
+        ["5:28: 'required' must be true or false (got 'maybe')"],
+    ),
     "not a mapping": (
         """
         - contacts
