@@ -176,3 +176,31 @@ def test_gainsight_writeback_mapped_but_disabled_is_a_warning(
         "gainsight.writeback_enabled is false; nothing is written to Gainsight\n"
     )
     assert out.startswith("OK: ")
+
+
+def test_online_against_the_sandbox_finds_a_renamed_writeback_field(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sync_service.sandbox import Sandbox
+
+    with Sandbox(accounts=3, seed=7) as sb:
+        for key, value in sb.env().items():
+            monkeypatch.setenv(key, value)
+        assert main(["validate", "--online"]) == 0
+        assert "Salesforce schema (online)" in capsys.readouterr().out
+
+        sb.rename_field("Contact", "Advocate_Status__c", "Advocacy_Status__c")
+        assert main(["validate", "--online"]) == 2
+        err = capsys.readouterr().err
+        assert (
+            "Contact has no field 'Advocate_Status__c'; did you mean 'Advocacy_Status__c'?" in err
+        )
+
+        sf = project / "mappings" / "salesforce.yaml"
+        text = sf.read_text()
+        contact_part = text.index("  contact:\n")
+        sf.write_text(
+            text[:contact_part]
+            + text[contact_part:].replace("Advocate_Status__c", "Advocacy_Status__c", 1)
+        )
+        assert main(["validate", "--online"]) == 0
