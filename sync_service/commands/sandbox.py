@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import threading
 
 from sync_service.context import AppContext
@@ -53,8 +54,18 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
             print(f"export {name}={shlex.quote(value)}")
         print()
         print("Press Ctrl-C to stop.", flush=True)
+        stop = threading.Event()
+        # Explicit handlers: a process started in the background inherits an ignored SIGINT,
+        # and a container stops with SIGTERM.
+        previous = {
+            sig: signal.signal(sig, lambda _signum, _frame: stop.set())
+            for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("\nStopping the sandbox.")
+            while not stop.wait(0.5):
+                pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        print("Stopping the sandbox.", flush=True)
     return 0

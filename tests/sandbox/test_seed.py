@@ -1,0 +1,95 @@
+"""Seeded data: deterministic, in the past, and shaped like a real org (skew, links, signals)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from sync_service.sandbox import Sandbox
+from sync_service.sandbox.ids import is_sf_id
+from sync_service.sandbox.seed import seed
+from sync_service.sandbox.store import SandboxStore
+
+NOW = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
+
+
+def _dump(store: SandboxStore, table: str) -> list[tuple[object, ...]]:
+    return store.fetchall(f'SELECT * FROM "{table}" ORDER BY rowid')
+
+
+def test_same_seed_same_org_other_seed_other_org(tmp_path: Path) -> None:
+    stores = []
+    for i, s in enumerate((3, 3, 4)):
+        store = SandboxStore(tmp_path / f"{i}.sqlite")
+        seed(store, accounts=40, seed=s, now=NOW)
+        stores.append(store)
+    for table in ("sf_Contact", "sf_Reference_Request__c", "gs_Person", "gs_SurveyUserAnswer"):
+        assert _dump(stores[0], table) == _dump(stores[1], table)
+    assert _dump(stores[0], "sf_Contact") != _dump(stores[2], "sf_Contact")
+    for store in stores:
+        store.close()
+
+
+def test_every_timestamp_is_at_or_before_now(sb: Sandbox) -> None:
+    now_sf = NOW.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    for obj in ("Account", "Contact", "Opportunity", "Case", "Reference_Request__c"):
+        for rec in sb.records(obj, include_deleted=True):
+            if rec["SystemModstamp"] >= now_sf:
+                # only records a test changed through the API carry a later stamp
+                assert rec["SystemModstamp"] > dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+            assert rec["CreatedDate"] <= rec["SystemModstamp"]
+            assert is_sf_id(rec["Id"])
+
+
+def test_asks_concentrate_on_few_contacts(sb: Sandbox) -> None:
+    asks = Counter(r["Contact__c"] for r in sb.records("Reference_Request__c"))
+    contacts = sb.count("Contact")
+    top = sum(n for _, n in asks.most_common(max(1, contacts // 50)))  # top 2% of contacts
+    assert top / sum(asks.values()) > 0.3
+    assert asks.most_common(1)[0][1] >= 5
+
+
+def test_org_has_suspension_signals_and_consent_mix(sb: Sandbox) -> None:
+    cases = sb.records("Case")
+    assert any(c["IsEscalated"] and not c["IsClosed"] for c in cases)
+    assert any(c["Priority"] == "P1" and not c["IsClosed"] for c in cases)
+    assert {c["Priority"] for c in cases} == {"P1", "P2", "P3", "P4"}
+    opps = sb.records("Opportunity")
+    assert any(o["Type"] == "Renewal" and o["Renewal_Risk__c"] == "High" for o in opps)
+    assert all(o["IsClosed"] == o["StageName"].startswith("Closed") for o in opps)
+    contacts = sb.records("Contact")
+    opted = sum(c["Reference_Opt_In__c"] for c in contacts) / len(contacts)
+    assert 0.1 < opted < 0.5
+    assert any(c["Reference_Opt_In__c"] and c["Reference_Opt_Out__c"] for c in contacts)
+    accounts = sb.records("Account")
+    assert len({a["Region__c"] for a in accounts}) == 4
+    assert Counter(a["Region__c"] for a in accounts).most_common(1)[0][0] == "NA"
+    assert 3 < len(contacts) / len(accounts) < 7
+
+
+def test_gainsight_links_and_messy_emails(sb: Sandbox) -> None:
+    account_ids = {a["Id"] for a in sb.records("Account")}
+    companies = sb.records("Company")
+    linked = [c for c in companies if c["SfdcAccountId"]]
+    assert {c["SfdcAccountId"] for c in linked} <= account_ids
+    assert len(linked) < len(companies)  # some companies carry no Salesforce id
+    people = sb.records("Person")
+    emails = [p["Email"] for p in people]
+    assert any(e != e.strip() for e in emails)
+    assert any(e.strip() != e.strip().lower() for e in emails)
+    normalised = Counter(e.strip().lower() for e in emails)
+    assert normalised.most_common(1)[0][1] >= 2  # duplicates exist
+    with_contact = sum(1 for p in people if p["SfdcContactId"])
+    assert 0.5 < with_contact / len(people) < 0.95
+
+
+@pytest.mark.parametrize("accounts", [1, 7])
+def test_tiny_orgs_seed(tmp_path: Path, accounts: int) -> None:
+    store = SandboxStore(tmp_path / "tiny.sqlite")
+    summary = seed(store, accounts=accounts, seed=1, now=NOW)
+    assert summary.counts["Account"] == accounts
+    assert summary.counts["Contact"] >= accounts
+    store.close()
