@@ -210,26 +210,38 @@ def build_trigger(name: str, job: JobSettings) -> IntervalTrigger | CronTrigger:
         raise SettingsError(msg) from None
 
 
-def last_successes(engine: Engine) -> dict[str, datetime]:
-    """When each job's newest successful run started."""
+def last_successes(engine: Engine) -> dict[str, datetime | None]:
+    """For every job that ever ran: when its newest successful run started (None: never)."""
+    success_start = sa.case((runs.c.status == "success", runs.c.started_at))
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(runs.c.job, sa.func.max(runs.c.started_at))
-            .where(runs.c.status == "success")
-            .group_by(runs.c.job)
-        )
-        return {job: started for job, started in rows if started is not None}
+        rows = conn.execute(sa.select(runs.c.job, sa.func.max(success_start)).group_by(runs.c.job))
+        return {job: started for job, started in rows}
 
 
-def next_due(name: str, job: JobSettings, last_success: datetime | None, now: datetime) -> datetime:
-    """When ``job`` is next due given its last success; ``now`` (or earlier) means at once."""
+def next_due(
+    name: str,
+    job: JobSettings,
+    last_success: datetime | None,
+    now: datetime,
+    *,
+    ever_ran: bool = True,
+) -> datetime:
+    """When ``job`` is next due given its last success; ``now`` (or earlier) means at once.
+
+    A job that never succeeded is due at once, except a cron job that never ran at all: on a
+    fresh install the first sync reads everything anyway, so the nightly reconciliation waits
+    for its slot instead of doubling the first pull's API calls.
+    """
     if last_success is None:
+        if not ever_ran and job.interval_minutes is None:
+            fire: datetime | None = build_trigger(name, job).get_next_fire_time(None, now)
+            return fire if fire is not None else now
         return now
     if job.interval_minutes is not None:
         return last_success + timedelta(minutes=job.interval_minutes)
     # The trigger's next fire time is inclusive: a run started on the fire time itself covers it.
     after = last_success + timedelta(seconds=1)
-    fire: datetime | None = build_trigger(name, job).get_next_fire_time(None, after)
+    fire = build_trigger(name, job).get_next_fire_time(None, after)
     return fire if fire is not None else now
 
 
@@ -284,7 +296,7 @@ def build_scheduler(
     )
     for name, job in jobs.items():
         trigger = build_trigger(name, job)
-        due = next_due(name, job, last.get(name), now)
+        due = next_due(name, job, last.get(name), now, ever_ran=name in last)
         options: dict[str, Any] = {}
         if due <= now:
             options["next_run_time"] = now  # catch up at once

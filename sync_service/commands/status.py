@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sync_service.console import emit_json
 from sync_service.context import AppContext
 from sync_service.runs import utcnow
-from sync_service.scheduler import next_due
+from sync_service.scheduler import last_successes, next_due
 from sync_service.settings import JobSettings
 from sync_service.store.models import evaluations, quarantine, runs, sync_state, writeback_outbox
 
@@ -64,19 +64,12 @@ def collect(ctx: AppContext) -> dict[str, Any]:
     """The status report as plain data (what ``--json`` prints)."""
     settings = ctx.settings
     now = utcnow()
+    last_ok = last_successes(ctx.engine)
     with ctx.engine.connect() as conn:
         newest_ids = sa.select(sa.func.max(runs.c.id)).group_by(runs.c.job).scalar_subquery()
         newest = {
             r["job"]: r
             for r in conn.execute(sa.select(runs).where(runs.c.id.in_(newest_ids))).mappings()
-        }
-        last_ok: dict[str, datetime] = {
-            job: started
-            for job, started in conn.execute(
-                sa.select(runs.c.job, sa.func.max(runs.c.started_at))
-                .where(runs.c.status == "success")
-                .group_by(runs.c.job)
-            )
         }
         rejected_ids = (
             sa.select(sa.func.max(runs.c.id))
@@ -146,7 +139,7 @@ def collect(ctx: AppContext) -> dict[str, Any]:
         success = last_ok.get(name)
         due = None
         if job is not None and job.enabled:
-            when = next_due(name, job, success, now)
+            when = next_due(name, job, success, now, ever_ran=name in last_ok)
             due = "now" if when <= now else when.isoformat()
         jobs[name] = {
             "schedule": _schedule(job),

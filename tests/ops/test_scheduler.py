@@ -293,6 +293,12 @@ def test_overdue_jobs_run_at_once_and_others_keep_their_cadence() -> None:
     )
     # last success yesterday 03:00; today's 03:00 passed without one: overdue
     assert next_due("reconcile", nightly, now - timedelta(days=1, hours=9), now) <= now
+    # never succeeded: at once; never ran at all (fresh install): its next slot
+    assert next_due("reconcile", nightly, None, now) == now
+    assert next_due("reconcile", nightly, None, now, ever_ran=False) == (
+        now.replace(hour=3) + timedelta(days=1)
+    )
+    assert next_due("salesforce", every_30, None, now, ever_ran=False) == now
     # last success today 03:00: next is tomorrow 03:00
     due = next_due("reconcile", nightly, now.replace(hour=3), now)
     assert due == now.replace(hour=3) + timedelta(days=1)
