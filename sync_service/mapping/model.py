@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from canonical.errors import RecordError
 from canonical.model import CANONICAL_FIELDS, Entity, FieldType
@@ -148,21 +148,18 @@ class EntityMapping:
         self._blank: dict[str, Any] = {
             name: None for name in CANONICAL_FIELDS[entity] if name not in mapped
         }
-        self._plans = tuple(
-            (f.crm_field, f.name, f.convert, f.default, f.required, self._label(f)) for f in fields
-        )
-        self._extra_plans = tuple(
-            (f.crm_field, f.name, f.convert, f.default, f.required, self._label(f))
-            for f in extra_fields
-        )
+        # (crm field, name, converter, default, required, label, type) per field, for the loop
+        self._plans = tuple(self._plan(f) for f in fields)
+        self._extra_plans = tuple(self._plan(f) for f in extra_fields)
         self._spec = self._build_spec()
         self._fast = compile_to_row(self)
         self._sensitive = frozenset(
             f.crm_field for f in (*fields, *extra_fields) if _is_sensitive(f)
         )
 
-    def _label(self, f: FieldMapping) -> str:
-        return f"{self.object_name}.{f.crm_field}"
+    def _plan(self, f: FieldMapping) -> tuple[str, str, Converter, Any, bool, str, str]:
+        label = f"{self.object_name}.{f.crm_field}"
+        return (f.crm_field, f.name, f.convert, f.default, f.required, label, f.type)
 
     def __repr__(self) -> str:
         return f"EntityMapping({self.system}:{self.entity.value} <- {self.object_name})"
@@ -224,7 +221,7 @@ class EntityMapping:
             msg = f"{self.object_name}: malformed record from the connector ({invalid})"
             raise RecordError(msg, record_id=rid)
         row: dict[str, Any] = {"id": rid, **self._blank}
-        for crm, name, conv, default, required, label in self._plans:
+        for crm, name, conv, default, required, label, ftype in self._plans:
             value = get(crm)
             if value is None or value == "":
                 if required and default is None:
@@ -234,9 +231,9 @@ class EntityMapping:
             try:
                 row[name] = conv(value)
             except (ValueError, TypeError, OverflowError, ArithmeticError) as exc:
-                self._fail_value(crm, label, name, value, exc, rid)
+                self._fail_value(crm, label, name, ftype, value, exc, rid)
         extra: dict[str, Any] = {}
-        for crm, name, conv, default, required, label in self._extra_plans:
+        for crm, name, conv, default, required, label, ftype in self._extra_plans:
             value = get(crm)
             if value is None or value == "":
                 if required and default is None:
@@ -246,7 +243,7 @@ class EntityMapping:
             try:
                 extra[name] = conv(value)
             except (ValueError, TypeError, OverflowError, ArithmeticError) as exc:
-                self._fail_value(crm, label, name, value, exc, rid)
+                self._fail_value(crm, label, name, ftype, value, exc, rid)
         if self.crm_fields:
             extra["_crm"] = {name: get(name) for name in self.crm_fields}
         row["extra"] = extra
@@ -268,6 +265,7 @@ class EntityMapping:
                 self.replication_key,
                 f"{self.object_name}.{self.replication_key}",
                 "source_updated_at",
+                "datetime",
                 value,
                 exc,
                 rid,
@@ -282,7 +280,7 @@ class EntityMapping:
             "deleted": True,
             "merged_into": str(merged) if merged else None,
         }
-        for crm, name, conv, _default, _required, _label in self._plans:
+        for crm, name, conv, *_ in self._plans:
             value = raw.get(crm)
             if crm in raw and value is not None and value != "":
                 try:
@@ -295,27 +293,30 @@ class EntityMapping:
         return row
 
     @staticmethod
-    def _fail_missing(label: str, name: str, rid: str) -> None:
+    def _fail_missing(label: str, name: str, rid: str) -> NoReturn:
         msg = f"{label}: required (feeds {name}) but empty; fill it in the CRM or give a default"
         raise RecordError(msg, record_id=rid)
 
     def _fail_value(
-        self, crm: str, label: str, name: str, value: Any, exc: BaseException, rid: str
-    ) -> None:
-        what = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        shown = _show(value, crm in self._sensitive)
+        self,
+        crm: str,
+        label: str,
+        name: str,
+        expected: str,
+        value: Any,
+        exc: BaseException,
+        rid: str,
+    ) -> NoReturn:
+        sensitive = crm in self._sensitive
+        shown = _show(value, sensitive)
         if isinstance(exc, UnmappedValueError):
             msg = f"{label}: {shown} is not in the value map of {name}; add it to the map"
-        else:
-            expected = self._type_of(name)
-            msg = f"{label}: {shown} is not a valid {expected} for {name} ({what})"
+            raise RecordError(msg, record_id=rid)
+        what = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # Parser messages quote the value: drop them where the value must not be shown.
+        detail = "" if sensitive or "@" in what or shown == "the value" else f" ({what[:80]})"
+        msg = f"{label}: {shown} is not a valid {expected} for {name}{detail}"
         raise RecordError(msg, record_id=rid)
-
-    def _type_of(self, name: str) -> str:
-        for f in (*self.fields, *self.extra_fields):
-            if f.name == name:
-                return f.type
-        return "datetime"
 
 
 def _is_sensitive(f: FieldMapping) -> bool:

@@ -195,7 +195,11 @@ def test_record_error_carries_the_record_id(mappings: dict[Entity, EntityMapping
 
 @pytest.mark.parametrize(
     "raw",
-    [{"Email": ["someone@example.com"]}, {"AccountId": {"x": "someone@example.com"}}],
+    [
+        {"Email": ["someone@example.com"]},
+        {"AccountId": {"x": "someone@example.com"}},
+        {"Reference_Opt_In__c": "someone@example.com"},
+    ],
 )
 def test_reasons_never_carry_an_email(
     mappings: dict[Entity, EntityMapping], raw: dict[str, Any]
