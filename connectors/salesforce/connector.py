@@ -77,6 +77,8 @@ class SalesforceConnector(Connector):
             session_id=token.access_token,
             session=self.session,
             version=self.config.api_version,
+            # Plain dicts parse faster than simple-salesforce's default OrderedDict.
+            object_pairs_hook=dict,
         )
         return self._sf
 
