@@ -237,16 +237,18 @@ def translate(
         return FatalApiError(
             f"Salesforce bulk job failed{where}: {redact(str(exc))}", system=SYSTEM
         )
+    if isinstance(exc, requests.exceptions.SSLError):
+        # A certificate the client does not trust will not become trusted by retrying.
+        return FatalApiError(
+            f"TLS verification of Salesforce failed{where}: set REQUESTS_CA_BUNDLE (ca_bundle) "
+            "to the CA that signs the server's certificate, or check login_url/instance_url",
+            system=SYSTEM,
+            code="TLS_VERIFY_FAILED",
+        )
     if isinstance(exc, requests.Timeout):
         return RetriableError(
             f"Salesforce did not answer in time{where}: retried; "
             "raise timeout_seconds if it persists",
-            system=SYSTEM,
-        )
-    if isinstance(exc, requests.exceptions.SSLError):
-        return FatalApiError(
-            f"TLS verification failed talking to Salesforce{where}; set REQUESTS_CA_BUNDLE "
-            "(or ca_bundle) to the CA bundle that signs the org's or proxy's certificate",
             system=SYSTEM,
         )
     if isinstance(exc, requests.ConnectionError):

@@ -5,16 +5,18 @@ datetimes are made aware UTC first (format_soql reads naive ones as local time).
 (object and field names from the mappings) cannot be quoted in SOQL, so they are validated
 against the API-name grammar and only then inserted with ``:literal``.
 
-format_soql drops sub-second digits. That is safe for the cursor: the lower bound rounds down
-(a few rows are read twice, and upserts make that harmless) and so does the upper bound (rows in
-the dropped fraction are above the cursor and read next run).
+format_soql drops sub-second digits. For the lower bound that rounds down, which is safe (a few
+rows are read twice; upserts make that harmless). The upper bound ``until`` is rounded *up* to the
+next whole second first, so an edit made in the same second as the run's start is not left for
+the next run; the cursor may then sit up to a second past ``until``, which the caller's overlap
+window covers.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from simple_salesforce.format import format_soql
@@ -56,6 +58,14 @@ def utc(value: datetime) -> datetime:
         )
         raise ValueError(msg)
     return value.astimezone(UTC)
+
+
+def ceil_second(value: datetime) -> datetime:
+    """``value`` in UTC rounded up to a whole second (format_soql would truncate it)."""
+    value = utc(value)
+    if value.microsecond:
+        value = value.replace(microsecond=0) + timedelta(seconds=1)
+    return value
 
 
 def _value(value: Any) -> Any:
@@ -122,7 +132,7 @@ def where_clause(
             parts.append(cursor_condition(spec.replication_key, spec.primary_key, since))
         if until is not None:
             rk = field_name(spec.replication_key)
-            parts.append(format_soql("{rk:literal} <= {until}", rk=rk, until=utc(until)))
+            parts.append(format_soql("{rk:literal} <= {until}", rk=rk, until=ceil_second(until)))
     parts.extend(filter_clause(f) for f in spec.filters)
     parts.extend(extra)
     return (" WHERE " + " AND ".join(parts)) if parts else ""

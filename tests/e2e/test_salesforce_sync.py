@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from connectors.base import ApiUsage, Cursor
 from connectors.salesforce import SalesforceConfig, SalesforceConnector, retry
 from sync_service.ingest import IngestOptions, read_cursor, sync_source
 from sync_service.mapping import load_mappings
@@ -28,9 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 MAPPINGS = ROOT / "mappings"
 
 
-def _cred(sb: Sandbox, name: str) -> Any:
-    creds = sb.credentials
-    return creds[name] if isinstance(creds, dict) else getattr(creds, name)
+def _cred(sb: Sandbox, name: str) -> str:
+    return sb.credentials[name]
 
 
 def connector_for(sb: Sandbox, **overrides: Any) -> SalesforceConnector:
@@ -46,16 +46,23 @@ def connector_for(sb: Sandbox, **overrides: Any) -> SalesforceConnector:
     return SalesforceConnector(cfg)
 
 
-def sync(engine: Engine, sb: Sandbox, *, full: bool = False, **overrides: Any) -> Run:
-    entities = list(load_mappings(MAPPINGS).salesforce.entities.values())  # type: ignore[union-attr]
+def entities() -> list[Any]:
+    mappings = load_mappings(MAPPINGS)
+    assert mappings.salesforce is not None
+    return list(mappings.salesforce.entities.values())
+
+
+def sync(
+    engine: Engine, sb: Sandbox, *, full: bool = False, **overrides: Any
+) -> tuple[Run, ApiUsage]:
     conn = connector_for(sb, **overrides)
     try:
         with run_record(engine, "salesforce") as run:
             opts = IngestOptions(overlap=timedelta(seconds=300), now=datetime.now(UTC), full=full)
-            sync_source(engine, conn, entities, run, opts)
+            sync_source(engine, conn, entities(), run, opts)
+        return run, conn.usage()
     finally:
         conn.close()
-    return run
 
 
 def stored(engine: Engine, table: sa.Table) -> dict[str, dict[str, Any]]:
@@ -64,8 +71,12 @@ def stored(engine: Engine, table: sa.Table) -> dict[str, dict[str, Any]]:
         return {r["id"]: dict(r) for r in rows}
 
 
-def crm_ids(sb: Sandbox, obj: str) -> set[str]:
-    return {str(r["Id"]) for r in sb.records(obj)}
+def crm_ids(sb: Sandbox, obj: str, *, include_deleted: bool = False) -> set[str]:
+    return {str(r["Id"]) for r in sb.records(obj, include_deleted=include_deleted)}
+
+
+def live(rows: dict[str, dict[str, Any]]) -> set[str]:
+    return {k for k, r in rows.items() if not r["deleted"]}
 
 
 @pytest.fixture
@@ -75,15 +86,41 @@ def sb() -> Iterator[Sandbox]:
 
 
 @pytest.fixture(autouse=True)
-def instant_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(retry, "sleep", lambda _s: None)
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    recorded: list[float] = []
+    monkeypatch.setattr(retry, "sleep", recorded.append)
+    return recorded
 
 
 def test_full_sync_copies_every_record_of_every_stream(engine: Engine, sb: Sandbox) -> None:
-    run = sync(engine, sb)
+    run, usage = sync(engine, sb)
     assert run.status == "success", run.error
-    assert set(stored(engine, contacts)) == crm_ids(sb, "Contact")
-    assert set(stored(engine, accounts)) == crm_ids(sb, "Account")
+    rows = stored(engine, contacts)
+    assert live(rows) == crm_ids(sb, "Contact")
+    assert set(rows) == crm_ids(sb, "Contact", include_deleted=True)
+    assert live(stored(engine, accounts)) == crm_ids(sb, "Account")
+    assert usage.used is not None
+    assert usage.limit == 100_000
+
+
+@pytest.mark.parametrize(
+    "name", ["accounts", "contacts", "tickets", "opportunities", "advocacy_asks"]
+)
+def test_stream_contract_keys_present_and_cursor_increasing(sb: Sandbox, name: str) -> None:
+    [mapping] = [m for m in entities() if m.stream_spec().name == name]
+    spec = mapping.stream_spec()
+    conn = connector_for(sb, batch_size=7, bulk_query_threshold=10**9)
+    conn.check_fields(spec)
+    previous: Cursor | None = None
+    n = 0
+    for batch in conn.stream(spec).read(None, datetime.now(UTC)):
+        assert all(r.get(spec.primary_key) for r in batch.records)
+        assert batch.cursor is not None
+        assert previous is None or batch.cursor > previous
+        previous = batch.cursor
+        n += len(batch.records)
+    assert n == len(crm_ids(sb, spec.object_name, include_deleted=True))
+    conn.close()
 
 
 def test_bulk_and_rest_reads_store_the_same_rows(
@@ -95,46 +132,70 @@ def test_bulk_and_rest_reads_store_the_same_rows(
     other = make_engine(f"sqlite:///{tmp_path / 'rest.db'}")
     upgrade(other)
     sync(other, sb, bulk_query_threshold=10**9)
-    strip = ("synced_at",)
-    bulk_rows = {
-        k: {c: v for c, v in r.items() if c not in strip}
-        for k, r in stored(engine, contacts).items()
-    }
-    rest_rows = {
-        k: {c: v for c, v in r.items() if c not in strip}
-        for k, r in stored(other, contacts).items()
-    }
-    assert bulk_rows == rest_rows
+
+    def comparable(eng: Engine) -> dict[str, dict[str, Any]]:
+        return {
+            k: {c: v for c, v in r.items() if c != "synced_at"}
+            for k, r in stored(eng, contacts).items()
+        }
+
+    assert comparable(engine) == comparable(other)
     other.dispose()
 
 
 def test_incremental_sync_picks_up_edits_and_deletes(engine: Engine, sb: Sandbox) -> None:
     sync(engine, sb)
     ids = sorted(crm_ids(sb, "Contact"))
-    edited, deleted = ids[0], ids[1]
+    edited, deleted, loser = ids[0], ids[1], ids[2]
     sb.update("Contact", edited, {"LastName": "Renamed"})
     sb.delete("Contact", deleted)
-    run = sync(engine, sb)
+    sb.merge("Contact", edited, loser)
+    run, _ = sync(engine, sb)
     assert run.status == "success", run.error
     rows = stored(engine, contacts)
     assert rows[edited]["last_name"] == "Renamed"
     assert rows[deleted]["deleted"] is True
+    assert rows[loser]["deleted"] is True
+    assert rows[loser]["merged_into"] == edited
     assert run.counts.get("records.contacts", 0) < len(ids)  # incremental, not a full re-read
 
 
-def test_sync_survives_a_20_percent_503_rate(engine: Engine, sb: Sandbox) -> None:
+def test_sync_survives_a_20_percent_503_rate(
+    engine: Engine, sb: Sandbox, waits: list[float]
+) -> None:
     sb.faults.rate_503 = 0.2
-    run = sync(engine, sb, max_attempts=10, batch_size=5, query_batch_size=200)
+    run, _ = sync(engine, sb, max_attempts=10, batch_size=5, query_batch_size=200)
     assert run.status == "success", run.error
+    assert waits  # faults were met and retried
     sb.faults.rate_503 = 0.0
-    assert set(stored(engine, contacts)) == crm_ids(sb, "Contact")
+    assert set(stored(engine, contacts)) == crm_ids(sb, "Contact", include_deleted=True)
 
 
 def test_expired_tokens_are_renewed_mid_sync(engine: Engine, sb: Sandbox) -> None:
     sync(engine, sb)
     sb.faults.expire_tokens()
-    run = sync(engine, sb)
+    run, usage = sync(engine, sb)
     assert run.status == "success", run.error
+    assert usage.extra["token_renewals"] == 0  # a new connector logs in afresh
+    conn = connector_for(sb)
+    spec = entities()[0].stream_spec()
+    conn.check_fields(spec)
+    sb.faults.expire_tokens()
+    assert list(conn.stream(spec).read(None, datetime.now(UTC)))
+    assert conn.usage().extra["token_renewals"] == 1
+    conn.close()
+
+
+def test_budget_stop_ends_the_run_partial_and_resumes(engine: Engine, sb: Sandbox) -> None:
+    sb.api_used = 79_990
+    run, usage = sync(engine, sb, batch_size=5, query_batch_size=200, budget_share=0.8)
+    assert run.status == "partial", (run.status, run.error)
+    assert usage.used is not None
+    assert usage.used >= 80_000
+    sb.api_used = 0
+    run, _ = sync(engine, sb)
+    assert run.status == "success", run.error
+    assert set(stored(engine, contacts)) == crm_ids(sb, "Contact", include_deleted=True)
 
 
 _CHILD = textwrap.dedent(
@@ -188,10 +249,10 @@ def test_process_killed_mid_sync_resumes_with_nothing_lost_or_duplicated(
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     partial = len(stored(engine, contacts))
-    assert 0 < partial < len(crm_ids(sb, "Contact"))
+    assert 0 < partial < len(crm_ids(sb, "Contact", include_deleted=True))
 
     sb.faults.latency = 0.0
-    run = sync(engine, sb)
+    run, _ = sync(engine, sb)
     assert run.status == "success", run.error
     with engine.connect() as c:
         n_rows = c.execute(
@@ -199,5 +260,5 @@ def test_process_killed_mid_sync_resumes_with_nothing_lost_or_duplicated(
             .select_from(contacts)
             .where(contacts.c.source == "salesforce")
         ).scalar_one()
-    assert set(stored(engine, contacts)) == crm_ids(sb, "Contact")
-    assert n_rows == len(crm_ids(sb, "Contact"))
+    assert set(stored(engine, contacts)) == crm_ids(sb, "Contact", include_deleted=True)
+    assert n_rows == len(crm_ids(sb, "Contact", include_deleted=True))

@@ -120,3 +120,10 @@ def test_ids_query_reads_live_rows_with_filters() -> None:
         filters=(FieldFilter("Type__c", "=", ("Advocate",)),),
     )
     assert soql.ids_query(spec) == "SELECT Id FROM Contact WHERE Type__c = 'Advocate' ORDER BY Id"
+
+
+def test_until_is_rounded_up_so_edits_in_the_starting_second_are_read() -> None:
+    until = datetime(2026, 11, 23, 19, 0, 5, 800000, tzinfo=UTC)
+    assert "SystemModstamp <= 2026-11-23T19:00:06+00:00" in soql.read_query(
+        SPEC, ["Id"], None, until
+    )
