@@ -71,9 +71,9 @@ def ids_of(rows: list[dict[str, Any]]) -> list[str]:
 def test_pipeline_syncs_gainsight_and_links_identities(
     sb: Sandbox, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A deployment sets REQUESTS_CA_BUNDLE in the process environment, where every session
-    # (the Salesforce login's included) sees it.
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", sb.ca_bundle)
+    # REQUESTS_CA_BUNDLE reaches the connectors only through the settings (ctx.env), not the
+    # process environment: each connector must pin the CA bundle itself.
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     ctx = AppContext(env={**sb.env(), "DATABASE_URL": db_url})
     sf_run = sync_job(ctx, "salesforce")
     assert sf_run.status == "success", sf_run.error
