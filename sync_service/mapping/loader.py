@@ -78,6 +78,8 @@ _MISSING_HINTS: dict[str, str] = {
 
 _Problem = tuple[Sequence[str | int], str]
 
+_SYNTAX_HINT = "check the indentation (spaces, not tabs) and quote values that contain ': ' or ' #'"
+
 #: What to write instead, by pydantic error type.
 _TYPE_HINTS: dict[str, str] = {
     "bool_type": "must be true or false",
@@ -562,7 +564,14 @@ def load_source(path: Path, system: System) -> SourceMapping:
     Raises:
         MappingError: listing every problem in the file.
     """
-    doc = load_yaml(path, MappingError)
+    try:
+        doc = load_yaml(path, MappingError)
+    except MappingError as exc:
+        if "YAML syntax error" not in exc.message:
+            raise
+        hint = "remove one of the two" if "duplicate key" in exc.message else _SYNTAX_HINT
+        msg = f"{exc.message}; {hint}"
+        raise MappingError(msg) from None
     loader = _FileLoader(doc, system)
     source = loader.load()
     if source is None:

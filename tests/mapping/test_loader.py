@@ -111,7 +111,10 @@ ERRORS: dict[str, tuple[str, list[str]]] = {
             object: Contact
            fields: {email: Email}
         """,
-        ["4:4: YAML syntax error: expected <block end>, but found '<block mapping start>'"],
+        [
+            "4:4: YAML syntax error: expected <block end>, but found '<block mapping start>'; "
+            "check the indentation (spaces, not tabs) and quote values that contain ': ' or ' #'"
+        ],
     ),
     "duplicate key": (
         """
@@ -123,7 +126,7 @@ ERRORS: dict[str, tuple[str, list[str]]] = {
         """,
         [
             '4:5: YAML syntax error: found duplicate key "object" with value "Lead" '
-            '(original value: "Contact")'
+            '(original value: "Contact"); remove one of the two'
         ],
     ),
     "unknown top-level key": (
