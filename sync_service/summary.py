@@ -142,11 +142,25 @@ def render(summary: CycleSummary, elapsed: float | None = None, now: datetime | 
             if c["reason"]:
                 lines.append(f"  {'':<24}      {c['reason']}")
     lines += ["", "Written back"]
-    if summary.written:
-        for key, n in summary.written.items():
-            lines.append(f"  {key:<32} {n:>9,}")
-    else:
-        lines.append("  nothing changed")
+    headline = {
+        "success": "records confirmed by the CRM",
+        "fields_written": "fields written",
+        "calls": "write calls",
+        "failed": "records refused",
+        "pending": "records left for the next run",
+        "conflicts": "drift conflicts (a person edited)",
+        "overridden": "records under a person's override",
+    }
+    shown = [(label, summary.written.get(key, 0)) for key, label in headline.items()]
+    shown = [(label, n) for label, n in shown if n or label.startswith("records confirmed")]
+    for label, n in shown:
+        lines.append(f"  {label:<36} {n:>9,}")
+    per_field = {
+        k.removeprefix("field."): n for k, n in summary.written.items() if k.startswith("field.")
+    }
+    for key, n in per_field.items():
+        _, obj_name, field_name = key.split(".", 2)
+        lines.append(f"    {obj_name}.{field_name:<42} {n:>7,}")
     lines += ["", "API calls"]
     for system, n in summary.api_calls.items():
         lines.append(f"  {system:<32} {n:>9,}")

@@ -9,11 +9,16 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sync_service.console import emit_json
 from sync_service.context import AppContext
 from sync_service.pipeline import run_cycle
-from sync_service.summary import render, summarise
+from sync_service.runs import Run
+from sync_service.summary import CycleSummary, render, summarise
+
+if TYPE_CHECKING:
+    from sync_service.sandbox import Sandbox
 
 HELP = "start the sandbox in-process and run one full cycle on a fresh SQLite store"
 
@@ -44,6 +49,23 @@ def fresh_sqlite(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def run_demo(
+    sandbox: Sandbox, database_url: str, config_path: str | None = None
+) -> tuple[list[Run], CycleSummary]:
+    """One cycle against a running sandbox; the runs and their summary.
+
+    Only the settings file's non-secret settings apply; the credentials and URLs come from the
+    sandbox, and the real connectors talk to it over HTTPS.
+    """
+    env = {**sandbox.env(), "DATABASE_URL": database_url}
+    demo = AppContext(config_path=config_path, env=env)
+    try:
+        runs = run_cycle(demo)
+        return runs, summarise(demo.engine, runs)
+    finally:
+        demo.engine.dispose()
+
+
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
     """Run the demo cycle and print its summary."""
     from sync_service.sandbox import Sandbox
@@ -52,13 +74,8 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
     url = fresh_sqlite(args.database)
     print(f"starting the CRM sandbox with {args.accounts:,} accounts ...", flush=True)
     with Sandbox(accounts=args.accounts, seed=args.seed) as sandbox:
-        env = {**sandbox.env(), "DATABASE_URL": url}
-        demo = AppContext(config_path=ctx.config_path, env=env)
-        # Only the file's non-secret settings apply; credentials come from the sandbox.
         print(f"salesforce {sandbox.salesforce_url}, gainsight {sandbox.gainsight_url}", flush=True)
-        runs = run_cycle(demo)
-        summary = summarise(demo.engine, runs)
-        demo.engine.dispose()
+        runs, summary = run_demo(sandbox, url, ctx.config_path)
     elapsed = time.monotonic() - started
     if args.json:
         emit_json({**summary.as_dict(), "seconds": round(elapsed, 1), "database": url})
