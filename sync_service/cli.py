@@ -61,6 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     ctx = AppContext(config_path=args.config, json_output=getattr(args, "json", False))
     try:
+        if args.command not in ("serve", "demo"):
+            # Every command logs the same redacted way; serve and demo set up their own.
+            from sync_service.logs import configure_logging
+
+            configure_logging(ctx.settings)
         return int(_load(args._module).run(args, ctx))
     except ConfigError as exc:
         for line in exc.problems:

@@ -68,8 +68,11 @@ def run_demo(
 
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
     """Run the demo cycle and print its summary."""
+    from sync_service.logs import configure_logging
     from sync_service.sandbox import Sandbox
 
+    # The summary is the demo's output; only warnings and errors are worth a line beside it.
+    configure_logging(ctx.settings.model_copy(update={"log_level": "WARNING"}))
     started = time.monotonic()
     url = fresh_sqlite(args.database)
     print(f"starting the CRM sandbox with {args.accounts:,} accounts ...", flush=True)
