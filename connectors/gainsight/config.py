@@ -44,6 +44,11 @@ class GainsightConfig:
         write_keys: the fields an update matches records by (``PUT ...?keys=``).
         calls_today: calls earlier runs already made today (UTC), so the daily stop holds
             across runs (see :func:`sync_service.api_usage.calls_today`).
+        filter_lookback_seconds: how far before the cursor the server-side date filter starts.
+            Gainsight's documentation does not say in which time zone it reads a filter value
+            without an offset; the connector sends UTC. If a tenant read it as local time
+            behind UTC, changes would be skipped: set this to cover the offset (e.g. 86400).
+            The rows it re-reads are dropped client-side, so it costs calls, never duplicates.
     """
 
     base_url: str
@@ -59,6 +64,7 @@ class GainsightConfig:
     max_retry_wait: float = 120.0
     write_keys: tuple[str, ...] = ("Gsid",)
     calls_today: int = 0
+    filter_lookback_seconds: int = 0
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -80,6 +86,8 @@ class GainsightConfig:
             problems.append("gainsight.calls_per_minute / calls_per_day: must be at least 1")
         if not 0 < self.budget_share <= 1:
             problems.append("gainsight.budget_share: must be in (0, 1]")
+        if not 0 <= self.filter_lookback_seconds <= 7 * 86_400:
+            problems.append("gainsight.filter_lookback_seconds: must be 0..604800")
         if self.calls_today < 0:
             problems.append("gainsight.calls_today: must not be negative")
         if not 1 <= len(self.write_keys) <= MAX_UPDATE_KEYS:

@@ -60,7 +60,12 @@ class GainsightConnector(Connector):
     def stream(self, spec: StreamSpec) -> GainsightStream:
         """The stream for ``spec``: a declared class for known objects, else the generic one."""
         cls = STREAM_CLASSES.get(spec.object_name, GainsightStream)
-        return cls(spec, self.client, page_size=self.config.page_size)
+        return cls(
+            spec,
+            self.client,
+            page_size=self.config.page_size,
+            lookback_seconds=self.config.filter_lookback_seconds,
+        )
 
     def write(self, object_name: str, changes: Sequence[RecordChange]) -> list[WriteResult]:
         """Update records by ``config.write_keys``; one result per change (see writer.py)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from connectors.base import INVALID_KEY, Batch, Cursor, Stream, StreamSpec
@@ -63,7 +63,14 @@ class GainsightStream(Stream):
     primary_key: ClassVar[str] = "Gsid"
     replication_key: ClassVar[str] = "ModifiedDate"
 
-    def __init__(self, spec: StreamSpec, client: GainsightClient, *, page_size: int) -> None:
+    def __init__(
+        self,
+        spec: StreamSpec,
+        client: GainsightClient,
+        *,
+        page_size: int,
+        lookback_seconds: int = 0,
+    ) -> None:
         super().__init__(spec)
         check_object(spec.object_name)
         self.client = client
@@ -71,6 +78,7 @@ class GainsightStream(Stream):
         self.pk = _DEFAULT_KEYS.get(spec.primary_key, spec.primary_key) or self.primary_key
         rk = spec.replication_key
         self.rk: str | None = _DEFAULT_KEYS.get(rk, rk) if rk is not None else None
+        self.lookback = timedelta(seconds=lookback_seconds)
         self.path = query_path(spec.object_name)
         self.what = f"query {spec.object_name}"
         #: Rows passed through as malformed, over this stream's life.
@@ -114,7 +122,7 @@ class GainsightStream(Stream):
             yield from self._read_full()
             return
         rk, pk = self.rk, self.pk
-        lower = since.updated_at if since else None
+        lower = since.updated_at - self.lookback if since else None
         offset = 0
         # The whole second of the last row read, and how many rows of this query we have read
         # at that second: the next query restarts there with that offset.
@@ -163,7 +171,9 @@ class GainsightStream(Stream):
                 yield Batch(out, cursor=last)
             if len(rows) < self.page_size:
                 return
-            if tail_second is not None and (lower is None or floor_second(lower) != tail_second):
+            # Rebase only forward: the lower bound strictly rises or the offset grows, so the
+            # read ends even if the server's order were broken.
+            if tail_second is not None and (lower is None or tail_second > floor_second(lower)):
                 lower, offset = tail_second, tail
             else:
                 offset += len(rows)

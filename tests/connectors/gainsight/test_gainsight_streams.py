@@ -9,7 +9,7 @@ from responses import matchers
 
 from canonical.errors import FatalApiError, MappingError
 from connectors.base import Cursor, FieldFilter, StreamSpec
-from connectors.gainsight import INVALID_KEY
+from connectors.gainsight import INVALID_KEY, GainsightConfig, GainsightConnector
 from connectors.gainsight.streams import STREAM_CLASSES
 from tests.connectors.gainsight.gainsight_fake import (
     BASE,
@@ -299,3 +299,44 @@ def test_every_declared_stream_yields_ids_and_increasing_cursors(object_name: st
     assert cursors == sorted(cursors)
     assert len(rows) == 7
     assert all(f"/query/{object_name}" in c.request.url for c in responses.calls)
+
+
+@responses.activate
+def test_filter_lookback_starts_the_server_filter_earlier_but_yields_only_newer_rows() -> None:
+    recs = [
+        company("OLD", "2026-11-01T09:30:00"),
+        company("NEW", "2026-11-01T10:00:06"),
+    ]
+    fake = FakeGainsight(objects={"Company": recs})
+    responses.add_callback(responses.POST, QUERY_RE, callback=fake)
+    conn, _ = make_connector(page_size=5)
+    stream = conn.stream(COMPANY)
+    stream.lookback = timedelta(hours=1)
+    since = Cursor(at("2026-11-01T10:00:05"), "X")
+    _, rows = read_all(stream, since=since)
+    assert [r["Gsid"] for r in rows] == ["NEW"]
+    gte = [c for c in fake.bodies[0]["where"]["conditions"] if c["operator"] == "GTE"]
+    assert gte[0]["value"] == ["2026-11-01 09:00:05"]
+
+
+@responses.activate(assert_all_requests_are_fired=True)
+def test_a_server_answering_out_of_order_cannot_loop_the_read() -> None:
+    url = f"{BASE}/v1/data/objects/query/Company"
+    pages = [
+        [company("E", "2026-11-01T00:00:05"), company("D", "2026-11-01T00:00:04")],
+        [company("C", "2026-11-01T00:00:03"), company("B", "2026-11-01T00:00:02")],
+        [company("A", "2026-11-01T00:00:01")],
+    ]
+    for page in pages:
+        responses.post(url, json=envelope({"records": page}))
+    conn, _ = make_connector(page_size=2)
+    _, rows = read_all(conn.stream(COMPANY))
+    assert [r["Gsid"] for r in rows] == ["E", "D", "C", "B", "A"]
+    offsets = [json.loads(c.request.body)["offset"] for c in responses.calls]
+    assert offsets == [0, 1, 3]
+
+
+def test_lookback_comes_from_the_config() -> None:
+    cfg = GainsightConfig(base_url=BASE, access_key="k", filter_lookback_seconds=86_400)
+    with GainsightConnector(cfg) as gs:
+        assert gs.stream(COMPANY).lookback == timedelta(days=1)
