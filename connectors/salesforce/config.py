@@ -63,7 +63,7 @@ class SalesforceConfig:
     ca_bundle: str | Path | None = None
     batch_size: int = 2000
     bulk_page_size: int = 50_000
-    bulk_poll_seconds: float = 0.5
+    bulk_poll_seconds: float = 0.25
     bulk_poll_max: float = 10.0
     bulk_job_timeout_seconds: float = 3600.0
     user_agent: str = "advocate-sync/0.1 (simple-salesforce)"

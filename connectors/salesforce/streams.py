@@ -25,6 +25,7 @@ import io
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -67,15 +68,7 @@ def parse_timestamp(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-def _to_bool(value: str) -> bool | None:
-    if value == "":
-        return None
-    return value.strip().lower() == "true"
-
-
-def _to_int(value: str) -> int | float | None:
-    if value == "":
-        return None
+def _to_number(value: str) -> int | float:
     try:
         return int(value)
     except ValueError:
@@ -83,26 +76,46 @@ def _to_int(value: str) -> int | float | None:
         return int(number) if number.is_integer() else number
 
 
-def _to_float(value: str) -> float | None:
-    return None if value == "" else float(value)
+_TRUE = "true"
 
 
-def _to_str(value: str) -> str | None:
-    # Salesforce stores no empty strings: an empty CSV cell is null.
-    return None if value == "" else value
-
-
-def csv_converter(info: FieldInfo | None) -> Converter:
-    """How to turn one CSV cell of this field into the value REST JSON would have given."""
+def typed_converter(info: FieldInfo | None) -> Converter | None:
+    """How to turn a non-empty CSV cell into the value REST JSON gives; None: keep the text."""
     if info is None:
-        return _to_str
+        return None
     if info.type in BOOLEAN_TYPES:
-        return _to_bool
+        return _TRUE.__eq__
     if info.type in INTEGER_TYPES:
-        return _to_int
+        return _to_number
     if info.type in FLOAT_TYPES:
-        return _to_float
-    return _to_str
+        return float
+    return None
+
+
+def parse_csv_page(text: str, info: ObjectInfo) -> Iterator[dict[str, Any]]:
+    """Records of one Bulk API 2.0 result page, typed like REST JSON.
+
+    Empty cells are null (Salesforce stores no empty strings); booleans and numbers are
+    converted by their describe type; everything else (dates, datetimes, ids, text) stays text
+    in the same format REST returns. This is the hot loop of a bulk read: it works on lists and
+    builds each dict once.
+    """
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None:
+        return
+    typed = [
+        (index, convert)
+        for index, column in enumerate(header)
+        if (convert := typed_converter(info.field(column))) is not None
+    ]
+    for row in reader:
+        values: list[Any] = [cell or None for cell in row]
+        for index, convert in typed:
+            cell = values[index]
+            if cell is not None:
+                values[index] = convert(cell)
+        yield dict(zip(header, values, strict=False))
 
 
 def flatten(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -280,27 +293,24 @@ class SalesforceStream(Stream):
         job_id = str(job["id"])
         self._wait_for_job(job_id)
         info = self.object_info()
-        locator = ""
-        while True:
 
-            def page_of(sf: Salesforce, locator: str = locator) -> Any:
-                return self._bulk_client(sf).get_query_results(
+        def page_of(locator: str) -> Any:
+            return self.connector.call(
+                lambda sf: self._bulk_client(sf).get_query_results(
                     job_id, locator, self.config.bulk_page_size
-                )
+                ),
+                what=f"bulk results {name}",
+            )
 
-            page = self.connector.call(page_of, what=f"bulk results {name}")
-            reader = csv.reader(io.StringIO(page.get("records") or ""))
-            header = next(reader, None)
-            if header is not None:
-                converters = [csv_converter(info.field(column)) for column in header]
-                for values in reader:
-                    yield {
-                        column: convert(value)
-                        for column, convert, value in zip(header, converters, values, strict=False)
-                    }
-            locator = str(page.get("locator") or "")
-            if not locator or locator == "null":
-                return
+        # One page is fetched ahead while the caller parses and stores the current one, so the
+        # server's time and ours overlap; memory holds at most two pages.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sf-bulk") as pool:
+            ahead: Future[Any] | None = pool.submit(page_of, "")
+            while ahead is not None:
+                page = ahead.result()
+                locator = str(page.get("locator") or "")
+                ahead = pool.submit(page_of, locator) if locator and locator != "null" else None
+                yield from parse_csv_page(page.get("records") or "", info)
 
     def _wait_for_job(self, job_id: str) -> None:
         name = self.spec.object_name
@@ -334,14 +344,23 @@ class SalesforceStream(Stream):
         self, fields: list[str], since: Cursor | None, until: datetime
     ) -> Iterator[Batch]:
         query = soql.read_query(self.spec, fields, since, until, ordered=False)
-        best: Cursor | None = since
+        rk, pk = self.spec.replication_key, self.spec.primary_key
+        drop = [m for m in (IS_DELETED, MASTER_RECORD_ID) if m not in self.spec.fields]
+        # Bulk datetimes are fixed-width UTC text, so the greatest (text, id) is the latest.
+        best: tuple[str, str] = ("", "")
         batch: list[dict[str, Any]] = []
         pending: list[dict[str, Any]] | None = None
-        for row in self._bulk_rows(query, Operation.query_all):
-            record = self._finish(row, fields)
-            cursor = self._cursor_of(record)
-            if cursor is not None and (best is None or cursor > best):
-                best = cursor
+        for record in self._bulk_rows(query, Operation.query_all):
+            record[DELETED_KEY] = record.get(IS_DELETED) is True
+            master = record.get(MASTER_RECORD_ID)
+            if master:
+                record[MERGED_INTO_KEY] = master
+            for marker in drop:
+                record.pop(marker, None)
+            if rk:
+                key = (record.get(rk) or "", record.get(pk) or "")
+                if key > best:
+                    best = key
             batch.append(record)
             if len(batch) >= self.config.batch_size:
                 # Hold one batch back so the final one (which moves the cursor) is never empty.
@@ -353,4 +372,13 @@ class SalesforceStream(Stream):
             pending = None
         final = batch or pending or []
         if final:
-            yield Batch(final, best)
+            yield Batch(final, self._final_cursor(since, best))
+
+    def _final_cursor(self, since: Cursor | None, best: tuple[str, str]) -> Cursor | None:
+        if not self.spec.replication_key:
+            return None
+        ts = parse_timestamp(best[0])
+        if ts is None:
+            return since
+        cursor = Cursor(ts, best[1])
+        return cursor if since is None or cursor > since else since

@@ -13,8 +13,8 @@ from sf_fakes import API, INSTANCE, describe_response, sf_error, token_response
 from canonical.errors import FatalApiError, MappingError
 from connectors.base import DELETED_KEY, MERGED_INTO_KEY, Cursor, StreamSpec
 from connectors.salesforce import SalesforceConnector, soql
-from connectors.salesforce.describe import FieldInfo
-from connectors.salesforce.streams import csv_converter
+from connectors.salesforce.describe import FieldInfo, ObjectInfo
+from connectors.salesforce.streams import parse_csv_page
 
 UNTIL = datetime(2026, 11, 23, 19, 0, tzinfo=UTC)
 SPEC = StreamSpec(
@@ -205,6 +205,7 @@ def test_failed_bulk_job_is_fatal_with_the_jobs_message(
         ("boolean", "false", False),
         ("boolean", "", None),
         ("int", "42", 42),
+        ("int", "42.0", 42),
         ("double", "1.5", 1.5),
         ("currency", "1000", 1000.0),
         ("percent", "", None),
@@ -215,7 +216,18 @@ def test_failed_bulk_job_is_fatal_with_the_jobs_message(
     ],
 )
 def test_csv_cells_are_typed_like_rest_json(sf_type: str, cell: str, value: Any) -> None:
-    assert csv_converter(FieldInfo(name="F", type=sf_type))(cell) == value
+    info = ObjectInfo("X", {"F": FieldInfo(name="F", type=sf_type)})
+    [record] = list(parse_csv_page(f"F,Other\n{cell},x\n", info))
+    assert record == {"F": value, "Other": "x"}
+    assert type(record["F"]) is type(value)
+
+
+def test_csv_quoting_and_unknown_columns_survive_parsing() -> None:
+    info = ObjectInfo("X", {"F": FieldInfo(name="F", type="string")})
+    text = 'F,Account.Name\n"multi\nline, ""quoted""",Acme\n'
+    assert list(parse_csv_page(text, info)) == [
+        {"F": 'multi\nline, "quoted"', "Account.Name": "Acme"}
+    ]
 
 
 def test_missing_mapped_fields_name_object_and_each_field(
