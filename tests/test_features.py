@@ -336,3 +336,28 @@ def test_only_what_the_policy_declares_is_computed(engine: Engine, name: str) ->
     f = compute_features(engine, parse_policy(text, "r.yaml"), NOW)
     assert f.columns == ["contact_id", "account_id", name]
     assert f.height == 4
+
+
+@pytest.mark.parametrize(("zone", "count"), [("UTC", 0), ("America/Los_Angeles", 1)])
+def test_ask_windows_follow_the_policy_time_zone(engine: Engine, zone: str, count: int) -> None:
+    # 03:00 UTC on the 23rd is the 22nd in Los Angeles: an ask dated 2026-10-24 is 30 days old
+    # in UTC (outside the 30-day reference-call window) but 29 days old on Pacific time.
+    now = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+    seed(engine, Entity.ACCOUNT, [{"id": "001A"}])
+    seed(engine, Entity.CONTACT, [{"id": "003A", "account_id": "001A"}])
+    seed(
+        engine,
+        Entity.ASK,
+        [
+            {
+                "id": "k1",
+                "contact_id": "003A",
+                "account_id": "001A",
+                "ask_type": "Reference Call",
+                "requested_date": date(2026, 10, 24),
+            },
+        ],
+    )
+    p = parse_policy(POLICY_TEXT.replace("timezone: UTC", f"timezone: {zone}"), "rules.yaml")
+    row = compute_features(engine, p, now).row(0, named=True)
+    assert row["cap__reference_calls__count"] == count
