@@ -84,6 +84,34 @@ def _first(cases: list[tuple[pl.Expr, pl.Expr]]) -> pl.Expr:
     return out
 
 
+def _fill_by_case(frame: pl.DataFrame, cases: list[tuple[pl.Expr, pl.Expr]], name: str) -> pl.DataFrame:
+    """Add column ``name``: the text of the first case whose condition holds (else NULL).
+
+    Each text (a filled template: string formatting, the costly part) is computed only on the
+    rows its case decides, not on every row as one long when/then chain would.
+    """
+    if not cases:
+        return frame.with_columns(pl.lit(None, dtype=pl.String).alias(name))
+    decider: Any = pl.when(cases[0][0]).then(pl.lit(0, dtype=pl.Int32))
+    for i, (cond, _text) in enumerate(cases[1:], start=1):
+        decider = decider.when(cond).then(pl.lit(i, dtype=pl.Int32))
+    frame = frame.with_columns(
+        decider.otherwise(pl.lit(None, dtype=pl.Int32)).alias("_case"),
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
+    )
+    used = frame.get_column("_case").unique().drop_nulls().to_list()
+    parts = [
+        frame.lazy()
+        .filter(pl.col("_case") == i)
+        .select("_row", cases[i][1].cast(pl.String).alias(name))
+        for i in used
+    ]
+    column = pl.repeat(None, frame.height, dtype=pl.String, eager=True).alias(name)
+    for part in pl.collect_all(parts) if parts else []:
+        column = column.scatter(part.get_column("_row"), part.get_column(name))
+    return frame.drop("_case", "_row").with_columns(column)
+
+
 def _holds(rule: CompiledRule) -> pl.Expr:
     return pl.col(rule_column(rule.id)).fill_null(False)
 
@@ -163,19 +191,19 @@ def evaluate(policy: Policy, features: pl.DataFrame, now: datetime) -> pl.DataFr
     if binds:
         fatigued = pl.any_horizontal([pl.col(n) for n in tmp])
         fatigue_until = pl.max_horizontal([pl.col(n) for n in tmp_u])
-        # The binding constraint is the one that lifts last: it decides the next available date.
-        fatigue_reason = _first(
-            [
-                (pl.col(b) & (pl.col(u) == pl.col("_fat_until")).fill_null(True), w)
-                for b, u, w in zip(tmp, tmp_u, words, strict=True)
-            ]
-        )
     else:
         fatigued = pl.lit(False)
         fatigue_until = pl.lit(None, dtype=pl.Date)
-        fatigue_reason = pl.lit(None, dtype=pl.String)
     frame = frame.with_columns(fatigued.alias("fatigued"), fatigue_until.alias("_fat_until"))
-    frame = frame.with_columns(fatigue_reason.alias("fatigue_reason"))
+    # The binding constraint is the one that lifts last: it decides the next available date.
+    frame = _fill_by_case(
+        frame,
+        [
+            (pl.col(b) & (pl.col(u) == pl.col("_fat_until")).fill_null(True), w)
+            for b, u, w in zip(tmp, tmp_u, words, strict=True)
+        ],
+        "fatigue_reason",
+    )
 
     opted_out = pl.any_horizontal(
         [_holds(r) for r in policy.rules_of("opt_out")] or [pl.lit(False)]
@@ -211,7 +239,8 @@ def evaluate(policy: Policy, features: pl.DataFrame, now: datetime) -> pl.DataFr
                 cases.append(((st == status_value.value) & cond, text))
     cases.append((st == Status.FATIGUED.value, pl.col("fatigue_reason")))
     cases.append((st == Status.ELIGIBLE.value, pl.lit("Eligible")))
-    reason = _first(cases).fill_null(st)
+    frame = _fill_by_case(frame, cases, "reason")
+    reason = pl.col("reason").fill_null(st)
     reason = (
         pl.when(reason.str.len_chars() > REASON_MAX)
         .then(reason.str.slice(0, REASON_MAX - 1) + pl.lit("…"))

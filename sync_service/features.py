@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 SALESFORCE = "salesforce"
 GAINSIGHT = "gainsight"
 DEFAULT_CHUNK = 100_000
+_ASK_COLS = ("id", "contact_id", "account_id", "ask_type", "team", "requested_date")
+_NPS_COLS = ("id", "contact_id", "account_id", "score", "responded_at")
 
 
 @dataclass
@@ -129,15 +131,36 @@ class FeatureQuery:
         self.need = policy.required_features()
         self.names = set(self.need)
         self.contact_caps = [c for c in policy.caps if c.scope == "contact"]
+        meta = sa.MetaData()
+        self.stray_asks = sa.Table(
+            "feat_stray_asks",
+            meta,
+            *[sa.Column(c, advocacy_asks.c[c].type) for c in _ASK_COLS],
+            sa.Column("c_account_id", sa.String(64)),
+            prefixes=["TEMPORARY"],
+        )
+        self.stray_nps = sa.Table(
+            "feat_stray_nps",
+            meta,
+            *[sa.Column(c, nps_responses.c[c].type) for c in _NPS_COLS],
+            sa.Column("c_account_id", sa.String(64)),
+            prefixes=["TEMPORARY"],
+        )
         self.account_caps = [c for c in policy.caps if c.scope == "account"]
 
     # ---- contact-level ------------------------------------------------------------------
     def contact_select(
-        self, scope: Callable[[Any], ColumnElement[bool]], page: int | None = None
+        self,
+        scope: Callable[[Any], ColumnElement[bool]],
+        page: int | None = None,
+        rng: tuple[str | None, str | None] | None = None,
     ) -> tuple[sa.Select[Any], dict[str, FieldType]]:
         """Contacts matching ``scope(table)`` with their contact-level features, and the types.
 
-        With ``page``, only the first ``page`` of them by id (keyset paging).
+        With ``page``, only the first ``page`` of them by id (keyset paging). With ``rng``
+        (the chunk's account-id range, after :meth:`prepare`), the NPS answers and asks are
+        found through their own indexed ``account_id`` plus the few rows whose account differs
+        from their contact's, instead of through the list of the chunk's contact ids.
         """
         c = contacts.alias("c")
         cols: list[Any] = [c.c.id.label("contact_id"), c.c.account_id.label("account_id")]
@@ -192,7 +215,7 @@ class FeatureQuery:
             "nps_responses",
         }
         if n & nps_names:
-            r = nps_responses
+            r = self._source(nps_responses, self.stray_nps, ids, rng, "nsrc")
             ranked = (
                 sa.select(
                     r.c.contact_id.label("cid"),
@@ -205,12 +228,7 @@ class FeatureQuery:
                     )
                     .label("rn"),
                 )
-                .where(
-                    _live(r),
-                    r.c.score.is_not(None),
-                    r.c.responded_at.is_not(None),
-                    r.c.contact_id.in_(ids),
-                )
+                .where(r.c.score.is_not(None), r.c.responded_at.is_not(None))
                 .subquery("nr")
             )
             nps = (
@@ -239,40 +257,32 @@ class FeatureQuery:
             }
 
         windows = sorted({int(pattern_params(x)["days"]) for x in n if x.startswith("asks_last_")})
-        if n & {"last_ask_date", "days_since_last_ask"} or windows:
-            a = advocacy_asks
-            parts: list[Any] = [
-                a.c.contact_id.label("cid"),
-                sa.func.max(a.c.requested_date).label("last_ask_date"),
-            ]
-            for w in windows:
-                since = self.d.day(self.today - timedelta(days=w))
-                parts.append(
-                    sa.func.sum(sa.case((a.c.requested_date > since, 1), else_=0)).label(
-                        f"asks_last_{w}d"
-                    )
-                )
-            la = (
-                sa.select(*parts)
-                .where(_live(a), a.c.contact_id.in_(ids))
-                .group_by(a.c.contact_id)
-                .subquery("la")
-            )
-            frm = frm.outerjoin(la, la.c.cid == c.c.id)
-            cols.append(la.c.last_ask_date)
-            types["last_ask_date"] = "date"
-            for w in windows:
-                cols.append(sa.func.coalesce(la.c[f"asks_last_{w}d"], 0).label(f"asks_last_{w}d"))
-                types[f"asks_last_{w}d"] = "integer"
-
-        for cap in self.contact_caps:
-            sub = self._cap_subquery(
-                cap, advocacy_asks.c.contact_id, advocacy_asks.c.contact_id.in_(ids)
+        want_last = bool(n & {"last_ask_date", "days_since_last_ask"})
+        if want_last or windows or self.contact_caps:
+            # one pass over the chunk's asks for every contact-level ask feature and cap
+            src = self._source(advocacy_asks, self.stray_asks, ids, rng, "asrc")
+            sub = self._asks_subquery(
+                src,
+                "contact_id",
+                self.contact_caps,
+                windows,
+                want_last=want_last,
+                name="ca",
             )
             frm = frm.outerjoin(sub, sub.c.k == c.c.id)
-            count_col, nth_col = cap_columns(cap)
-            cols += [sa.func.coalesce(sub.c.n, 0).label(count_col), sub.c.nth.label(nth_col)]
-            types |= {count_col: "integer", nth_col: "date"}
+            if want_last:
+                cols.append(sub.c.last_ask_date)
+                types["last_ask_date"] = "date"
+            for w in windows:
+                cols.append(sa.func.coalesce(sub.c[f"w{w}"], 0).label(f"asks_last_{w}d"))
+                types[f"asks_last_{w}d"] = "integer"
+            for i, cap in enumerate(self.contact_caps):
+                count_col, nth_col = cap_columns(cap)
+                cols += [
+                    sa.func.coalesce(sub.c[f"n{i}"], 0).label(count_col),
+                    sub.c[f"nth{i}"].label(nth_col),
+                ]
+                types |= {count_col: "integer", nth_col: "date"}
 
         for spec in self.need.values():
             if spec.extra is not None and spec.level == "contact":
@@ -284,38 +294,107 @@ class FeatureQuery:
             stmt = stmt.where(c.c.id.in_(ids)).order_by(c.c.id)
         return stmt, types
 
-    def _cap_subquery(self, cap: CapModel, key: Any, scope: ColumnElement[bool]) -> Any:
-        a = advocacy_asks
-        cond: list[ColumnElement[bool]] = [
-            _live(a),
-            scope,
-            key.is_not(None),
-            a.c.requested_date > self.d.day(self.today - timedelta(days=cap.window_days)),
-        ]
-        if cap.ask_types:
-            cond.append(sa.func.lower(a.c.ask_type).in_([t.lower() for t in cap.ask_types]))
-        if cap.teams:
-            cond.append(sa.func.lower(a.c.team).in_([t.lower() for t in cap.teams]))
-        ranked = (
-            sa.select(
-                key.label("k"),
-                a.c.requested_date.label("day"),
+    def _source(
+        self,
+        table: sa.Table,
+        stray: sa.Table,
+        ids: Any,
+        rng: tuple[str | None, str | None] | None,
+        name: str,
+    ) -> Any:
+        """Live rows of ``table`` (asks or NPS answers) of the chunk's contacts, as a subquery."""
+        cols = [table.c[c.name] for c in stray.c if c.name != "c_account_id"]
+        if rng is None:
+            return sa.select(*cols).where(_live(table), table.c.contact_id.in_(ids)).subquery(name)
+        lo, hi = rng
+        own = sa.select(*cols).where(
+            _live(table), table.c.account_id.is_not(None), *_id_range(table.c.account_id, lo, hi)
+        )
+        # rows filed under another account than their contact's: they belong to the chunk of
+        # the contact's account (and must not be counted twice when both are in this range)
+        in_own = sa.and_(stray.c.account_id.is_not(None), *_id_range(stray.c.account_id, lo, hi))
+        moved = sa.select(*[stray.c[c.name] for c in cols]).where(
+            *_id_range(stray.c.c_account_id, lo, hi), sa.not_(in_own)
+        )
+        return sa.union_all(own, moved).subquery(name)
+
+    def prepare(self, conn: Connection) -> None:
+        """Collect, once per run, the asks and NPS answers filed under another account.
+
+        An ask or answer normally carries its contact's account; one that does not (the
+        contact moved, the link was filled later) is copied here with the contact's account,
+        so chunking by account range never loses it.
+        """
+        for table, stray in ((advocacy_asks, self.stray_asks), (nps_responses, self.stray_nps)):
+            stray.drop(conn, checkfirst=True)
+            stray.create(conn)
+            c = contacts
+            cols = [table.c[x.name] for x in stray.c if x.name != "c_account_id"]
+            conn.execute(
+                stray.insert().from_select(
+                    [x.name for x in stray.c],
+                    sa.select(*cols, c.c.account_id)
+                    .select_from(table.join(c, c.c.id == table.c.contact_id))
+                    .where(
+                        _live(table),
+                        c.c.source == SALESFORCE,
+                        _live(c),
+                        c.c.account_id.is_not(None),
+                        sa.or_(table.c.account_id.is_(None), table.c.account_id != c.c.account_id),
+                    ),
+                )
+            )
+
+    def cleanup(self, conn: Connection) -> None:
+        """Drop the per-run temporary tables."""
+        for stray in (self.stray_asks, self.stray_nps):
+            stray.drop(conn, checkfirst=True)
+
+    def _asks_subquery(
+        self,
+        a: Any,
+        key_name: str,
+        caps: list[CapModel],
+        windows: list[int],
+        *,
+        want_last: bool,
+        name: str,
+    ) -> Any:
+        """Per ``key``: last ask date, asks in each window, and each cap's count and nth date.
+
+        One scan of the asks: a cap's matching asks are ranked newest first within the
+        partition (key, matches-the-cap), so the ``max_asks``-th of them is one row number.
+        """
+        key = a.c[key_name]
+        inner: list[Any] = [key.label("k"), a.c.requested_date.label("day")]
+        for i, cap in enumerate(caps):
+            cond: list[ColumnElement[bool]] = [
+                a.c.requested_date > self.d.day(self.today - timedelta(days=cap.window_days))
+            ]
+            if cap.ask_types:
+                cond.append(sa.func.lower(a.c.ask_type).in_([t.lower() for t in cap.ask_types]))
+            if cap.teams:
+                cond.append(sa.func.lower(a.c.team).in_([t.lower() for t in cap.teams]))
+            flag = sa.case((sa.and_(*cond), 1), else_=0)
+            inner.append(flag.label(f"f{i}"))
+            inner.append(
                 sa.func.row_number()
-                .over(partition_by=key, order_by=(a.c.requested_date.desc(), a.c.id))
-                .label("rn"),
+                .over(partition_by=(key, flag), order_by=(a.c.requested_date.desc(), a.c.id))
+                .label(f"rn{i}")
             )
-            .where(*cond)
-            .subquery(f"r_{cap.id}")
-        )
-        return (
-            sa.select(
-                ranked.c.k,
-                sa.func.count().label("n"),
-                sa.func.max(sa.case((ranked.c.rn == cap.max_asks, ranked.c.day))).label("nth"),
-            )
-            .group_by(ranked.c.k)
-            .subquery(f"cap_{cap.id}")
-        )
+        ranked = sa.select(*inner).where(key.is_not(None)).subquery(f"{name}_r")
+        outer: list[Any] = [ranked.c.k]
+        if want_last:
+            outer.append(sa.func.max(ranked.c.day).label("last_ask_date"))
+        for w in windows:
+            since = self.d.day(self.today - timedelta(days=w))
+            outer.append(sa.func.sum(sa.case((ranked.c.day > since, 1), else_=0)).label(f"w{w}"))
+        for i, cap in enumerate(caps):
+            f, rn = ranked.c[f"f{i}"], ranked.c[f"rn{i}"]
+            outer.append(sa.func.sum(f).label(f"n{i}"))
+            hit = sa.and_(f == 1, rn == cap.max_asks)
+            outer.append(sa.func.max(sa.case((hit, ranked.c.day))).label(f"nth{i}"))
+        return sa.select(*outer).group_by(ranked.c.k).subquery(name)
 
     # ---- account-level ------------------------------------------------------------------
     def account_select(
@@ -487,32 +566,32 @@ class FeatureQuery:
         acc_windows = sorted(
             {int(pattern_params(x)["days"]) for x in n if x.startswith("account_asks_last_")}
         )
-        if acc_windows:
-            a = advocacy_asks
-            parts = [a.c.account_id.label("aid")]
-            for w in acc_windows:
-                since = self.d.day(self.today - timedelta(days=w))
-                parts.append(
-                    sa.func.sum(sa.case((a.c.requested_date > since, 1), else_=0)).label(f"w{w}")
-                )
-            aa = (
-                sa.select(*parts)
-                .where(_live(a), *_range(a.c.account_id, lo, hi))
-                .group_by(a.c.account_id)
-                .subquery("aa")
+        if acc_windows or self.account_caps:
+            aks = advocacy_asks
+            src = (
+                sa.select(*[aks.c[x.name] for x in self.stray_asks.c if x.name != "c_account_id"])
+                .where(_live(aks), *_range(aks.c.account_id, lo, hi))
+                .subquery("aasrc")
             )
-            frm = frm.outerjoin(aa, aa.c.aid == ac.c.id)
-            for w in acc_windows:
-                cols.append(sa.func.coalesce(aa.c[f"w{w}"], 0).label(f"account_asks_last_{w}d"))
-                types[f"account_asks_last_{w}d"] = "integer"
-
-        for cap in self.account_caps:
-            scope = sa.and_(sa.true(), *_range(advocacy_asks.c.account_id, lo, hi))
-            sub = self._cap_subquery(cap, advocacy_asks.c.account_id, scope)
+            sub = self._asks_subquery(
+                src,
+                "account_id",
+                self.account_caps,
+                acc_windows,
+                want_last=False,
+                name="aa",
+            )
             frm = frm.outerjoin(sub, sub.c.k == ac.c.id)
-            count_col, nth_col = cap_columns(cap)
-            cols += [sa.func.coalesce(sub.c.n, 0).label(count_col), sub.c.nth.label(nth_col)]
-            types |= {count_col: "integer", nth_col: "date"}
+            for w in acc_windows:
+                cols.append(sa.func.coalesce(sub.c[f"w{w}"], 0).label(f"account_asks_last_{w}d"))
+                types[f"account_asks_last_{w}d"] = "integer"
+            for i, cap in enumerate(self.account_caps):
+                count_col, nth_col = cap_columns(cap)
+                cols += [
+                    sa.func.coalesce(sub.c[f"n{i}"], 0).label(count_col),
+                    sub.c[f"nth{i}"].label(nth_col),
+                ]
+                types |= {count_col: "integer", nth_col: "date"}
 
         for spec in self.need.values():
             if spec.extra is not None and spec.level == "account":
@@ -652,6 +731,16 @@ def iter_feature_chunks(
         chunk_size: contacts per chunk (about; one account's contacts are never split).
     """
     q = FeatureQuery(policy, now, conn.dialect.name)
+    q.prepare(conn)
+    try:
+        yield from _chunks(conn, q, policy, chunk_size)
+    finally:
+        q.cleanup(conn)
+
+
+def _chunks(
+    conn: Connection, q: FeatureQuery, policy: Policy, chunk_size: int
+) -> Iterator[FeatureChunk]:
     lo: str | None = None
     while True:
         c = contacts
@@ -701,13 +790,17 @@ def _range_chunk(conn: Connection, q: FeatureQuery, lo: str | None, hi: str | No
     def in_range(t: Any) -> ColumnElement[bool]:
         return sa.and_(t.c.account_id.is_not(None), *_id_range(t.c.account_id, lo, hi))
 
-    cstmt, ctypes = q.contact_select(in_range)
+    cstmt, ctypes = q.contact_select(in_range, rng=(lo, hi))
     con = q.finish_contacts(read_frame(conn, cstmt, ctypes), acc)
     return FeatureChunk(con, acc)
 
 
-def compute_features(engine: Engine, policy: Policy, now: datetime) -> pl.DataFrame:
+def compute_features(
+    engine: Engine, policy: Policy, now: datetime, *, chunk_size: int = DEFAULT_CHUNK
+) -> pl.DataFrame:
     """All contact features at once (tests and small stores; the service streams chunks)."""
     with engine.connect() as conn:
-        frames = [ch.contacts for ch in iter_feature_chunks(conn, policy, now)]
+        frames = [
+            ch.contacts for ch in iter_feature_chunks(conn, policy, now, chunk_size=chunk_size)
+        ]
     return pl.concat(frames) if frames else pl.DataFrame(schema=policy.input_schema())

@@ -361,3 +361,50 @@ def test_ask_windows_follow_the_policy_time_zone(engine: Engine, zone: str, coun
     p = parse_policy(POLICY_TEXT.replace("timezone: UTC", f"timezone: {zone}"), "rules.yaml")
     row = compute_features(engine, p, now).row(0, named=True)
     assert row["cap__reference_calls__count"] == count
+
+
+def test_asks_and_answers_filed_under_another_account_are_counted_once(engine: Engine) -> None:
+    # contact 003C moved from 001A to 001B: its old ask and answer still carry 001A
+    seed(engine, Entity.ACCOUNT, [{"id": "001A"}, {"id": "001B"}, {"id": "001C"}])
+    seed(
+        engine,
+        Entity.CONTACT,
+        [
+            {"id": "003A", "account_id": "001A"},
+            {"id": "003C", "account_id": "001B"},
+            {"id": "003D", "account_id": "001C"},
+        ],
+    )
+    seed(
+        engine,
+        Entity.ASK,
+        [
+            {"id": "k1", "contact_id": "003C", "account_id": "001A", "requested_date": d(5)},
+            {"id": "k2", "contact_id": "003C", "account_id": "001B", "requested_date": d(6)},
+            {"id": "k3", "contact_id": "003D", "account_id": None, "requested_date": d(7)},
+        ],
+    )
+    seed(
+        engine,
+        Entity.NPS_RESPONSE,
+        [
+            {
+                "id": "n1",
+                "contact_id": "003C",
+                "account_id": "001A",
+                "score": 9,
+                "responded_at": ts(2),
+            },
+        ],
+    )
+    p = policy()
+    for chunk_size in (1, 2, 100):
+        rows = by_id(compute_features(engine, p, NOW, chunk_size=chunk_size))
+        assert rows["003C"]["cap__contact_quarter__count"] == 2, chunk_size
+        assert rows["003C"]["nps_latest"] == 9
+        assert rows["003D"]["cap__contact_quarter__count"] == 1
+        assert rows["003A"]["cap__contact_quarter__count"] == 0
+        assert rows["003A"]["nps_latest"] is None
+        # account caps count the asks filed on the account
+        assert rows["003A"]["cap__account_quarter__count"] == 1
+        assert rows["003C"]["cap__account_quarter__count"] == 1
