@@ -38,7 +38,7 @@ import sqlalchemy as sa
 
 from rules import evaluate, evaluate_accounts, load_policy
 from sync_service.evaluation import evaluate_all
-from sync_service.features import iter_feature_chunks
+from sync_service.features import stream_feature_chunks
 from sync_service.store.engine import make_engine, upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,7 +147,9 @@ def seed(url: str, data: dict[str, pl.DataFrame]) -> None:
     with engine.begin() as conn:
         for table, frame in data.items():
             frame = frame.with_columns(
-                pl.col("source") if "source" in frame.columns else pl.lit("salesforce").alias("source"),
+                pl.col("source")
+                if "source" in frame.columns
+                else pl.lit("salesforce").alias("source"),
                 pl.lit(False).alias("deleted"),
             )
             if conn.dialect.name == "postgresql":
@@ -156,9 +158,12 @@ def seed(url: str, data: dict[str, pl.DataFrame]) -> None:
                 frame.write_csv(buf, include_header=False, datetime_format="%Y-%m-%dT%H:%M:%S%z")
                 dbapi = conn.connection.driver_connection
                 cols = ", ".join(frame.columns)
-                with dbapi.cursor() as cur, cur.copy(  # type: ignore[union-attr]
-                    f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv)"
-                ) as cp:
+                with (
+                    dbapi.cursor() as cur,
+                    cur.copy(  # type: ignore[union-attr]
+                        f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv)"
+                    ) as cp,
+                ):
                     cp.write(buf.getvalue())
             else:
                 frame = frame.with_columns(pl.lit(SYNCED).alias("synced_at"))
@@ -183,7 +188,14 @@ def seed(url: str, data: dict[str, pl.DataFrame]) -> None:
 
 
 # ---- naive baseline: per-row Python evaluation of the same rules ----------------------------
-_WORDS = {"AND": " and ", "OR": " or ", "NOT": " not ", "IN": " in ", "TRUE": "True", "FALSE": "False"}
+_WORDS = {
+    "AND": " and ",
+    "OR": " or ",
+    "NOT": " not ",
+    "IN": " in ",
+    "TRUE": "True",
+    "FALSE": "False",
+}
 
 
 def _to_python(sql: str) -> str:
@@ -200,7 +212,7 @@ def naive_evaluate(policy: Any, rows: list[dict[str, Any]], today: date) -> list
         verdicts: dict[str, bool] = {}
         for kind, code in compiled:
             try:
-                ok = bool(eval(code, {}, row))  # noqa: S307 - the baseline being measured
+                ok = bool(eval(code, {}, row))  # the baseline being measured
             except TypeError:  # None compared with a number: SQL's unknown
                 ok = False
             if kind == "eligibility":
@@ -235,16 +247,15 @@ def measure(url: str) -> dict[str, Any]:
     n = n_acc = 0
     statuses: dict[str, int] = {}
     first: pl.DataFrame | None = None
-    with engine.connect() as conn:
-        for chunk in iter_feature_chunks(conn, policy, NOW):
-            out = evaluate(policy, chunk.contacts, NOW)
-            acc = evaluate_accounts(policy, chunk.accounts, out, NOW)
-            n += out.height
-            n_acc += acc.height
-            for s, k in out["status"].value_counts().iter_rows():
-                statuses[s] = statuses.get(s, 0) + k
-            if first is None:
-                first = chunk.contacts
+    for chunk in stream_feature_chunks(engine, policy, NOW):
+        out = evaluate(policy, chunk.contacts, NOW)
+        acc = evaluate_accounts(policy, chunk.accounts, out, NOW)
+        n += out.height
+        n_acc += acc.height
+        for s, k in out["status"].value_counts().iter_rows():
+            statuses[s] = statuses.get(s, 0) + k
+        if first is None:
+            first = chunk.contacts
     res["end_to_end_s"] = time.perf_counter() - t0
     res["contacts"] = n
     res["accounts"] = n_acc
@@ -259,7 +270,9 @@ def measure(url: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     naive = naive_evaluate(policy, rows, TODAY)
     res["naive_per_s"] = len(rows) / (time.perf_counter() - t0)
-    res["naive_agrees"] = sum(a == b for a, b in zip(naive, vec["status"].to_list(), strict=True)) / len(rows)
+    res["naive_agrees"] = sum(
+        a == b for a, b in zip(naive, vec["status"].to_list(), strict=True)
+    ) / len(rows)
     t0 = time.perf_counter()
     s1 = evaluate_all(engine, policy, NOW, None)
     res["evaluate_all_first_s"] = time.perf_counter() - t0
@@ -290,7 +303,14 @@ def main(argv: list[str]) -> int:
         try:
             with admin.connect() as conn:
                 conn.execute(sa.text(f'CREATE DATABASE "{dbname}"'))
-            targets.append(("PostgreSQL", sa.make_url(pg_admin).set(database=dbname).render_as_string(hide_password=False)))
+            targets.append(
+                (
+                    "PostgreSQL",
+                    sa.make_url(pg_admin)
+                    .set(database=dbname)
+                    .render_as_string(hide_password=False),
+                )
+            )
         except sa.exc.OperationalError as exc:
             print(f"PostgreSQL skipped: {str(exc.orig).splitlines()[0] if exc.orig else exc}")
         try:
@@ -300,7 +320,10 @@ def main(argv: list[str]) -> int:
                 print(f"{name}: seeded in {time.perf_counter() - t0:.1f}s")
                 out = subprocess.run(
                     [sys.executable, "-m", "bench.rules_eval", "--measure", url],
-                    check=True, capture_output=True, text=True, cwd=ROOT,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    cwd=ROOT,
                 )
                 results[name] = json.loads(out.stdout.strip().splitlines()[-1])
         finally:
@@ -309,8 +332,10 @@ def main(argv: list[str]) -> int:
                     conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
             admin.dispose()
     print(f"\n{n:,} contacts, policy config/rules.yaml; API calls: none (store only)")
-    print("| backend | features + rules | contacts/s | evaluate_all (write, first / again) | "
-          "rules only (vectorised) | naive per-row | ratio | peak RSS |")
+    print(
+        "| backend | features + rules | contacts/s | evaluate_all (write, first / again) | "
+        "rules only (vectorised) | naive per-row | ratio | peak RSS |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         print(

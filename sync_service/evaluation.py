@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from canonical.errors import PolicyError, StoreError
 from rules import Policy, evaluate, evaluate_accounts, load_policy, parse_policy, rule_column
-from sync_service.features import DEFAULT_CHUNK, iter_feature_chunks
+from sync_service.features import DEFAULT_CHUNK, stream_feature_chunks
 from sync_service.runs import Run
 from sync_service.store.models import contacts, evaluation_history, evaluations
 
@@ -288,14 +288,9 @@ def evaluate_all(
         conn.commit()
         outer = conn.begin() if dry_run else None
         try:
-            chunks = iter_feature_chunks(conn, policy, now, chunk_size=chunk_size)
-            while True:
+            # features are read on a second connection, one chunk ahead of the writes
+            for chunk in stream_feature_chunks(engine, policy, now, chunk_size=chunk_size):
                 tx = None if dry_run else conn.begin()
-                chunk = next(chunks, None)
-                if chunk is None:
-                    if tx is not None:
-                        tx.commit()
-                    break
                 results = evaluate(policy, chunk.contacts, now)
                 acc_results = evaluate_accounts(policy, chunk.accounts, results, now)
                 frame = pl.concat(
@@ -328,7 +323,8 @@ def evaluate_all(
     if expected != summary.contacts:
         msg = (
             f"evaluated {summary.contacts} contacts but the store holds {expected}; "
-            "the run is failed rather than truncated — re-run, and report it if it repeats"
+            "the run is failed rather than truncated (did a sync write at the same time?); "
+            "re-run, and report it if it repeats"
         )
         raise StoreError(msg)
     if run is not None:

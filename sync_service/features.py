@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import io
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -804,3 +806,59 @@ def compute_features(
             ch.contacts for ch in iter_feature_chunks(conn, policy, now, chunk_size=chunk_size)
         ]
     return pl.concat(frames) if frames else pl.DataFrame(schema=policy.input_schema())
+
+
+_DONE = object()
+
+
+def stream_feature_chunks(
+    engine: Engine,
+    policy: Policy,
+    now: datetime,
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    stop: threading.Event | None = None,
+) -> Iterator[FeatureChunk]:
+    """:func:`iter_feature_chunks` on its own connection, one chunk ahead, in a thread.
+
+    While the caller evaluates and writes chunk k, the database computes chunk k+1: the SQL
+    and the Python side overlap. At most two chunks are in memory (the one being used and the
+    one ready), so memory stays bounded by ``chunk_size``. Errors in the reader are raised here.
+    """
+    ready: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = stop or threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            with engine.connect() as conn:
+                for chunk in iter_feature_chunks(conn, policy, now, chunk_size=chunk_size):
+                    if not put(chunk):
+                        return
+                conn.rollback()
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(exc)
+            return
+        put(_DONE)
+
+    worker = threading.Thread(target=produce, name="features-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()

@@ -174,14 +174,14 @@ def test_a_lost_chunk_fails_the_run_instead_of_truncating(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seed_accounts(engine)
-    real = evaluation.iter_feature_chunks
+    real = evaluation.stream_feature_chunks
 
     def drop_first(*args: Any, **kwargs: Any) -> Iterator[Any]:
         chunks = real(*args, **kwargs)
         next(chunks)
         yield from chunks
 
-    monkeypatch.setattr(evaluation, "iter_feature_chunks", drop_first)
+    monkeypatch.setattr(evaluation, "stream_feature_chunks", drop_first)
     with pytest.raises(StoreError, match="rather than truncated"):
         evaluate_all(engine, POLICY, NOW, None, chunk_size=2)
 
