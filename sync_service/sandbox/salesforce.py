@@ -19,7 +19,6 @@ import re
 import secrets
 import threading
 import time
-from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,9 +31,9 @@ from sync_service.sandbox.faults import SALESFORCE, ApiCounter, Faults
 from sync_service.sandbox.http import Request, Response, json_response
 from sync_service.sandbox.ids import sf_id
 from sync_service.sandbox.org import Org, RecordError, UnknownFieldError, sf_text
+from sync_service.sandbox.results import ResultSet
 from sync_service.sandbox.schema import BOOLEAN_TYPES, ObjectDef
-from sync_service.sandbox.soql import Column, Query, SoqlError, from_sql, parse
-from sync_service.sandbox.store import quote
+from sync_service.sandbox.soql import Query, SoqlError, from_sql, parse
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +65,9 @@ class Credentials:
 
 @dataclass
 class _Cursor:
-    """A query snapshot: the rowids in result order and how to render them."""
+    """A REST query cursor: its result snapshot and the endpoint that made it."""
 
-    query: Query
-    rowids: array[int]
+    result: ResultSet
     version: str
     endpoint: str
 
@@ -79,7 +77,7 @@ class _Job:
     """A Bulk API 2.0 job."""
 
     info: dict[str, Any]
-    cursor: _Cursor | None = None
+    result: ResultSet | None = None
     uploads: list[bytes] = field(default_factory=list)
     success: list[list[str]] = field(default_factory=list)
     failed: list[list[str]] = field(default_factory=list)
@@ -512,132 +510,22 @@ class SalesforceApp:
         return json_response(200, {"ids": [r[0] for r in rows], "latestDateCovered": hi})
 
     # -- query -------------------------------------------------------------------------------
-    def _compile(self, soql: str, include_deleted: bool) -> tuple[Query, str]:
+    def _run(self, soql: str, include_deleted: bool, version: str) -> tuple[Query, ResultSet | int]:
+        """Parse ``soql``; COUNT() queries give their count, others a result snapshot."""
         query = parse(soql, self.objects, self.org.now.date())
-        table = self.store.table(SALESFORCE, query.obj.name)
-        parents = {
-            rel: self.store.table(SALESFORCE, parent.name)
-            for rel, (_f, parent) in query.joins.items()
-        }
-        return query, from_sql(query, table, parents, include_deleted=include_deleted)
-
-    def _snapshot(self, soql: str, include_deleted: bool) -> tuple[Query, array[int] | int]:
-        query, from_part = self._compile(soql, include_deleted)
         if query.count_only:
+            table = self.store.table(SALESFORCE, query.obj.name)
+            parents = {
+                rel: self.store.table(SALESFORCE, parent.name)
+                for rel, (_f, parent) in query.joins.items()
+            }
+            from_part = from_sql(query, table, parents, include_deleted=include_deleted)
             sql = f"SELECT COUNT(*) FROM (SELECT 1 {from_part}"
             if query.limit is not None:
                 sql += f" LIMIT {query.limit}"
             sql += ")"
             return query, int(self.store.fetchone(sql, query.params)[0])
-        sql = f"SELECT t.rowid {from_part} ORDER BY {query.order_sql or 't.rowid'}"
-        if query.limit is not None or query.offset:
-            sql += f" LIMIT {query.limit if query.limit is not None else -1} OFFSET {query.offset}"
-        rowids: array[int] = array("q")
-        with self.store.lock:
-            cur = self.store.conn.execute(sql, query.params)
-            while True:
-                chunk = cur.fetchmany(20_000)
-                if not chunk:
-                    break
-                rowids.extend(r[0] for r in chunk)
-        return query, rowids
-
-    def _fetch(self, query: Query, rowids: array[int] | list[int]) -> list[tuple[Any, ...]]:
-        """The rows for ``rowids`` in that order: (Id, parent ids..., selected values...)."""
-        if not rowids:
-            return []
-        cols = ['t."Id"']
-        for rel in query.joins:
-            cols.append(f'{quote("j_" + rel)}."Id"')
-        for col in query.columns:
-            if col.relation is None:
-                cols.append("t." + quote(col.field.name))
-            else:
-                assert col.relation.relationship_name is not None
-                cols.append(
-                    quote("j_" + col.relation.relationship_name) + "." + quote(col.field.name)
-                )
-        table = self.store.table(SALESFORCE, query.obj.name)
-        joins = ""
-        for rel_name, (ref, parent) in query.joins.items():
-            alias = quote("j_" + rel_name)
-            joins += (
-                f" LEFT JOIN {self.store.table(SALESFORCE, parent.name)} {alias} "
-                f'ON {alias}."Id" = t.{quote(ref.name)}'
-            )
-        by_rowid: dict[int, tuple[Any, ...]] = {}
-        ids = list(rowids)
-        with self.store.lock:
-            for i in range(0, len(ids), 5000):
-                part = ids[i : i + 5000]
-                marks = ",".join("?" * len(part))
-                for row in self.store.conn.execute(
-                    f"SELECT t.rowid, {', '.join(cols)} FROM {table} t{joins} "
-                    f"WHERE t.rowid IN ({marks})",
-                    part,
-                ):
-                    by_rowid[row[0]] = row[1:]
-        return [by_rowid[r] for r in ids if r in by_rowid]
-
-    @staticmethod
-    def _bool_positions(query: Query, offset: int) -> list[int]:
-        return [offset + i for i, c in enumerate(query.columns) if c.field.type in BOOLEAN_TYPES]
-
-    def _records_json(
-        self, query: Query, rows: list[tuple[Any, ...]], version: str
-    ) -> list[dict[str, Any]]:
-        obj = query.obj.name
-        n_rel = len(query.joins)
-        rel_index = {rel: i + 1 for i, rel in enumerate(query.joins)}
-        prefix = f"/services/data/v{version}/sobjects/"
-        flat = [c for c in query.columns if c.relation is None]
-        bool_cols = {c.path for c in query.columns if c.field.type in BOOLEAN_TYPES}
-        out = []
-        for row in rows:
-            rec: dict[str, Any] = {"attributes": {"type": obj, "url": prefix + obj + "/" + row[0]}}
-            values = row[1 + n_rel :]
-            if not query.joins and len(flat) == len(query.columns):
-                for col, value in zip(query.columns, values, strict=True):
-                    rec[col.path] = (
-                        bool(value) if col.path in bool_cols and value is not None else value
-                    )
-            else:
-                self._nested(rec, query.columns, values, row, rel_index, prefix, bool_cols)
-            out.append(rec)
-        return out
-
-    @staticmethod
-    def _nested(
-        rec: dict[str, Any],
-        columns: list[Column],
-        values: tuple[Any, ...],
-        row: tuple[Any, ...],
-        rel_index: dict[str, int],
-        prefix: str,
-        bool_cols: set[str],
-    ) -> None:
-        for col, value in zip(columns, values, strict=True):
-            if col.path in bool_cols and value is not None:
-                value = bool(value)
-            if col.relation is None:
-                rec[col.path] = value
-                continue
-            rel = col.relation.relationship_name
-            assert rel is not None
-            assert col.parent is not None
-            parent_id = row[rel_index[rel]]
-            if parent_id is None:
-                rec[rel] = None
-                continue
-            sub = rec.get(rel)
-            if sub is None:
-                sub = rec[rel] = {
-                    "attributes": {
-                        "type": col.parent.name,
-                        "url": prefix + col.parent.name + "/" + parent_id,
-                    }
-                }
-            sub[col.field.name] = value
+        return query, ResultSet(self.store, query, include_deleted=include_deleted, version=version)
 
     def _batch_size(self, req: Request) -> int:
         opts = req.headers.get("sforce-query-options", "")
@@ -651,34 +539,34 @@ class SalesforceApp:
         soql = req.query.get("q")
         if not soql:
             return _errors(400, "MALFORMED_QUERY", "A query string (q) is required")
-        query, result = self._snapshot(soql, include_deleted=endpoint == "queryAll")
+        _query, result = self._run(soql, endpoint == "queryAll", version)
         if isinstance(result, int):
             return json_response(200, {"totalSize": result, "done": True, "records": []})
-        cursor = _Cursor(query, result, version, endpoint)
+        cursor = _Cursor(result, version, endpoint)
         return self._page(cursor, 0, self._batch_size(req), None)
 
     def _page(self, cursor: _Cursor, start: int, size: int, cursor_id: str | None) -> Response:
-        end = min(len(cursor.rowids), start + size)
-        rows = self._fetch(cursor.query, cursor.rowids[start:end])
-        body: dict[str, Any] = {
-            "totalSize": len(cursor.rowids),
-            "done": end >= len(cursor.rowids),
-        }
-        if end < len(cursor.rowids):
+        total = cursor.result.total
+        end = min(total, start + size)
+        head = f'{{"totalSize":{total},"done":{"true" if end >= total else "false"}'
+        if end < total:
             if cursor_id is None:
                 cursor_id = sf_id("01g", self._next())
                 with self._lock:
                     self.cursors[cursor_id] = cursor
                     while len(self.cursors) > MAX_CURSORS:
-                        self.cursors.popitem(last=False)
-            body["nextRecordsUrl"] = (
-                f"/services/data/v{cursor.version}/{cursor.endpoint}/{cursor_id}-{end}"
-            )
-        elif cursor_id is not None:
+                        _, old = self.cursors.popitem(last=False)
+                        old.result.drop()
+            url = f"/services/data/v{cursor.version}/{cursor.endpoint}/{cursor_id}-{end}"
+            head += f',"nextRecordsUrl":"{url}"'
+        records = cursor.result.page_json(start, end)
+        if end >= total:
             with self._lock:
-                self.cursors.pop(cursor_id, None)
-        body["records"] = self._records_json(cursor.query, rows, cursor.version)
-        return json_response(200, body)
+                if cursor_id is not None:
+                    self.cursors.pop(cursor_id, None)
+            cursor.result.drop()
+        body = head + ',"records":[' + ",".join(records) + "]}"
+        return Response(200, body.encode())
 
     def query_more(self, req: Request, locator: str) -> Response:
         """``GET /query/{cursor}-{offset}``: the next page of a cursor."""
@@ -828,7 +716,7 @@ class SalesforceApp:
             if op not in ("query", "queryAll"):
                 return _errors(400, "INVALIDJOB", "operation must be query or queryAll")
             soql = body.get("query") or ""
-            query, result = self._snapshot(soql, include_deleted=op == "queryAll")
+            query, result = self._run(soql, op == "queryAll", version)
             if isinstance(result, int):
                 return _errors(
                     400, "INVALIDJOB", "Aggregate queries are not supported by Bulk API 2.0"
@@ -841,10 +729,11 @@ class SalesforceApp:
                 state="UploadComplete",
                 query=soql,
             )
-            job = _Job(info, cursor=_Cursor(query, result, version, "query"))
-            job.info["numberRecordsProcessed"] = len(result)
+            job = _Job(info, result=result)
+            job.info["numberRecordsProcessed"] = result.total
             with self._lock:
                 self.jobs[job_id] = job
+                self._forget_old_jobs()
             return json_response(200, {k: v for k, v in info.items() if k != "query"})
         found = self.jobs.get(parts[0])
         if found is None or found.info["jobType"] != "V2Query":
@@ -861,40 +750,42 @@ class SalesforceApp:
                 job.info["state"] = "Aborted"
                 return json_response(200, job.info)
             if req.method == "DELETE":
-                self.jobs.pop(parts[0], None)
+                with self._lock:
+                    self.jobs.pop(parts[0], None)
+                if job.result is not None:
+                    job.result.drop()
                 return Response(204)
         if parts[1:] == ["results"] and req.method == "GET":
             if job.info["state"] != "JobComplete":
                 job.info["state"] = "JobComplete"  # a client that skips polling still gets data
-            assert job.cursor is not None
-            return self._results_csv(job.cursor, req)
+            assert job.result is not None
+            return self._results_csv(job.result, req)
         return _errors(404, "NOT_FOUND", "The requested resource does not exist")
 
-    def _results_csv(self, cursor: _Cursor, req: Request) -> Response:
+    def _results_csv(self, result: ResultSet, req: Request) -> Response:
         try:
             start = _decode_locator(req.query.get("locator", ""))
             size = int(req.query.get("maxRecords") or 100_000)
         except ValueError:
             return _errors(400, "INVALID_LOCATOR", "invalid locator or maxRecords")
-        size = max(1, size)
-        end = min(len(cursor.rowids), start + size)
-        rows = self._fetch(cursor.query, cursor.rowids[start:end])
-        n_rel = len(cursor.query.joins)
-        buf = io.StringIO()
-        writer = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\n")
-        writer.writerow([c.path for c in cursor.query.columns])
-        conv = [_csv_converter(c) for c in cursor.query.columns]
-        for row in rows:
-            writer.writerow(
-                ["" if v is None else fn(v) for fn, v in zip(conv, row[1 + n_rel :], strict=True)]
-            )
-        locator = _encode_locator(end) if end < len(cursor.rowids) else "null"
+        end = min(result.total, start + max(1, size))
+        body, count = result.page_csv(start, end)
+        locator = _encode_locator(end) if end < result.total else "null"
         return Response(
             200,
-            buf.getvalue().encode(),
+            body,
             content_type="text/csv",
-            headers={"Sforce-Locator": locator, "Sforce-NumberOfRecords": str(len(rows))},
+            headers={"Sforce-Locator": locator, "Sforce-NumberOfRecords": str(count)},
         )
+
+    def _forget_old_jobs(self) -> None:
+        """Keep the newest query jobs' results (snapshots cost disk); Salesforce keeps 7 days."""
+        query_jobs = [j for j in self.jobs.values() if j.result is not None]
+        for old in query_jobs[:-MAX_CURSORS]:
+            assert old.result is not None
+            old.result.drop()
+            old.result = None
+            self.jobs.pop(old.info["id"], None)
 
     def bulk_ingest(self, req: Request, version: str, parts: list[str]) -> Response:
         """``/jobs/ingest``: create, upload CSV, close, poll, per-record results."""
@@ -1092,15 +983,6 @@ def _decode_locator(text: str) -> int:
         return 0
     padded = text + "=" * (-len(text) % 4)
     return int(base64.b64decode(padded).decode())
-
-
-def _csv_converter(col: Column) -> Callable[[Any], str]:
-    ftype = col.field.type
-    if ftype in BOOLEAN_TYPES:
-        return lambda v: "true" if v else "false"
-    if ftype == "datetime":
-        return lambda v: str(v).replace("+0000", "Z")
-    return str
 
 
 def _parse_param_dt(text: str) -> dt.datetime:

@@ -12,11 +12,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 import logging
+import os
 import secrets
 import shutil
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 from types import TracebackType
@@ -31,12 +35,29 @@ from sync_service.sandbox.http import HttpsServer, server_context
 from sync_service.sandbox.org import Org
 from sync_service.sandbox.salesforce import Credentials, SalesforceApp
 from sync_service.sandbox.schema import Field
-from sync_service.sandbox.seed import DEFAULT_CONTACTS_PER_ACCOUNT, seed
+from sync_service.sandbox.seed import DEFAULT_CONTACTS_PER_ACCOUNT, SEED_VERSION, seed
 from sync_service.sandbox.store import GAINSIGHT, SALESFORCE, SandboxStore, quote
 
 log = logging.getLogger(__name__)
 
 DEFAULT_API_VERSION = "62.0"
+CACHE_MIN_ACCOUNTS = 10_000
+_CACHE_KEEP_SECONDS = 3 * 86400
+
+
+def cache_dir() -> Path:
+    """Where seeded databases are cached (``SANDBOX_CACHE_DIR`` or the temp folder)."""
+    folder = os.environ.get("SANDBOX_CACHE_DIR")
+    return Path(folder) if folder else Path(tempfile.gettempdir()) / "advocate-sandbox-cache"
+
+
+def _prune_cache(folder: Path) -> None:
+    """Drop cached seeds not used for a few days (they are big: ~1 GB at 200,000 accounts)."""
+    cutoff = time.time() - _CACHE_KEEP_SECONDS
+    for item in folder.glob("org-*"):
+        with contextlib.suppress(OSError):
+            if item.stat().st_mtime < cutoff:
+                item.unlink()
 
 
 def default_now() -> dt.datetime:
@@ -60,6 +81,9 @@ class Sandbox:
         now: the reference time seeded dates are relative to (default: today 00:00 UTC).
         contacts_per_account: the average number of contacts per account.
         api_version: the API version ``env()`` points the service at.
+        cache: reuse a seeded database made earlier with the same parameters (kept in
+            ``$SANDBOX_CACHE_DIR`` or the temp folder); default: only for orgs of
+            10,000 accounts or more, where seeding takes seconds.
     """
 
     def __init__(
@@ -72,6 +96,7 @@ class Sandbox:
         now: dt.datetime | None = None,
         contacts_per_account: int = DEFAULT_CONTACTS_PER_ACCOUNT,
         api_version: str = DEFAULT_API_VERSION,
+        cache: bool | None = None,
     ) -> None:
         self.accounts = accounts
         self.seed = seed
@@ -83,6 +108,7 @@ class Sandbox:
         self._gs_port = gainsight_port
         self.contacts_per_account = contacts_per_account
         self.api_version = api_version
+        self.cache = cache
         self.faults = Faults(seed)
         self._counter = ApiCounter()
         self._dir: Path | None = None
@@ -98,15 +124,7 @@ class Sandbox:
         """Make keys, seed the data, start both servers."""
         self._dir = Path(tempfile.mkdtemp(prefix="advocate-sandbox-"))
         keys = make_key_material(self._dir)
-        store = SandboxStore(self._dir / "org.sqlite")
-        summary = seed(
-            store,
-            accounts=self.accounts,
-            seed=self.seed,
-            now=self.now,
-            contacts_per_account=self.contacts_per_account,
-        )
-        self.seed_counts = summary.counts
+        store = self._seeded_store(self._dir / "org.sqlite")
         self._org = Org(store, self.now)
         self.credentials = {
             "client_id": "3MVG9sandbox" + secrets.token_hex(16),
@@ -148,6 +166,52 @@ class Sandbox:
             self.gainsight_url,
         )
         return self
+
+    def _cache_file(self) -> Path | None:
+        use = self.cache if self.cache is not None else self.accounts >= CACHE_MIN_ACCOUNTS
+        if not use:
+            return None
+        key = (
+            f"v{SEED_VERSION}-a{self.accounts}-s{self.seed}-c{self.contacts_per_account}-"
+            f"{self.now.strftime('%Y%m%dT%H%M%S')}"
+        )
+        return cache_dir() / f"org-{key}.sqlite"
+
+    def _seeded_store(self, path: Path) -> SandboxStore:
+        """Seed a fresh database, or copy a cached seed of the same parameters.
+
+        Seeding 200,000 accounts takes about a minute; a benchmark that runs several times a
+        day copies the cached file instead (a second or two).
+        """
+        cached = self._cache_file()
+        if cached is not None and cached.is_file():
+            shutil.copyfile(cached, path)
+            with contextlib.suppress(OSError):
+                os.utime(cached)  # recently used: keep it
+            store = SandboxStore(path, create=False)
+            row = store.fetchone('SELECT "counts" FROM "_sandbox_meta"')
+            self.seed_counts = json.loads(row[0])
+            log.info("sandbox seed copied from cache %s", cached)
+            return store
+        store = SandboxStore(path)
+        summary = seed(
+            store,
+            accounts=self.accounts,
+            seed=self.seed,
+            now=self.now,
+            contacts_per_account=self.contacts_per_account,
+        )
+        self.seed_counts = summary.counts
+        store.execute('CREATE TABLE "_sandbox_meta" ("counts" TEXT)')
+        store.execute('INSERT INTO "_sandbox_meta" VALUES (?)', (json.dumps(summary.counts),))
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            _prune_cache(cached.parent)
+            partial = cached.with_suffix(f".{os.getpid()}.part")
+            with store.lock:
+                shutil.copyfile(path, partial)
+            partial.replace(cached)  # atomic: a concurrent reader never sees half a file
+        return store
 
     def stop(self) -> None:
         """Stop both servers and remove the temporary folder."""
