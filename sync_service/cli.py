@@ -61,8 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     ctx = AppContext(config_path=args.config, json_output=getattr(args, "json", False))
     try:
-        if args.command not in ("serve", "demo"):
-            # Every command logs the same redacted way; serve and demo set up their own.
+        if args.command not in ("serve", "demo", "validate"):
+            # Every command logs the same redacted way; serve and demo set up their own, and
+            # validate must report bad settings with every other problem, not stop at them.
             from sync_service.logs import configure_logging
 
             configure_logging(ctx.settings)

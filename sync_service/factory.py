@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from canonical.errors import SettingsError
+from sync_service.api_usage import calls_today
 from sync_service.settings import Settings
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from connectors.base import Connector
 
 
@@ -24,8 +27,21 @@ def source_enabled(settings: Settings, system: str) -> bool:
     return False
 
 
-def build_connector(settings: Settings, system: str) -> Connector:
+def build_connector(
+    settings: Settings,
+    system: str,
+    *,
+    engine: Engine | None = None,
+    writes_enabled: bool = False,
+) -> Connector:
     """The connector for ``system`` (``salesforce`` or ``gainsight``).
+
+    Args:
+        settings: the service settings.
+        system: ``salesforce`` or ``gainsight``.
+        engine: the store; lets Gainsight's daily budget count the calls earlier runs made
+            today (its limit is a fixed daily window, not per run).
+        writes_enabled: allow writes to Gainsight (off unless its writeback is enabled).
 
     Raises:
         SettingsError: when the system is disabled or not configured.
@@ -66,5 +82,7 @@ def build_connector(settings: Settings, system: str) -> Connector:
             calls_per_day=gs.calls_per_day,
             budget_share=gs.budget_share,
             ca_bundle=_ca_bundle(settings),
-        )
+            calls_today=calls_today(engine, "gainsight") if engine is not None else 0,
+        ),
+        writes_enabled=writes_enabled,
     )

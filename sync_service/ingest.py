@@ -17,6 +17,7 @@ The watermark rules (tests name them):
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Iterable
@@ -108,12 +109,26 @@ def _save_cursor(conn: Connection, connector: str, stream: str, cursor: Cursor) 
     )
 
 
-def _mark_state(conn: Connection, connector: str, stream: str, **values: datetime) -> None:
+def _mark_state(conn: Connection, connector: str, stream: str, **values: Any) -> None:
     upsert(
         conn,
         sync_state,
         [{"connector": connector, "stream": stream, "updated_at": utcnow(), **values}],
     )
+
+
+def spec_digest(spec: StreamSpec) -> str:
+    """A stable fingerprint of what a stream reads (object, fields, keys, filters)."""
+    return hashlib.sha256(repr(spec).encode()).hexdigest()[:32]
+
+
+def _saved_digest(conn: Connection, connector: str, stream: str) -> str | None:
+    value = conn.execute(
+        sa.select(sync_state.c.mapping_digest).where(
+            sync_state.c.connector == connector, sync_state.c.stream == stream
+        )
+    ).scalar()
+    return str(value) if value is not None else None
 
 
 def start_cursor(
@@ -230,9 +245,15 @@ def sync_stream(
     spec = mapping.stream_spec()
     system = connector.system
     table = CANONICAL_TABLES[mapping.entity]
+    digest = spec_digest(spec)
     with engine.connect() as conn:
         since = start_cursor(conn, system, spec.name, opts)
+        saved_digest = _saved_digest(conn, system, spec.name)
         has_quarantine = _open_quarantine(conn, system, spec.name) > 0
+    if since is not None and saved_digest not in (None, digest):
+        log.info("the mapping of %s.%s changed: reading it again in full", system, spec.name)
+        run.add(f"remapped.{spec.name}")
+        since = None
     log.info(
         "sync %s.%s from %s", system, spec.name, since.updated_at.isoformat() if since else "start"
     )
@@ -261,9 +282,11 @@ def sync_stream(
             )
         if stop is not None and stop.is_set():
             return False
-    if opts.full:
-        with engine.begin() as conn:
-            _mark_state(conn, system, spec.name, last_full_sync_at=opts.now)
+    with engine.begin() as conn:
+        marks: dict[str, Any] = {"mapping_digest": digest}
+        if opts.full or since is None:
+            marks["last_full_sync_at"] = opts.now
+        _mark_state(conn, system, spec.name, **marks)
     return True
 
 

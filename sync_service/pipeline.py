@@ -59,7 +59,7 @@ def sync_job(
             run.error = f"{system} is not configured (no mapping or disabled); nothing to sync"
             log.info(run.error)
             return run
-        connector = build_connector(ctx.settings, system)
+        connector = build_connector(ctx.settings, system, engine=ctx.engine)
         try:
             opts = IngestOptions(overlap=_overlap(ctx, system), now=utcnow(), full=full)
             sync_source(ctx.engine, connector, source.entities.values(), run, opts, stop)
@@ -92,7 +92,7 @@ def reconcile_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Ru
         for source in mappings.sources:
             if not source_enabled(ctx.settings, source.system):
                 continue
-            connector = build_connector(ctx.settings, source.system)
+            connector = build_connector(ctx.settings, source.system, engine=ctx.engine)
             try:
                 opts = IngestOptions(overlap=_overlap(ctx, source.system), now=utcnow())
                 for mapping in source.entities.values():

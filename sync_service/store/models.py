@@ -89,6 +89,9 @@ sync_state = sa.Table(
     sa.Column("last_full_sync_at", UTCDateTime()),
     sa.Column("last_reconciled_at", UTCDateTime()),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # What the stream read last time (objects, fields, filters): a changed mapping means rows
+    # already stored lack the new fields, so the stream is read again in full.
+    sa.Column("mapping_digest", sa.String(64)),
 )
 
 #: One row per job run: what ran, how it ended, and its figures.

@@ -41,12 +41,11 @@ def build_connectors(settings: Settings, systems: Iterable[str]) -> dict[str, Co
     """
     out: dict[str, Connector] = {}
     for system in sorted(set(systems)):
-        connector = build_connector(settings, system)
-        if system == "gainsight" and hasattr(connector, "writes_enabled"):
-            # The Gainsight connector refuses writes unless told; the writeback only names a
-            # Gainsight target when gainsight.writeback_enabled is set.
-            connector.writes_enabled = settings.gainsight.writeback_enabled
-        out[system] = connector
+        # The Gainsight connector refuses writes unless told; the writeback only names a
+        # Gainsight target when gainsight.writeback_enabled is set.
+        out[system] = build_connector(
+            settings, system, writes_enabled=settings.gainsight.writeback_enabled
+        )
     return out
 
 

@@ -29,7 +29,7 @@ def demo_result(tmp_path_factory: pytest.TempPathFactory):
             for obj in ("Account", "Contact", "Opportunity", "Case", "Reference_Request__c")
         }
         calls = sb.api_calls
-    yield runs, summary, contacts, accounts, asks, counts, calls, url
+    return runs, summary, contacts, accounts, asks, counts, calls, url
 
 
 def test_every_stage_of_the_cycle_succeeds(demo_result):

@@ -86,7 +86,7 @@ def test_broken_mapping_edit_is_rejected_and_the_last_valid_one_keeps_running(
                 .order_by(runs.c.id.desc())
             ).first()
         ctx.engine.dispose()
-    assert [r.status for r in results][0] == "success"
+    assert results[0].status == "success"
     assert rejected is not None
     assert rejected[0]
     assert "salesforce.yaml" in rejected[0][0]

@@ -230,3 +230,25 @@ def test_reconcile_marks_hard_deleted_rows_and_refreshes_the_rest(engine: Engine
     with engine.connect() as conn:
         state = conn.execute(sa.select(sync_state)).mappings().one()
     assert state["last_reconciled_at"] == NOW
+
+
+def test_a_stream_whose_mapping_changed_is_read_again_in_full(engine: Engine):
+    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(4)]})
+    sync(engine, crm)
+    sync(engine, crm)
+    assert crm.reads[-1][1] is not None  # unchanged mapping: incremental
+
+    class MoreFields(FakeContactMapping):
+        def stream_spec(self):  # type: ignore[no-untyped-def]
+            spec = super().stream_spec()
+            return type(spec)(
+                name=spec.name, object_name=spec.object_name, fields=(*spec.fields, "Title")
+            )
+
+    with run_record(engine, "salesforce") as run:
+        sync_source(engine, crm, [MoreFields()], run, opts())
+    assert crm.reads[-1][1] is None
+    assert run.counts["remapped.contacts"] == 1
+    with run_record(engine, "salesforce") as run:
+        sync_source(engine, crm, [MoreFields()], run, opts())
+    assert crm.reads[-1][1] is not None
