@@ -7,6 +7,7 @@ the results back, then reads the sandbox's own records to check what Salesforce 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +23,13 @@ import sqlalchemy as sa
 from sync_service.context import AppContext
 from sync_service.pipeline import evaluate_job, run_cycle, sync_job, writeback_job
 from sync_service.sandbox import Sandbox
-from sync_service.store.models import contacts, evaluations, writeback_log, writeback_outbox
+from sync_service.store.models import (
+    accounts,
+    contacts,
+    evaluations,
+    writeback_log,
+    writeback_outbox,
+)
 from sync_service.writeback.values import desired_values, normalise
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,20 +49,31 @@ def sb() -> Iterator[Sandbox]:
         yield sandbox
 
 
-def service_env(sb: Sandbox, db_url: str, tmp_path: Path, **writeback: Any) -> dict[str, str]:
+def service_env(
+    sb: Sandbox,
+    db_url: str,
+    tmp_path: Path,
+    *,
+    gainsight: bool = False,
+    mappings: Path = REPO / "mappings",
+    **writeback: Any,
+) -> dict[str, str]:
     """The environment of a service pointed at the sandbox (and its settings file)."""
     settings = tmp_path / "settings.yaml"
-    lines = ["writeback:"] + [f"  {k}: {v}" for k, v in writeback.items()]
-    settings.write_text("\n".join(lines) + "\n" if writeback else "{}\n", encoding="utf-8")
+    lines = ["writeback:"] + [f"  {k}: {v}" for k, v in writeback.items()] if writeback else []
+    if gainsight:
+        lines += ["gainsight:", "  writeback_enabled: true"]
+    settings.write_text("\n".join(lines) + "\n" if lines else "{}\n", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in ("CURL_CA_BUNDLE", "SSL_CERT_FILE")}
     env.update(sb.env("client_credentials"))
-    env.pop("GAINSIGHT_BASE_URL")
-    env.pop("GAINSIGHT_ACCESS_KEY")
+    if not gainsight:
+        env.pop("GAINSIGHT_BASE_URL")
+        env.pop("GAINSIGHT_ACCESS_KEY")
     env.update(
         {
             "DATABASE_URL": db_url,
             "SYNC_CONFIG": str(settings),
-            "SYNC_MAPPINGS_DIR": str(REPO / "mappings"),
+            "SYNC_MAPPINGS_DIR": str(mappings),
             "SYNC_RULES_FILE": str(REPO / "config" / "rules.yaml"),
             "SYNC_LOG_FORMAT": "text",
         }
@@ -197,4 +215,50 @@ def test_a_writeback_killed_mid_run_resumes_and_loses_nothing(
             sa.select(sa.func.count()).select_from(contacts)
         ).scalar_one()
     assert contacts_in_store > 100
+    ctx.engine.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("process_ca")
+def test_gainsight_companies_are_written_through_the_same_path(
+    sb: Sandbox, db_url: str, tmp_path: Path
+):
+    mappings = tmp_path / "mappings"
+    shutil.copytree(REPO / "mappings", mappings)
+    gs_yaml = mappings / "gainsight.yaml"
+    text = gs_yaml.read_text(encoding="utf-8")
+    start = text.index("# writeback:")
+    section = "\n".join(line.removeprefix("# ") for line in text[start:].splitlines())
+    gs_yaml.write_text(text[:start] + section + "\n", encoding="utf-8")
+    ctx = context(service_env(sb, db_url, tmp_path, gainsight=True, mappings=mappings))
+
+    runs = run_cycle(ctx)
+    assert [r.job for r in runs] == ["salesforce", "gainsight", "evaluate", "writeback"]
+    wb = runs[-1]
+    assert wb.status == "success", wb.error
+    assert wb.counts["writeback.field.gainsight.Company.Advocate_Status__gc"] > 10
+    with ctx.engine.connect() as conn:
+        linked = conn.execute(
+            sa.select(accounts.c.id, evaluations.c.status, evaluations.c.eligible)
+            .join(
+                evaluations,
+                sa.and_(
+                    evaluations.c.entity_type == "account",
+                    evaluations.c.entity_id == accounts.c.sf_account_id,
+                ),
+            )
+            .where(accounts.c.source == "gainsight", accounts.c.deleted.is_(False))
+        ).all()
+    assert len(linked) > 10
+    for gsid, status, eligible in linked:
+        company = sb.record("Company", gsid)
+        assert company is not None
+        assert company["Advocate_Status__gc"] == status
+        assert bool(company["Advocate_Eligible__gc"]) == eligible
+    gs_updates = sb.api_calls["gainsight.update"]
+    assert gs_updates >= 1
+
+    again = run_cycle(ctx)[-1]
+    assert again.counts["writeback.calls"] == 0
+    assert sb.api_calls["gainsight.update"] == gs_updates
     ctx.engine.dispose()
