@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 from canonical.errors import FatalApiError, MappingError, RecordError
 from canonical.model import Entity
 from connectors.base import Connector, Cursor, StreamSpec
+from sync_service.logs import mask_emails
 from sync_service.runs import Run, utcnow
 from sync_service.store.models import CANONICAL_TABLES, quarantine, sync_state
 from sync_service.store.upsert import upsert
@@ -178,9 +179,16 @@ def _rows(
 
 
 def _jsonable(raw: dict[str, Any]) -> dict[str, Any]:
+    # The payload helps an admin find the bad value; contact emails are personal data that an
+    # admin can look up by record id, so they are kept as a stable hash only.
     out: dict[str, Any] = {}
     for key, value in raw.items():
-        out[key] = value if isinstance(value, str | int | float | bool | type(None)) else str(value)
+        if isinstance(value, str):
+            out[key] = mask_emails(value)
+        elif isinstance(value, int | float | bool | type(None)):
+            out[key] = value
+        else:
+            out[key] = mask_emails(str(value))
     return out
 
 

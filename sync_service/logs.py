@@ -90,6 +90,11 @@ def email_token(email: str) -> str:
     return f"<email:{digest}>"
 
 
+def mask_emails(text: str) -> str:
+    """Replace every email address in ``text`` with its :func:`email_token`."""
+    return _EMAIL.sub(lambda m: email_token(m.group(0)), text)
+
+
 def register_secret(value: str | SecretStr | None) -> None:
     """Scrub ``value`` verbatim (and URL-encoded) from every later log line."""
     global _known_pattern

@@ -122,7 +122,11 @@ def test_watermark_advances_only_after_its_rows_commit(
 
 
 def test_bad_record_is_quarantined_and_the_batch_goes_on(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(1, 1), rec(2, 2, FirstName="BAD"), rec(3, 3)]})
+    crm = FakeConnector(
+        records={
+            "Contact": [rec(1, 1), rec(2, 2, FirstName="BAD", Email="Ada@Example.com"), rec(3, 3)]
+        }
+    )
     sync(engine, crm)
     assert set(stored(engine)) == {f"003{1:015d}", f"003{3:015d}"}
     with engine.connect() as conn:
@@ -130,6 +134,8 @@ def test_bad_record_is_quarantined_and_the_batch_goes_on(engine: Engine):
         [r] = conn.execute(sa.select(runs)).mappings().all()
     assert q["record_id"] == f"003{2:015d}"
     assert q["reason"] == "FirstName: not a name"
+    assert q["payload"]["Email"].startswith("<email:")
+    assert "example.com" not in str(q["payload"]).lower()
     assert r["counts"] == {"records.contacts": 2, "quarantined.contacts": 1}
 
 
