@@ -64,3 +64,24 @@ class Progress:
             self._draw()
             self.stream.write("\n")
             self.stream.flush()
+
+
+class StreamProgress:
+    """One progress line per stream, for ``IngestOptions.progress``; silent off a terminal."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream
+        self._current: Progress | None = None
+
+    def __call__(self, label: str, n: int) -> None:
+        """Count ``n`` more records of ``label``, starting a new line for a new stream."""
+        if self._current is None or self._current.label != label:
+            self.close()
+            self._current = Progress(label, stream=self.stream).__enter__()
+        self._current.advance(n)
+
+    def close(self) -> None:
+        """Finish the current line."""
+        if self._current is not None:
+            self._current.__exit__(None, None, None)
+            self._current = None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -72,11 +72,13 @@ class IngestOptions:
         overlap: how far before the saved cursor a run starts reading again.
         full: read every record from the beginning (upserts; nothing is dropped).
         now: the run's start time; streams read up to it.
+        progress: told ``(stream, records)`` after each committed batch (a terminal's bar).
     """
 
     overlap: timedelta
     now: datetime
     full: bool = False
+    progress: Callable[[str, int], None] | None = None
 
 
 def read_cursor(conn: Connection, connector: str, stream: str) -> Cursor | None:
@@ -279,6 +281,8 @@ def sync_stream(
             if batch.cursor is not None:
                 _save_cursor(conn, system, spec.name, batch.cursor)
         run.add(f"records.{spec.name}", len(rows))
+        if opts.progress is not None:
+            opts.progress(f"{system}.{spec.name}", len(rows) + len(bad))
         if bad:
             run.add(f"quarantined.{spec.name}", len(bad))
             log.warning(

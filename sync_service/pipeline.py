@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any
@@ -48,7 +49,12 @@ def _record_usage(run: Run, system: str, connector: Any) -> None:
 
 
 def sync_job(
-    ctx: AppContext, system: str, *, full: bool = False, stop: threading.Event | None = None
+    ctx: AppContext,
+    system: str,
+    *,
+    full: bool = False,
+    stop: threading.Event | None = None,
+    progress: Callable[[str, int], None] | None = None,
 ) -> Run:
     """Pull one source into the store (incremental, or ``full`` resync without dropping data)."""
     with _lock(ctx, system), run_record(ctx.engine, system) as run:
@@ -61,7 +67,9 @@ def sync_job(
             return run
         connector = build_connector(ctx.settings, system, engine=ctx.engine)
         try:
-            opts = IngestOptions(overlap=_overlap(ctx, system), now=utcnow(), full=full)
+            opts = IngestOptions(
+                overlap=_overlap(ctx, system), now=utcnow(), full=full, progress=progress
+            )
             sync_source(ctx.engine, connector, source.entities.values(), run, opts, stop)
             if system == "gainsight":
                 _link_identities(ctx, run)
@@ -171,7 +179,11 @@ def _follow_up(ctx: AppContext) -> None:
 
 
 def run_cycle(
-    ctx: AppContext, *, full: bool = False, stop: threading.Event | None = None
+    ctx: AppContext,
+    *,
+    full: bool = False,
+    stop: threading.Event | None = None,
+    progress: Callable[[str, int], None] | None = None,
 ) -> list[Run]:
     """One full cycle: every configured source, then evaluation, then writeback.
 
@@ -182,7 +194,7 @@ def run_cycle(
     for system in SYNC_JOBS:
         if not source_enabled(ctx.settings, system):
             continue
-        runs.append(sync_job(ctx, system, full=full, stop=stop))
+        runs.append(sync_job(ctx, system, full=full, stop=stop, progress=progress))
         if stop is not None and stop.is_set():
             return runs
     evaluated = evaluate_job(ctx)

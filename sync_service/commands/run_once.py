@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sync_service.console import emit_json
+from sync_service.console import StreamProgress, emit_json
 from sync_service.context import AppContext
 from sync_service.pipeline import run_cycle
 from sync_service.reporting import print_run
@@ -19,7 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
     """Run the cycle; exit 0 only when every stage succeeded (partial and held are not green)."""
-    runs = run_cycle(ctx, full=args.full)
+    bars = StreamProgress()
+    try:
+        runs = run_cycle(ctx, full=args.full, progress=bars)
+    finally:
+        bars.close()
     if args.json:
         emit_json({"runs": [r.as_dict() for r in runs]})
     else:

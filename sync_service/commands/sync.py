@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from sync_service.console import emit_json
+from sync_service.console import StreamProgress, emit_json
 from sync_service.context import AppContext
 from sync_service.pipeline import SYNC_JOBS, reconcile_job, sync_job
 from sync_service.reporting import print_run
@@ -42,12 +42,16 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
     from sync_service.factory import source_enabled
 
     runs: list[Run] = []
-    if args.reconcile:
-        runs.append(reconcile_job(ctx))
-    else:
-        for system in args.source or SYNC_JOBS:
-            if args.source or source_enabled(ctx.settings, system):
-                runs.append(sync_job(ctx, system, full=args.full))
+    bars = StreamProgress()
+    try:
+        if args.reconcile:
+            runs.append(reconcile_job(ctx))
+        else:
+            for system in args.source or SYNC_JOBS:
+                if args.source or source_enabled(ctx.settings, system):
+                    runs.append(sync_job(ctx, system, full=args.full, progress=bars))
+    finally:
+        bars.close()
     if args.json:
         emit_json([r.as_dict() for r in runs])
     else:
