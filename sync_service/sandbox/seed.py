@@ -249,7 +249,7 @@ DEFAULT_CONTACTS_PER_ACCOUNT = 5
 _BY_SF_STAMP = itemgetter(4)
 _BY_GS_STAMP = itemgetter(2)
 #: Bump whenever the generated data or the schema changes: it keys the seed cache.
-SEED_VERSION = 2
+SEED_VERSION = 3
 
 
 def _weighted(pairs: Sequence[tuple[str, int]]) -> tuple[str, ...]:
@@ -508,8 +508,8 @@ def seed(
                     cid,
                     0,
                     clock.sf(created),
-                    clock.sf(stamp),
-                    clock.sf(stamp),
+                    (stamp_text := clock.sf(stamp)),
+                    stamp_text,
                     acc_ids[ai],
                     first,
                     last,
@@ -581,8 +581,8 @@ def seed(
                     sf_id("006", n_opp),
                     0,
                     clock.sf(created),
-                    clock.sf(stamp),
-                    clock.sf(stamp),
+                    (stamp_text := clock.sf(stamp)),
+                    stamp_text,
                     acc_ids[ai],
                     f"{acc_name[ai]} - {kind}",
                     kind,
@@ -643,8 +643,8 @@ def seed(
                     sf_id("500", n_case),
                     0,
                     clock.sf(opened),
-                    clock.sf(touched),
-                    clock.sf(touched),
+                    (stamp_text := clock.sf(touched)),
+                    stamp_text,
                     f"{n_case:08d}",
                     acc_ids[ai],
                     con_ids[lo + int(r() * (hi - lo))],
@@ -793,10 +793,6 @@ def seed(
                 0,
             )
         )
-    comp_rows.sort(key=_BY_GS_STAMP)
-    store.insert_rows(GAINSIGHT, "Company", comp_cols, comp_rows)
-    counts["Company"] = len(comp_rows)
-    del comp_rows
 
     # ---- Gainsight people ------------------------------------------------------------------
     person_cols = (
@@ -936,10 +932,14 @@ def seed(
     counts["SurveyUserAnswer"] = len(ans_rows)
     del ans_rows
     # Company.NPS is Gainsight's read-only roll-up of the answers.
-    store.executemany(
-        'UPDATE "gs_Company" SET "NPS" = ? WHERE "Gsid" = ?',
-        [(round(100.0 * (pro - det) / total), cg) for cg, (pro, det, total) in nps_tally.items()],
-    )
+    nps_by_company = {
+        cg: round(100.0 * (pro - det) / total) for cg, (pro, det, total) in nps_tally.items()
+    }
+    comp_rows = [(*row, nps_by_company.get(row[0])) for row in comp_rows]
+    comp_rows.sort(key=_BY_GS_STAMP)
+    store.insert_rows(GAINSIGHT, "Company", (*comp_cols, "NPS"), comp_rows)
+    counts["Company"] = len(comp_rows)
+    del comp_rows
 
     # ---- The custom object: advocacy programme memberships ---------------------------------
     prog_cols = (
