@@ -106,30 +106,32 @@ class GainsightApp:
                 "Rate limit exceeded: too many requests in this minute",
                 {"Retry-After": str(wait)},
             )
+        parts = [p for p in req.path.split("/") if p]
+        kind = {"PUT": "update", "POST": "insert"}.get(req.method, "other")
+        if parts[:4] == ["v1", "data", "objects", "query"]:
+            kind = "query"
+        elif parts[:2] == ["v1", "meta"]:
+            kind = "describe"
+        self.counter.add(GAINSIGHT, kind)  # every accepted call, failed ones too
         decision = self.faults.decide(GAINSIGHT)
         if decision.status is not None:
             headers = {"Retry-After": str(decision.retry_after)} if decision.retry_after else {}
             return _fail(decision.status, "GS_SERVER_ERROR", "Service unavailable", headers)
-        parts = [p for p in req.path.split("/") if p]
         try:
             if parts[:4] == ["v1", "data", "objects", "query"] and len(parts) == 5:
-                self.counter.add(GAINSIGHT, "query")
                 if req.method != "POST":
                     raise _GsError(405, "GS_INVALID_REQUEST", "Use POST for queries")
                 return self.query(parts[4], self._body(req))
             if parts[:3] == ["v1", "data", "objects"] and len(parts) == 4:
                 if req.method == "PUT":
-                    self.counter.add(GAINSIGHT, "update")
                     return self.update(parts[3], req.query.get("keys", ""), self._body(req))
                 if req.method == "POST":
-                    self.counter.add(GAINSIGHT, "insert")
                     return self.insert(parts[3], self._body(req))
             if (
                 parts[:4] == ["v1", "meta", "services", "objects"]
                 and len(parts) == 6
                 and parts[5] == "describe"
             ):
-                self.counter.add(GAINSIGHT, "describe")
                 return self.describe(parts[4])
         except _GsError as exc:
             return _fail(exc.status, exc.code, exc.desc)

@@ -150,6 +150,9 @@ class SalesforceApp:
         denied = self._authorize(req)
         if denied is not None:
             return denied
+        # Counted like the daily allocation: every authorised call, failed ones too.
+        kind = next((p for p in rest.split("/") if p), "root")
+        self.counter.add(SALESFORCE, {"queryAll": "query"}.get(kind, kind))
         decision = self.faults.decide(SALESFORCE)
         headers = self._limit_header()
         if decision.status is not None:
@@ -192,7 +195,6 @@ class SalesforceApp:
         parts = [p for p in rest.split("/") if p]
         method = req.method
         kind = parts[0] if parts else ""
-        self.counter.add(SALESFORCE, {"queryAll": "query"}.get(kind, kind or "root"))
         if not parts:
             return json_response(
                 200,
