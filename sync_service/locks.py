@@ -12,9 +12,13 @@ to the database; the kernel drops it when the process dies.
 The lock is re-entrant within one thread: a job wrapper (the scheduler) and the job itself
 (the pipeline) may both ask for it, and the inner request is a no-op.
 
-Whoever takes a job's lock is, by definition, the only runner of that job; so a ``running`` row
-of that job still in ``runs`` was left by a runner that died (SIGKILL, host lost) and is closed
-as ``failed`` with a note, before the new run opens.
+Two kinds of lock share this mechanism. The scheduler holds the *job* lock (``salesforce``)
+for a whole scheduled job; the pipeline holds a *stage* lock (``stage.salesforce``,
+``stage.evaluate``, ...) around each run record it writes, whoever calls it (scheduler or CLI).
+A stage lock guards the run records of its stage: whoever takes ``stage.<name>`` is the only
+writer of ``<name>`` runs, so a ``running`` row of ``<name>`` still in ``runs`` was left by a
+runner that died (SIGKILL, host lost) and is closed as ``failed`` with a note before the new
+run opens.
 
 A lock that is busy raises :class:`~canonical.errors.LockBusyError`: the caller skips this run
 (another runner is doing the work), it is not a failure.
@@ -42,6 +46,9 @@ log = logging.getLogger(__name__)
 
 #: Locks this thread holds, as (database, job): a nested job_lock of the same job is a no-op.
 _held = threading.local()
+
+#: Prefix of the pipeline's stage locks, which guard the run records of their stage.
+STAGE_PREFIX = "stage."
 
 #: Namespaces the lock keys so that another application sharing the database cannot collide.
 _NAMESPACE = "advocate-sync:job:"
@@ -122,7 +129,7 @@ def _file_lock(engine: Engine, job: str) -> Iterator[None]:
 
 
 def close_abandoned_runs(engine: Engine, job: str) -> int:
-    """Close ``running`` rows of ``job`` as failed; call only while holding the job's lock.
+    """Close ``running`` rows of ``job`` as failed; only while holding ``stage.<job>``.
 
     Returns:
         How many rows were closed.
@@ -153,13 +160,15 @@ def job_lock(engine: Engine, job: str, *, close_abandoned: bool = True) -> Itera
     Args:
         engine: the store; PostgreSQL gets an advisory lock, SQLite a file lock.
         job: the job's name (``salesforce``, ``reconcile``, ...).
-        close_abandoned: once the lock is taken, close runs of ``job`` a dead runner left open.
+        close_abandoned: for a stage lock (``stage.<name>``), close the ``<name>`` runs a dead
+            runner left open once the lock is taken.
 
     Raises:
         LockBusyError: another process or thread holds it; skip this run.
         StoreError: the database cannot be reached to take the lock.
     """
     key = (engine.url.render_as_string(hide_password=True), job)
+    guarded = job.removeprefix(STAGE_PREFIX) if job.startswith(STAGE_PREFIX) else None
     held: set[tuple[str, str]] = _held.__dict__.setdefault("keys", set())
     if key in held:
         yield
@@ -168,8 +177,8 @@ def job_lock(engine: Engine, job: str, *, close_abandoned: bool = True) -> Itera
     with lock(engine, job):
         held.add(key)
         try:
-            if close_abandoned:
-                close_abandoned_runs(engine, job)
+            if close_abandoned and guarded:
+                close_abandoned_runs(engine, guarded)
             yield
         finally:
             held.discard(key)

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Engine
 
 from canonical.errors import LockBusyError, ServiceError, SettingsError
 from sync_service.context import AppContext
-from sync_service.locks import job_lock
+from sync_service.locks import STAGE_PREFIX, job_lock
 from sync_service.metrics import SKIPPED_RUNS
 from sync_service.notify import job_failed_text, job_recovered_text, notify
 from sync_service.runs import Run, utcnow
@@ -135,13 +135,13 @@ def _execute(
             run = run_fn(ctx, job, stop=stop)
     except LockBusyError as exc:
         busy = exc.context.get("job", job)
-        if busy != job:
+        if busy not in (job, f"{STAGE_PREFIX}{job}"):
             # The job itself ran (its run is recorded); a follow-up (evaluate, writeback) was
             # running elsewhere, and that runner does the follow-up work.
             log.info("job '%s' ran; follow-up '%s' skipped: running elsewhere", job, busy)
             return None
         SKIPPED_RUNS.labels(job=job).inc()
-        log.info("job '%s' skipped: another runner holds its lock", job, extra={"job": job})
+        log.info("job '%s' skipped: another runner holds it (%s)", job, busy, extra={"job": job})
         return None
     except ServiceError as exc:
         log.error("job '%s' failed: %s", job, exc, extra={"job": job})

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from canonical.errors import FatalApiError
 from sync_service.context import AppContext
+from sync_service.locks import job_lock
 from sync_service.runs import Run, run_record
 from sync_service.store.models import sync_state
 
@@ -61,7 +62,8 @@ def run_job(ctx: AppContext, job: str, *, stop: threading.Event | None = None) -
     """Process ``FAKE_JOB_BATCHES`` batches of one record each."""
     batches = int(ctx.env.get("FAKE_JOB_BATCHES", "3"))
     delay = float(ctx.env.get("FAKE_JOB_BATCH_SECONDS", "0.1"))
-    with run_record(ctx.engine, job) as run:
+    # Like the pipeline: the stage lock guards the run record (and closes abandoned ones).
+    with job_lock(ctx.engine, f"stage.{job}"), run_record(ctx.engine, job) as run:
         run.counts[f"records.{STREAM}"] = 0
         for i in range(batches):
             if stop is not None and stop.is_set():

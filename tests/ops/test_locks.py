@@ -67,15 +67,18 @@ def test_lock_is_released_when_the_job_raises(engine: Engine) -> None:
     assert _try_in_thread(engine, "reconcile") == "got"
 
 
-def test_taking_the_lock_closes_runs_a_dead_runner_left_open(engine: Engine) -> None:
+def test_taking_a_stage_lock_closes_runs_a_dead_runner_left_open(engine: Engine) -> None:
     dead = open_run(engine, "salesforce")  # its process "died": never closed
     other = open_run(engine, "gainsight")
-    with job_lock(engine, "salesforce"):
+    with job_lock(engine, "salesforce"):  # the scheduler's job lock guards no run rows
+        pass
+    assert {r["id"]: r for r in last_runs(engine)}[dead.id]["status"] == "running"
+    with job_lock(engine, "stage.salesforce"):
         rows = {r["id"]: r for r in last_runs(engine)}
     assert rows[dead.id]["status"] == "failed"
     assert "abandoned" in rows[dead.id]["error"]
     assert rows[dead.id]["finished_at"] is not None
-    assert rows[other.id]["status"] == "running"  # another job's run is not ours to close
+    assert rows[other.id]["status"] == "running"  # another stage's run is not ours to close
 
 
 def _holder_script(url: str) -> str:

@@ -144,6 +144,34 @@ def test_job_body_skips_when_another_runner_holds_the_lock(make_ctx: CtxFactory)
     assert SKIPPED_RUNS.labels(job="salesforce")._value.get() == before + 1
 
 
+def test_a_manual_run_of_the_same_stage_makes_the_job_skip_and_is_left_alone(
+    make_ctx: CtxFactory,
+) -> None:
+    ctx = make_ctx("  salesforce: {interval_minutes: 30}\n")
+    before = SKIPPED_RUNS.labels(job="salesforce")._value.get()
+    holder_in, release = threading.Event(), threading.Event()
+    manual: list[int] = []
+
+    def cli_sync() -> None:  # what `sync-service sync` does: stage lock, then its run record
+        with job_lock(ctx.engine, "stage.salesforce"), run_record(ctx.engine, "salesforce") as r:
+            manual.append(r.id)
+            holder_in.set()
+            release.wait(10)
+
+    t = threading.Thread(target=cli_sync)
+    t.start()
+    try:
+        assert holder_in.wait(10)
+        assert execute_job(ctx, "salesforce", runner=fake_jobs.run_job) is None
+        (row,) = last_runs(ctx.engine)
+        assert row["id"] == manual[0]
+        assert row["status"] == "running"  # not mistaken for an abandoned run
+    finally:
+        release.set()
+        t.join()
+    assert SKIPPED_RUNS.labels(job="salesforce")._value.get() == before + 1
+
+
 def test_a_busy_follow_up_is_not_counted_as_a_skipped_run(
     make_ctx: CtxFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -151,7 +179,7 @@ def test_a_busy_follow_up_is_not_counted_as_a_skipped_run(
 
     def runner(ctx: AppContext, job: str, *, stop: threading.Event | None = None) -> Run:
         fake_jobs.run_job(ctx, job, stop=stop)
-        with job_lock(ctx.engine, "evaluate"):  # the follow-up, as the pipeline does it
+        with job_lock(ctx.engine, "stage.evaluate"):  # the follow-up, as the pipeline does it
             pass
         raise AssertionError("unreachable: evaluate is held elsewhere")
 
@@ -159,7 +187,7 @@ def test_a_busy_follow_up_is_not_counted_as_a_skipped_run(
     holder_in, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with job_lock(ctx.engine, "evaluate"):
+        with job_lock(ctx.engine, "stage.evaluate"):
             holder_in.set()
             release.wait(10)
 
@@ -173,7 +201,7 @@ def test_a_busy_follow_up_is_not_counted_as_a_skipped_run(
         release.set()
         t.join()
     assert SKIPPED_RUNS.labels(job="salesforce")._value.get() == before
-    assert "follow-up 'evaluate' skipped" in caplog.text
+    assert "follow-up 'stage.evaluate' skipped" in caplog.text
     assert last_runs(ctx.engine)[0]["status"] == "success"
 
 
@@ -358,7 +386,7 @@ def test_jobs_run_on_a_fast_schedule_and_never_overlap(make_ctx: CtxFactory) -> 
     in_flight = InFlight()
     scheduler = build_scheduler(ctx, stop=stop, runner=fake_jobs.run_job, in_flight=in_flight)
     scheduler.start()
-    time.sleep(4)
+    time.sleep(2.5)
     stop.set()
     scheduler.shutdown(wait=False)
     assert in_flight.wait_idle(timeout=5)
