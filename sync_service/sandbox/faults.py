@@ -49,6 +49,7 @@ class Faults:
         """Back to no faults (counters of API usage are kept)."""
         self._gs_window.clear()
         self._forced.clear()
+        self._gs_today = 0
         #: Share of API calls answering 429, 500, 503 (checked in that order).
         self.rate_429 = 0.0
         self.rate_500 = 0.0
@@ -117,17 +118,23 @@ class Faults:
             return self._rng.random() < self.lock_row_rate
 
     def gainsight_throttle(self) -> int | None:
-        """Seconds to wait when Gainsight's per-minute window is spent, else None (and count)."""
-        limit = self.gainsight_per_minute
-        if limit is None:
-            return None
+        """Seconds to wait when a Gainsight budget is spent, else None (and count the call).
+
+        The per-minute budget is a sliding minute; the daily one counts since the last reset
+        and answers with the seconds left until midnight UTC.
+        """
+        per_minute, per_day = self.gainsight_per_minute, self.gainsight_per_day
         now = time.monotonic()
         with self._lock:
-            while self._gs_window and now - self._gs_window[0] >= 60:
-                self._gs_window.popleft()
-            if len(self._gs_window) >= limit:
-                return max(1, int(60 - (now - self._gs_window[0])) + 1)
-            self._gs_window.append(now)
+            if per_day is not None and self._gs_today >= per_day:
+                return int(86400 - time.time() % 86400) + 1
+            if per_minute is not None:
+                while self._gs_window and now - self._gs_window[0] >= 60:
+                    self._gs_window.popleft()
+                if len(self._gs_window) >= per_minute:
+                    return max(1, int(60 - (now - self._gs_window[0])) + 1)
+                self._gs_window.append(now)
+            self._gs_today += 1
             return None
 
 

@@ -36,7 +36,13 @@ from sync_service.sandbox.org import Org
 from sync_service.sandbox.salesforce import Credentials, SalesforceApp
 from sync_service.sandbox.schema import Field
 from sync_service.sandbox.seed import DEFAULT_CONTACTS_PER_ACCOUNT, SEED_VERSION, seed
-from sync_service.sandbox.store import GAINSIGHT, SALESFORCE, SandboxStore, quote
+from sync_service.sandbox.store import (
+    GAINSIGHT,
+    SALESFORCE,
+    SandboxStore,
+    gainsight_path,
+    quote,
+)
 
 log = logging.getLogger(__name__)
 
@@ -184,11 +190,13 @@ class Sandbox:
         day copies the cached file instead (a second or two).
         """
         cached = self._cache_file()
-        if cached is not None and cached.is_file():
-            shutil.copyfile(cached, path)
-            with contextlib.suppress(OSError):
-                os.utime(cached)  # recently used: keep it
+        if cached is not None and cached.is_file() and gainsight_path(cached).is_file():
+            for src, dst in ((cached, path), (gainsight_path(cached), gainsight_path(path))):
+                shutil.copyfile(src, dst)
+                with contextlib.suppress(OSError):
+                    os.utime(src)  # recently used: keep it
             store = SandboxStore(path, create=False)
+            store.attach_gainsight()
             row = store.fetchone('SELECT "counts" FROM "_sandbox_meta"')
             self.seed_counts = json.loads(row[0])
             log.info("sandbox seed copied from cache %s", cached)
@@ -207,10 +215,13 @@ class Sandbox:
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             _prune_cache(cached.parent)
-            partial = cached.with_suffix(f".{os.getpid()}.part")
             with store.lock:
-                shutil.copyfile(path, partial)
-            partial.replace(cached)  # atomic: a concurrent reader never sees half a file
+                # Gainsight's file first: the main file's presence marks a complete entry, and
+                # each lands by an atomic rename so a concurrent reader never sees half a file.
+                for src, dst in ((gainsight_path(path), gainsight_path(cached)), (path, cached)):
+                    partial = dst.with_name(f"{dst.name}.{os.getpid()}.part")
+                    shutil.copyfile(src, partial)
+                    partial.replace(dst)
         return store
 
     def stop(self) -> None:

@@ -21,15 +21,17 @@ Shapes worth knowing (tests and the demo lean on them):
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
 from sync_service.sandbox import schema as s
 from sync_service.sandbox.ids import gsid, sf_id
-from sync_service.sandbox.store import GAINSIGHT, SALESFORCE, SandboxStore
+from sync_service.sandbox.store import GAINSIGHT, SALESFORCE, SandboxStore, gainsight_path
 
 _FIRST = [
     "James",
@@ -249,7 +251,8 @@ DEFAULT_CONTACTS_PER_ACCOUNT = 5
 _BY_SF_STAMP = itemgetter(4)
 _BY_GS_STAMP = itemgetter(2)
 #: Bump whenever the generated data or the schema changes: it keys the seed cache.
-SEED_VERSION = 3
+SEED_VERSION = 4
+PARALLEL_MIN_ACCOUNTS = 20_000
 
 
 def _weighted(pairs: Sequence[tuple[str, int]]) -> tuple[str, ...]:
@@ -365,8 +368,13 @@ def seed(
     now: dt.datetime,
     contacts_per_account: int = DEFAULT_CONTACTS_PER_ACCOUNT,
     progress: Callable[[str], None] | None = None,
+    parallel: bool | None = None,
 ) -> SeedSummary:
-    """Fill ``store`` with a deterministic org of ``accounts`` accounts."""
+    """Fill ``store`` (and its Gainsight file, attached at the end) with a deterministic org.
+
+    ``parallel`` seeds Gainsight in a forked process (default: for orgs of
+    ``PARALLEL_MIN_ACCOUNTS`` accounts or more, where it saves a third of the time).
+    """
     rng = random.Random(seed)
     r = rng.random
     clock = _Clock(now)
@@ -538,6 +546,275 @@ def seed(
     del con_rows
     if progress:
         progress(f"contacts: {n:,}")
+
+    def gainsight(gs: SandboxStore) -> None:
+        """Seed Gainsight from the accounts and contacts above (its own random stream)."""
+        r = random.Random(f"{seed}:gainsight").random
+
+        def stamp_after(created: int) -> int:
+            span = now_s - created
+            return created + int(span * (1.0 - r() ** 3 * 0.999)) - 1 if span > 1 else created
+
+        # ---- Gainsight companies ---------------------------------------------------------------
+        comp_cols = (
+            "Gsid",
+            "CreatedDate",
+            "ModifiedDate",
+            "Name",
+            "SfdcAccountId",
+            "Industry",
+            "ARR",
+            "Stage",
+            "Status",
+            "CurrentScore",
+            "RenewalDate",
+            "OriginalContractDate",
+            "PaymentOverdue__gc",
+            "ChurnRisk__gc",
+        )
+        comp_rows: list[tuple[Any, ...]] = []
+        acc_company: list[str | None] = [None] * accounts
+        company_score: dict[str, float] = {}
+        n_comp = 0
+        for ai in range(accounts):
+            if acc_type[ai] == "Prospect" or r() < 0.04:
+                continue
+            n_comp += 1
+            cg = gsid("C", n_comp)
+            acc_company[ai] = cg
+            score = max(1.0, min(100.0, 72 + (r() + r() + r() - 1.5) * 45))
+            company_score[cg] = score
+            created = acc_since[ai] + 86400
+            created = min(created, now_s - 60)
+            stamp = stamp_after(created)
+            comp_rows.append(
+                (
+                    cg,
+                    clock.gs(created),
+                    clock.gs(stamp),
+                    acc_name[ai],
+                    acc_ids[ai] if r() >= 0.03 else None,
+                    None,
+                    float(10000 * (1 + int(r() * 300))),
+                    ("New Customer", "Adopting", "Mature")[int(r() * 3)],
+                    "Churned" if acc_type[ai] == "Former Customer" else "Active",
+                    round(score, 1),
+                    clock.date(int(r() * 365)),
+                    clock.date(-(now_s - acc_since[ai]) // 86400),
+                    1 if r() < 0.03 else 0,
+                    1 if score < 35 and r() < 0.6 else 0,
+                )
+            )
+        extra = max(1, accounts // 50)
+        for _ in range(extra):  # companies that exist only in Gainsight
+            n_comp += 1
+            created = now_s - int(r() * 700 * 86400) - 60
+            comp_rows.append(
+                (
+                    gsid("C", n_comp),
+                    clock.gs(created),
+                    clock.gs(stamp_after(created)),
+                    f"{_WORDS_A[int(r() * n_a)]} Prospect {n_comp}",
+                    None,
+                    None,
+                    0.0,
+                    "New Customer",
+                    "Active",
+                    50.0,
+                    None,
+                    None,
+                    0,
+                    0,
+                )
+            )
+
+        # ---- Gainsight people ------------------------------------------------------------------
+        person_cols = (
+            "Gsid",
+            "CreatedDate",
+            "ModifiedDate",
+            "Name",
+            "FirstName",
+            "LastName",
+            "Email",
+            "SfdcContactId",
+            "CompanyId",
+            "Role",
+        )
+        person_rows = []
+        # (person gsid, email as typed, sfdc contact id or None, company gsid, score)
+        people: list[tuple[str, str, str | None, str, float]] = []
+        n_person = 0
+        for ci, cid in enumerate(con_ids):
+            linked_company = acc_company[con_acc[ci]]
+            if linked_company is None or r() < 0.12:
+                continue
+            cg = linked_company
+            email = con_email[ci]
+            x = r()
+            if x < 0.15:
+                email = email.title()  # "Jane.Doe@Acme.Com"
+            elif x < 0.2:
+                email = f" {email.upper()} "
+            elif x < 0.22:
+                email = email + " "
+            dup = r() < 0.01
+            for copy_ in range(2 if dup else 1):
+                n_person += 1
+                pg = gsid("P", n_person)
+                linked = cid if (copy_ == 0 and r() < 0.8) else None
+                typed = email if copy_ == 0 else email.strip().upper()
+                created = now_s - int(r() * 900 * 86400) - 60
+                person_rows.append(
+                    (
+                        pg,
+                        clock.gs(created),
+                        clock.gs(stamp_after(created)),
+                        f"{con_first[ci]} {con_last[ci]}",
+                        con_first[ci],
+                        con_last[ci],
+                        typed,
+                        linked,
+                        cg,
+                        "Champion" if opted_in[ci] and r() < 0.5 else "User",
+                    )
+                )
+                people.append((pg, typed, linked, cg, company_score[cg]))
+        for _ in range(max(1, len(people) // 20)):  # people with no Salesforce contact
+            n_person += 1
+            pg = gsid("P", n_person)
+            first, last = _FIRST[int(r() * n_first)], _LAST[int(r() * n_last)]
+            company = gsid("C", 1 + int(r() * n_comp))
+            email = f"{first}.{last}.{n_person}@example.org".lower()
+            created = now_s - int(r() * 900 * 86400) - 60
+            person_rows.append(
+                (
+                    pg,
+                    clock.gs(created),
+                    clock.gs(stamp_after(created)),
+                    f"{first} {last}",
+                    first,
+                    last,
+                    email,
+                    None,
+                    company,
+                    "User",
+                )
+            )
+            people.append((pg, email, None, company, company_score.get(company, 60.0)))
+        person_rows.sort(key=_BY_GS_STAMP)
+        gs.insert_rows(GAINSIGHT, "Person", person_cols, person_rows)
+        del person_rows
+
+        # ---- NPS survey answers ----------------------------------------------------------------
+        ans_cols = (
+            "Gsid",
+            "CreatedDate",
+            "ModifiedDate",
+            "SurveyId",
+            "PersonId",
+            "CompanyId",
+            "ParticipantEmail",
+            "SfdcContactId",
+            "NPSScore",
+            "ResponseDate",
+        )
+        surveys = [gsid("S", 900_000_000 + q) for q in range(8)]  # one NPS survey a quarter
+        ans_rows = []
+        n_ans = 0
+        nps_tally: dict[str, list[int]] = {}
+        for pg, email, linked, cg, score in people:
+            if r() >= 0.4:
+                continue
+            k = 1 + int(r() * r() * 3)
+            for _ in range(k):
+                n_ans += 1
+                q = int(r() * 8)
+                responded = now_s - int((q * 91 + r() * 90) * 86400) - 60
+                responded = max(responded, now_s - 729 * 86400)
+                x = r() * 100
+                promoter_p = 25 + score * 0.45
+                if x < promoter_p:
+                    nps = 9 + int(r() * 2)
+                elif x < promoter_p + 30:
+                    nps = 7 + int(r() * 2)
+                else:
+                    nps = int(r() * 7)
+                tally = nps_tally.get(cg)
+                if tally is None:
+                    tally = nps_tally[cg] = [0, 0, 0]
+                tally[0] += nps >= 9
+                tally[1] += nps <= 6
+                tally[2] += 1
+                ans_rows.append(
+                    (
+                        gsid("S", n_ans),
+                        clock.gs(responded),
+                        clock.gs(responded),
+                        surveys[q],
+                        pg,
+                        cg,
+                        email,
+                        linked,
+                        nps,
+                        clock.gs(responded),
+                    )
+                )
+        ans_rows.sort(key=_BY_GS_STAMP)
+        gs.insert_rows(GAINSIGHT, "SurveyUserAnswer", ans_cols, ans_rows)
+        del ans_rows
+        # Company.NPS is Gainsight's read-only roll-up of the answers.
+        nps_by_company = {
+            cg: round(100.0 * (pro - det) / total) for cg, (pro, det, total) in nps_tally.items()
+        }
+        comp_rows = [(*row, nps_by_company.get(row[0])) for row in comp_rows]
+        comp_rows.sort(key=_BY_GS_STAMP)
+        gs.insert_rows(GAINSIGHT, "Company", (*comp_cols, "NPS"), comp_rows)
+        del comp_rows
+
+        # ---- The custom object: advocacy programme memberships ---------------------------------
+        prog_cols = (
+            "Gsid",
+            "CreatedDate",
+            "ModifiedDate",
+            "PersonId__gc",
+            "CompanyId__gc",
+            "Program__gc",
+            "Membership_Status__gc",
+            "Joined_Date__gc",
+        )
+        prog_rows = []
+        n_prog = 0
+        for pg, _email, linked, cg, _score in people:
+            if linked is None or r() >= 0.04:
+                continue
+            n_prog += 1
+            joined_days = int(r() * 700)
+            created = now_s - joined_days * 86400 - 60
+            prog_rows.append(
+                (
+                    gsid("A", n_prog),
+                    clock.gs(created),
+                    clock.gs(stamp_after(created)),
+                    pg,
+                    cg,
+                    ("Customer Advisory Board", "Champions", "Beta Testers")[int(r() * 3)],
+                    ("Active", "Active", "Active", "Paused", "Left")[int(r() * 5)],
+                    clock.date(-joined_days),
+                )
+            )
+        prog_rows.sort(key=_BY_GS_STAMP)
+        gs.insert_rows(GAINSIGHT, "Advocacy_Program__gc", prog_cols, prog_rows)
+
+    # Gainsight needs only the accounts and contacts: a big org seeds it in a second process
+    # (its own file) while this one carries on with Salesforce.
+    gs_path = gainsight_path(store.path)
+    child = None
+    if parallel if parallel is not None else accounts >= PARALLEL_MIN_ACCOUNTS:
+        child = multiprocessing.get_context("fork").Process(
+            target=_write_gainsight, args=(gainsight, gs_path), daemon=True
+        )
+        child.start()
 
     # ---- Opportunities ---------------------------------------------------------------------
     opp_cols = (
@@ -721,261 +998,27 @@ def seed(
     if progress:
         progress("salesforce done")
 
-    # ---- Gainsight companies ---------------------------------------------------------------
-    comp_cols = (
-        "Gsid",
-        "CreatedDate",
-        "ModifiedDate",
-        "Name",
-        "SfdcAccountId",
-        "Industry",
-        "ARR",
-        "Stage",
-        "Status",
-        "CurrentScore",
-        "RenewalDate",
-        "OriginalContractDate",
-        "PaymentOverdue__gc",
-        "ChurnRisk__gc",
-    )
-    comp_rows: list[tuple[Any, ...]] = []
-    acc_company: list[str | None] = [None] * accounts
-    company_score: dict[str, float] = {}
-    n_comp = 0
-    for ai in range(accounts):
-        if acc_type[ai] == "Prospect" or r() < 0.04:
-            continue
-        n_comp += 1
-        cg = gsid("C", n_comp)
-        acc_company[ai] = cg
-        score = max(1.0, min(100.0, 72 + (r() + r() + r() - 1.5) * 45))
-        company_score[cg] = score
-        created = acc_since[ai] + 86400
-        created = min(created, now_s - 60)
-        stamp = stamp_after(created)
-        comp_rows.append(
-            (
-                cg,
-                clock.gs(created),
-                clock.gs(stamp),
-                acc_name[ai],
-                acc_ids[ai] if r() >= 0.03 else None,
-                None,
-                float(10000 * (1 + int(r() * 300))),
-                ("New Customer", "Adopting", "Mature")[int(r() * 3)],
-                "Churned" if acc_type[ai] == "Former Customer" else "Active",
-                round(score, 1),
-                clock.date(int(r() * 365)),
-                clock.date(-(now_s - acc_since[ai]) // 86400),
-                1 if r() < 0.03 else 0,
-                1 if score < 35 and r() < 0.6 else 0,
-            )
-        )
-    extra = max(1, accounts // 50)
-    for _ in range(extra):  # companies that exist only in Gainsight
-        n_comp += 1
-        created = now_s - int(r() * 700 * 86400) - 60
-        comp_rows.append(
-            (
-                gsid("C", n_comp),
-                clock.gs(created),
-                clock.gs(stamp_after(created)),
-                f"{_WORDS_A[int(r() * n_a)]} Prospect {n_comp}",
-                None,
-                None,
-                0.0,
-                "New Customer",
-                "Active",
-                50.0,
-                None,
-                None,
-                0,
-                0,
-            )
-        )
-
-    # ---- Gainsight people ------------------------------------------------------------------
-    person_cols = (
-        "Gsid",
-        "CreatedDate",
-        "ModifiedDate",
-        "Name",
-        "FirstName",
-        "LastName",
-        "Email",
-        "SfdcContactId",
-        "CompanyId",
-        "Role",
-    )
-    person_rows = []
-    # (person gsid, email as typed, sfdc contact id or None, company gsid, score)
-    people: list[tuple[str, str, str | None, str, float]] = []
-    n_person = 0
-    for ci, cid in enumerate(con_ids):
-        linked_company = acc_company[con_acc[ci]]
-        if linked_company is None or r() < 0.12:
-            continue
-        cg = linked_company
-        email = con_email[ci]
-        x = r()
-        if x < 0.15:
-            email = email.title()  # "Jane.Doe@Acme.Com"
-        elif x < 0.2:
-            email = f" {email.upper()} "
-        elif x < 0.22:
-            email = email + " "
-        dup = r() < 0.01
-        for copy_ in range(2 if dup else 1):
-            n_person += 1
-            pg = gsid("P", n_person)
-            linked = cid if (copy_ == 0 and r() < 0.8) else None
-            typed = email if copy_ == 0 else email.strip().upper()
-            created = now_s - int(r() * 900 * 86400) - 60
-            person_rows.append(
-                (
-                    pg,
-                    clock.gs(created),
-                    clock.gs(stamp_after(created)),
-                    f"{con_first[ci]} {con_last[ci]}",
-                    con_first[ci],
-                    con_last[ci],
-                    typed,
-                    linked,
-                    cg,
-                    "Champion" if opted_in[ci] and r() < 0.5 else "User",
-                )
-            )
-            people.append((pg, typed, linked, cg, company_score[cg]))
-    for _ in range(max(1, len(people) // 20)):  # people with no Salesforce contact
-        n_person += 1
-        pg = gsid("P", n_person)
-        first, last = _FIRST[int(r() * n_first)], _LAST[int(r() * n_last)]
-        company = gsid("C", 1 + int(r() * n_comp))
-        email = f"{first}.{last}.{n_person}@example.org".lower()
-        created = now_s - int(r() * 900 * 86400) - 60
-        person_rows.append(
-            (
-                pg,
-                clock.gs(created),
-                clock.gs(stamp_after(created)),
-                f"{first} {last}",
-                first,
-                last,
-                email,
-                None,
-                company,
-                "User",
-            )
-        )
-        people.append((pg, email, None, company, company_score.get(company, 60.0)))
-    person_rows.sort(key=_BY_GS_STAMP)
-    store.insert_rows(GAINSIGHT, "Person", person_cols, person_rows)
-    counts["Person"] = len(person_rows)
-    del person_rows
-
-    # ---- NPS survey answers ----------------------------------------------------------------
-    ans_cols = (
-        "Gsid",
-        "CreatedDate",
-        "ModifiedDate",
-        "SurveyId",
-        "PersonId",
-        "CompanyId",
-        "ParticipantEmail",
-        "SfdcContactId",
-        "NPSScore",
-        "ResponseDate",
-    )
-    surveys = [gsid("S", 900_000_000 + q) for q in range(8)]  # one NPS survey a quarter
-    ans_rows = []
-    n_ans = 0
-    nps_tally: dict[str, list[int]] = {}
-    for pg, email, linked, cg, score in people:
-        if r() >= 0.4:
-            continue
-        k = 1 + int(r() * r() * 3)
-        for _ in range(k):
-            n_ans += 1
-            q = int(r() * 8)
-            responded = now_s - int((q * 91 + r() * 90) * 86400) - 60
-            responded = max(responded, now_s - 729 * 86400)
-            x = r() * 100
-            promoter_p = 25 + score * 0.45
-            if x < promoter_p:
-                nps = 9 + int(r() * 2)
-            elif x < promoter_p + 30:
-                nps = 7 + int(r() * 2)
-            else:
-                nps = int(r() * 7)
-            tally = nps_tally.get(cg)
-            if tally is None:
-                tally = nps_tally[cg] = [0, 0, 0]
-            tally[0] += nps >= 9
-            tally[1] += nps <= 6
-            tally[2] += 1
-            ans_rows.append(
-                (
-                    gsid("S", n_ans),
-                    clock.gs(responded),
-                    clock.gs(responded),
-                    surveys[q],
-                    pg,
-                    cg,
-                    email,
-                    linked,
-                    nps,
-                    clock.gs(responded),
-                )
-            )
-    ans_rows.sort(key=_BY_GS_STAMP)
-    store.insert_rows(GAINSIGHT, "SurveyUserAnswer", ans_cols, ans_rows)
-    counts["SurveyUserAnswer"] = len(ans_rows)
-    del ans_rows
-    # Company.NPS is Gainsight's read-only roll-up of the answers.
-    nps_by_company = {
-        cg: round(100.0 * (pro - det) / total) for cg, (pro, det, total) in nps_tally.items()
-    }
-    comp_rows = [(*row, nps_by_company.get(row[0])) for row in comp_rows]
-    comp_rows.sort(key=_BY_GS_STAMP)
-    store.insert_rows(GAINSIGHT, "Company", (*comp_cols, "NPS"), comp_rows)
-    counts["Company"] = len(comp_rows)
-    del comp_rows
-
-    # ---- The custom object: advocacy programme memberships ---------------------------------
-    prog_cols = (
-        "Gsid",
-        "CreatedDate",
-        "ModifiedDate",
-        "PersonId__gc",
-        "CompanyId__gc",
-        "Program__gc",
-        "Membership_Status__gc",
-        "Joined_Date__gc",
-    )
-    prog_rows = []
-    n_prog = 0
-    for pg, _email, linked, cg, _score in people:
-        if linked is None or r() >= 0.04:
-            continue
-        n_prog += 1
-        joined_days = int(r() * 700)
-        created = now_s - joined_days * 86400 - 60
-        prog_rows.append(
-            (
-                gsid("A", n_prog),
-                clock.gs(created),
-                clock.gs(stamp_after(created)),
-                pg,
-                cg,
-                ("Customer Advisory Board", "Champions", "Beta Testers")[int(r() * 3)],
-                ("Active", "Active", "Active", "Paused", "Left")[int(r() * 5)],
-                clock.date(-joined_days),
-            )
-        )
-    prog_rows.sort(key=_BY_GS_STAMP)
-    store.insert_rows(GAINSIGHT, "Advocacy_Program__gc", prog_cols, prog_rows)
-    counts["Advocacy_Program__gc"] = len(prog_rows)
     store.create_indexes()
+    if child is None:
+        _write_gainsight(gainsight, gs_path)
+    else:
+        child.join()
+        if child.exitcode != 0:
+            msg = f"seeding Gainsight failed in the child process (exit code {child.exitcode})"
+            raise RuntimeError(msg)
+    store.attach_gainsight()
+    for obj in store.schemas[GAINSIGHT]:
+        counts[obj] = int(store.fetchone(f"SELECT COUNT(*) FROM {store.table(GAINSIGHT, obj)}")[0])
     if progress:
         progress("gainsight done")
     return SeedSummary(counts)
+
+
+def _write_gainsight(fill: Callable[[SandboxStore], None], path: Path) -> None:
+    """Make the Gainsight file at ``path`` and fill it."""
+    gs = SandboxStore(path, systems=(GAINSIGHT,))
+    try:
+        fill(gs)
+        gs.create_indexes()
+    finally:
+        gs.close()

@@ -33,6 +33,11 @@ _INDEXES: dict[tuple[str, str], tuple[tuple[str, ...], ...]] = {
 }
 
 
+def gainsight_path(path: Path) -> Path:
+    """Where the Gainsight tables of the database at ``path`` live."""
+    return path.with_name(path.stem + "-gainsight" + path.suffix)
+
+
 def quote(name: str) -> str:
     """An SQL identifier (field names come from the schema, never from a request verbatim)."""
     return '"' + name.replace('"', '""') + '"'
@@ -41,33 +46,59 @@ def quote(name: str) -> str:
 class SandboxStore:
     """Tables and the connection; every access goes through ``lock``."""
 
-    def __init__(self, path: Path, *, create: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        create: bool = True,
+        systems: tuple[str, ...] = (SALESFORCE,),
+    ) -> None:
+        """Open (and with ``create``, make the tables of ``systems`` in) the database at ``path``.
+
+        Gainsight's tables live in a second file, ``gainsight_path(path)``, so that they can be
+        seeded by another process at the same time; ``attach_gainsight`` joins it in.
+        """
         self.path = path
+        self.systems = systems
         self.lock = threading.RLock()
         self.conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        # A throwaway database: durability buys nothing, speed does.
-        for pragma in (
-            "journal_mode=OFF",
-            "synchronous=OFF",
-            "temp_store=MEMORY",
-            "cache_size=-131072",
-            "locking_mode=EXCLUSIVE",
-        ):
-            self.conn.execute(f"PRAGMA {pragma}")
+        self._pragmas("main")
         self.schemas: dict[str, dict[str, ObjectDef]] = {
             SALESFORCE: salesforce_objects(),
             GAINSIGHT: gainsight_objects(),
         }
+        self._gs_schema: str | None = None
         self._pending_keys: list[tuple[str, str, str]] = []
         if create:
-            for system, objects in self.schemas.items():
-                for obj in objects.values():
+            for system in systems:
+                for obj in self.schemas[system].values():
                     self._create(system, obj)
 
-    @staticmethod
-    def table(system: str, obj: str) -> str:
+    def _pragmas(self, schema: str) -> None:
+        # A throwaway database: durability buys nothing, speed does.
+        for pragma in (
+            "journal_mode=OFF",
+            "synchronous=OFF",
+            "cache_size=-131072",
+            "locking_mode=EXCLUSIVE",
+        ):
+            self.conn.execute(f"PRAGMA {schema}.{pragma}")
+        self.conn.execute("PRAGMA temp_store=MEMORY")
+
+    def attach_gainsight(self) -> None:
+        """Attach the Gainsight file (seeded separately) to this connection."""
+        with self.lock:
+            self.conn.execute("ATTACH DATABASE ? AS gs", (str(gainsight_path(self.path)),))
+            self._pragmas("gs")
+            self._gs_schema = "gs"
+
+    def table(self, system: str, obj: str) -> str:
         """The quoted table name of an object."""
-        return quote(("sf_" if system == SALESFORCE else "gs_") + obj)
+        if system == SALESFORCE:
+            return quote("sf_" + obj)
+        if self._gs_schema is not None:
+            return quote(self._gs_schema) + "." + quote("gs_" + obj)
+        return quote("gs_" + obj)
 
     def _create(self, system: str, obj: ObjectDef) -> None:
         cols = []
@@ -93,6 +124,8 @@ class SandboxStore:
                 )
             self._pending_keys.clear()
             for (system, obj), columns in _INDEXES.items():
+                if system not in self.systems:
+                    continue
                 for cols in columns:
                     name = quote(f"ix_{system}_{obj}_{'_'.join(cols)}")
                     self.conn.execute(

@@ -200,3 +200,14 @@ def test_gainsight_server_errors(sb: Sandbox, session: requests.Session) -> None
     sb.faults.fail_next(503, system="gainsight")
     assert _query(sb, session, "Company", {"select": ["Gsid"]}).status_code == 503
     assert _query(sb, session, "Company", {"select": ["Gsid"]}).status_code == 200
+
+
+def test_daily_budget_answers_429_until_midnight(sb: Sandbox, session: requests.Session) -> None:
+    sb.faults.gainsight_per_day = 2
+    statuses = [
+        _query(sb, session, "Company", {"select": ["Gsid"], "limit": 1}).status_code
+        for _ in range(3)
+    ]
+    assert statuses == [200, 200, 429]
+    limited = _query(sb, session, "Company", {"select": ["Gsid"], "limit": 1})
+    assert 1 <= int(limited.headers["Retry-After"]) <= 86401

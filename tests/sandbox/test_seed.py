@@ -93,3 +93,33 @@ def test_tiny_orgs_seed(tmp_path: Path, accounts: int) -> None:
     assert summary.counts["Account"] == accounts
     assert summary.counts["Contact"] >= accounts
     store.close()
+
+
+def test_parallel_seed_equals_sequential_seed(tmp_path: Path) -> None:
+    stores = []
+    for parallel in (False, True):
+        folder = tmp_path / str(parallel)
+        folder.mkdir()
+        store = SandboxStore(folder / "org.sqlite")
+        seed(store, accounts=60, seed=5, now=NOW, parallel=parallel)
+        stores.append(store)
+    for table in ("sf_Contact", "sf_Case", "gs_Company", "gs_Person", "gs_SurveyUserAnswer"):
+        assert _dump(stores[0], table) == _dump(stores[1], table)
+    for store in stores:
+        store.close()
+
+
+def test_cached_seed_is_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
+    with Sandbox(accounts=30, seed=2, now=NOW, cache=True) as first:
+        contacts = first.records("Contact")
+        people = first.records("Person")
+        counts = first.seed_counts
+    assert len(list((tmp_path / "cache").glob("org-*.sqlite"))) == 2
+    with Sandbox(accounts=30, seed=2, now=NOW, cache=True) as second:
+        assert second.records("Contact") == contacts
+        assert second.records("Person") == people
+        assert second.seed_counts == counts
+        second.update("Contact", contacts[0]["Id"], {"Title": "Changed"})
+    with Sandbox(accounts=30, seed=2, now=NOW, cache=True) as third:
+        assert third.records("Contact")[0]["Title"] == contacts[0]["Title"]  # the cache is a copy
