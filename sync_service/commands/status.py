@@ -182,19 +182,35 @@ def _short(ts: str | None) -> str:
     return ts[:19].replace("T", " ") + "Z" if ts else "-"
 
 
+#: Counts shown on a terminal; the rest (per-field breakdowns) is in ``--json``.
+_MAX_COUNTS = 10
+
+
+def _headline_counts(counts: dict[str, Any]) -> str:
+    """Non-zero top-level counts (``a.b`` but not ``a.b.c.d``), at most ten, for a terminal."""
+    shown = [
+        f"{k} {v}"
+        for k, v in sorted(counts.items())
+        if v not in (0, None, "") and k.count(".") <= 2
+    ]
+    more = len(shown) - _MAX_COUNTS
+    text = ", ".join(shown[:_MAX_COUNTS])
+    return text + (f" (+{more} more in --json)" if more > 0 else "")
+
+
 def _print_text(report: dict[str, Any]) -> None:
     print("Jobs")
     for name, job in report["jobs"].items():
         run = job["last_run"]
         head = f"  {name:<11} {job['schedule']:<22}"
-        if run is None:
-            print(f"{head} never ran                      next: {job['next_run'] or '-'}")
-            continue
-        took = f" ({run['duration_seconds']:.1f} s)" if run["duration_seconds"] is not None else ""
         nxt = job["next_run"]
         nxt = "now" if nxt == "now" else _short(nxt)
+        if run is None:
+            print(f"{head} never ran                      next: {nxt}")
+            continue
+        took = f" ({run['duration_seconds']:.1f} s)" if run["duration_seconds"] is not None else ""
         print(f"{head} last: {run['status']:<8} {_short(run['started_at'])}{took}  next: {nxt}")
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(run["counts"].items()))
+        counts = _headline_counts(run["counts"])
         if counts:
             print(f"  {'':<11} counts: {counts}")
         for system, figures in run["api_calls"].items():
