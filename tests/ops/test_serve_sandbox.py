@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sync_service.ingest import read_cursor
 from sync_service.runs import last_runs
 from sync_service.sandbox import Sandbox
-from sync_service.store.models import contacts
+from sync_service.store.models import accounts, contacts
 from tests.ops.support import overlaps
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,15 +80,17 @@ def test_sigterm_mid_sync_loses_nothing_and_the_restarted_service_resumes(
 ) -> None:
     with Sandbox(accounts=15, seed=7) as sb:
         all_ids = {str(r["Id"]) for r in sb.records("Contact", include_deleted=True)}
-        sb.faults.latency = 0.05  # slow enough to be caught mid-stream
+        # Every API call waits 0.2 s: once the first stream commits, the rest of the sync
+        # (four more streams, each at least one call) is still a second away.
+        sb.faults.latency = 0.2
         proc, log = _serve(tmp_path, "first", db_url, sb)
         try:
 
-            def contacts_started() -> bool:
+            def accounts_started() -> bool:
                 with engine.connect() as c:
-                    return read_cursor(c, "salesforce", "contacts") is not None
+                    return read_cursor(c, "salesforce", "accounts") is not None
 
-            _wait(contacts_started, 60, "the contacts stream to commit a batch", proc)
+            _wait(accounts_started, 60, "the first stream to commit", proc)
             started = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=30) == 0
@@ -101,8 +103,11 @@ def test_sigterm_mid_sync_loses_nothing_and_the_restarted_service_resumes(
         (stopped,) = [r for r in last_runs(engine) if r["job"] == "salesforce"]
         assert stopped["status"] == "partial"
         assert stopped["finished_at"] is not None
-        partial = _stored_ids(engine)
-        assert 0 < len(partial) < len(all_ids)
+        assert "resumes" in stopped["error"]
+        with engine.connect() as c:
+            assert c.execute(sa.select(sa.func.count()).select_from(accounts)).scalar_one() > 0
+            assert read_cursor(c, "salesforce", "advocacy_asks") is None  # stopped mid-sync
+        assert len(_stored_ids(engine)) < len(all_ids)
         assert not [r for r in last_runs(engine) if r["job"] in ("evaluate", "writeback")]
 
         sb.faults.latency = 0.0
