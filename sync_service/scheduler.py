@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import socket
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -128,10 +130,54 @@ def execute_job(
 def _execute(
     ctx: AppContext, job: str, stop: threading.Event | None, runner: JobRunner | None
 ) -> Run | None:
+    mark: list[int] = []  # the newest run id before this job: its follow-ups come after
+    try:
+        return _execute_job(ctx, job, stop, runner, mark)
+    finally:
+        if mark:
+            _alert_follow_ups(ctx, job, mark[0])
+
+
+def _newest_run_id(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.max(runs.c.id))).scalar() or 0)
+
+
+def _alert_follow_ups(ctx: AppContext, job: str, after_id: int) -> None:
+    """Alert on the evaluation and writeback runs this job chained (failed or held)."""
+    if ctx.settings.webhook_url is None:
+        return
+    try:
+        with ctx.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(runs.c.id, runs.c.job, runs.c.status, runs.c.error)
+                .where(
+                    runs.c.id > after_id,
+                    runs.c.job != job,
+                    runs.c.finished_at.is_not(None),
+                    runs.c.pid == os.getpid(),
+                    runs.c.host == socket.gethostname(),
+                )
+                .order_by(runs.c.id)
+            ).all()
+    except sa.exc.SQLAlchemyError:
+        return
+    for row in rows:
+        _alert(ctx, row.job, row.status, row.error, row.id)
+
+
+def _execute_job(
+    ctx: AppContext,
+    job: str,
+    stop: threading.Event | None,
+    runner: JobRunner | None,
+    mark: list[int],
+) -> Run | None:
     try:
         run_fn = runner or resolve_runner(ctx.env)
         with job_lock(ctx.engine, job):
             log.info("job '%s' started", job, extra={"job": job})
+            mark.append(_newest_run_id(ctx.engine))
             run = run_fn(ctx, job, stop=stop)
     except LockBusyError as exc:
         busy = exc.context.get("job", job)

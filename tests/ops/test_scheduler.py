@@ -297,6 +297,30 @@ def test_a_repeating_failure_is_notified_once_and_the_recovery_too(
     assert len(webhook.received) == 2  # success after success: nothing to say
 
 
+def test_a_failed_evaluation_or_held_writeback_after_the_sync_is_notified(
+    make_ctx: CtxFactory, webhook: Webhook
+) -> None:
+    ctx = make_ctx("  salesforce: {interval_minutes: 30}\n", SYNC_WEBHOOK_URL=webhook.url)
+
+    def chain(ctx: AppContext, job: str, *, stop: threading.Event | None = None) -> Run:
+        run = fake_jobs.run_job(ctx, job, stop=stop)  # the sync succeeds
+        with pytest.raises(RuntimeError), run_record(ctx.engine, "evaluate"):
+            raise RuntimeError("features query failed")
+        with run_record(ctx.engine, "writeback") as wb:
+            wb.status = "held"
+            wb.error = "45% of statuses would change; confirm with --confirm"
+        return run
+
+    run = execute_job(ctx, "salesforce", runner=chain)
+    assert run is not None
+    assert run.status == "success"
+    texts = [m["text"] for m in webhook.received]
+    assert len(texts) == 2
+    assert "'evaluate' failed" in texts[0]
+    assert "features query failed" in texts[0]
+    assert "'writeback' ended held" in texts[1]
+
+
 def test_webhook_trouble_never_raises_and_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
     slow = Webhook(delay=3)
     try:
