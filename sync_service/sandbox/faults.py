@@ -7,6 +7,7 @@ Everything is guarded by one lock: the servers read it from many threads.
 
     sb.faults.rate_503 = 0.2            # 20% of API calls answer 503
     sb.faults.fail_next(500, count=2)   # exactly the next two Salesforce calls answer 500
+    sb.faults.fail_next(403)            # REQUEST_LIMIT_EXCEEDED, the concurrency flavour
     sb.faults.latency = 0.05            # every call waits 50 ms first
     sb.faults.api_limit = 120           # the daily allocation; 403 REQUEST_LIMIT_EXCEEDED beyond
     sb.faults.lock_row_rate = 0.1       # 10% of written records fail UNABLE_TO_LOCK_ROW

@@ -112,10 +112,14 @@ class GainsightApp:
             kind = "query"
         elif parts[:2] == ["v1", "meta"]:
             kind = "describe"
-        self.counter.add(GAINSIGHT, kind)  # every accepted call, failed ones too
         decision = self.faults.decide(GAINSIGHT)
-        if decision.status is not None:
+        if decision.status is None:
+            # Injected failures are not counted: tests compare calls that did work.
+            self.counter.add(GAINSIGHT, kind)
+        else:
             headers = {"Retry-After": str(decision.retry_after)} if decision.retry_after else {}
+            if decision.status == 429:
+                return _fail(429, "GS_RATE_LIMIT", "Rate limit exceeded", headers)
             return _fail(decision.status, "GS_SERVER_ERROR", "Service unavailable", headers)
         try:
             if parts[:4] == ["v1", "data", "objects", "query"] and len(parts) == 5:

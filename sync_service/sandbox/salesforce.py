@@ -156,11 +156,13 @@ class SalesforceApp:
         decision = self.faults.decide(SALESFORCE)
         headers = self._limit_header()
         if decision.status is not None:
-            if decision.status == 429:
+            status = decision.status
+            if status == 429:
                 headers["Retry-After"] = str(decision.retry_after or 1)
-                return _errors(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests", headers)
-            code = "SERVER_UNAVAILABLE" if decision.status == 503 else "UNKNOWN_EXCEPTION"
-            return _errors(decision.status, code, "An unexpected error occurred", headers)
+            code, message = _FAULTS.get(
+                status, ("UNKNOWN_EXCEPTION", "An unexpected error occurred")
+            )
+            return _errors(status, code, message, headers)
         try:
             resp = self._route(req, version, rest)
         except SoqlError as exc:
@@ -970,6 +972,16 @@ class SalesforceApp:
             writer.writerow(job.header)
             writer.writerows(job.unprocessed)
         return Response(200, buf.getvalue().encode(), content_type="text/csv")
+
+
+#: What a forced or random failure of each status says (403 is the concurrency limit, which a
+#: client should back off from, unlike the daily limit's "TotalRequests Limit exceeded.").
+_FAULTS: dict[int, tuple[str, str]] = {
+    401: ("INVALID_SESSION_ID", "Session expired or invalid"),
+    403: ("REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded."),
+    429: ("REQUEST_LIMIT_EXCEEDED", "Too many requests"),
+    503: ("SERVER_UNAVAILABLE", "Server temporarily unavailable"),
+}
 
 
 def _lock_error() -> RecordError:

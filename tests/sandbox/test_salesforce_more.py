@@ -8,7 +8,11 @@ import time
 import pytest
 import requests
 from simple_salesforce import Salesforce, format_soql
-from simple_salesforce.exceptions import SalesforceGeneralError, SalesforceResourceNotFound
+from simple_salesforce.exceptions import (
+    SalesforceGeneralError,
+    SalesforceRefusedRequest,
+    SalesforceResourceNotFound,
+)
 
 from sync_service.sandbox import Sandbox
 
@@ -133,3 +137,14 @@ def test_bulk_delete_and_hard_delete(sb: Sandbox, sf: Salesforce) -> None:
     assert summary["numberRecordsFailed"] == 0
     assert sb.record("Reference_Request__c", soft)["IsDeleted"] is True  # type: ignore[index]
     assert sb.record("Reference_Request__c", hard) is None
+
+
+def test_forced_concurrency_limit_is_403_request_limit_exceeded(
+    sb: Sandbox, sf: Salesforce
+) -> None:
+    sb.faults.fail_next(403)
+    with pytest.raises(SalesforceRefusedRequest) as info:
+        sf.query("SELECT COUNT() FROM Account")
+    assert info.value.content[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
+    assert "Concurrent" in info.value.content[0]["message"]
+    assert sf.query("SELECT COUNT() FROM Account")["totalSize"] > 0
