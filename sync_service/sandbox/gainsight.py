@@ -112,11 +112,10 @@ class GainsightApp:
             kind = "query"
         elif parts[:2] == ["v1", "meta"]:
             kind = "describe"
+        # Like Salesforce's allocation: every authorised call counts, refused ones too.
+        self.counter.add(GAINSIGHT, kind)
         decision = self.faults.decide(GAINSIGHT)
-        if decision.status is None:
-            # Injected failures are not counted: tests compare calls that did work.
-            self.counter.add(GAINSIGHT, kind)
-        else:
+        if decision.status is not None:
             headers = {"Retry-After": str(decision.retry_after)} if decision.retry_after else {}
             if decision.status == 429:
                 return _fail(429, "GS_RATE_LIMIT", "Rate limit exceeded", headers)
