@@ -11,8 +11,9 @@ Never a silent truncation: the number of contacts evaluated is checked against t
 live Salesforce contacts in the store, and a mismatch fails the run.
 
 The policy comes from ``settings.rules_file``. A valid policy is kept as the last valid one
-(``var/rules.last-valid.yaml``); when a later edit is invalid, the run reports every problem and
-keeps evaluating with the last valid policy, so a broken rule is never silently switched off.
+(``rules.last-valid.yaml`` in the service's var folder); when a later edit is invalid, the run
+reports every problem and keeps evaluating with the last valid policy, so a broken rule is never
+silently switched off.
 """
 
 from __future__ import annotations
@@ -342,14 +343,6 @@ def evaluate_all(
         " (dry run, nothing written)" if dry_run else "",
     )
     return summary
-
-
-def snapshot_path(database_url: str, rules_file: Path) -> Path:
-    """Where the last valid policy is kept: beside a SQLite store, else ``var/``."""
-    url = sa.make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        return Path(url.database).parent / SNAPSHOT_NAME
-    return Path("var") / SNAPSHOT_NAME
 
 
 def load_policy_or_last_valid(rules_file: Path, snapshot: Path) -> tuple[Policy, list[str]]:

@@ -7,10 +7,10 @@ import argparse
 from sync_service.console import error
 from sync_service.context import AppContext
 from sync_service.evaluation import (
+    SNAPSHOT_NAME,
     EvaluationSummary,
     evaluate_all,
     load_policy_or_last_valid,
-    snapshot_path,
 )
 from sync_service.locks import job_lock
 from sync_service.runs import run_record, utcnow
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
 
 def _run(args: argparse.Namespace, ctx: AppContext) -> int:
     settings = ctx.settings
-    snapshot = snapshot_path(settings.database_url, settings.rules_file)
+    snapshot = ctx.var_dir / SNAPSHOT_NAME
     policy, problems = load_policy_or_last_valid(settings.rules_file, snapshot)
     for line in problems:
         error(line)

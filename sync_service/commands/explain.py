@@ -7,7 +7,7 @@ from typing import Any
 
 from sync_service.console import emit_json, error
 from sync_service.context import AppContext
-from sync_service.evaluation import load_policy_or_last_valid, snapshot_path
+from sync_service.evaluation import SNAPSHOT_NAME, load_policy_or_last_valid
 from sync_service.explain import explain_entity
 from sync_service.runs import utcnow
 
@@ -81,9 +81,7 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
 
 def _run(args: argparse.Namespace, ctx: AppContext) -> int:
     settings = ctx.settings
-    policy, problems = load_policy_or_last_valid(
-        settings.rules_file, snapshot_path(settings.database_url, settings.rules_file)
-    )
+    policy, problems = load_policy_or_last_valid(settings.rules_file, ctx.var_dir / SNAPSHOT_NAME)
     for line in problems:
         error(line)
     out = explain_entity(ctx.engine, policy, args.id, utcnow())
