@@ -27,11 +27,12 @@ Conventions (see ``rules.catalogue`` for what each feature means):
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -723,7 +724,7 @@ def read_frame(conn: Connection, stmt: sa.Select[Any], types: dict[str, FieldTyp
 
 def iter_feature_chunks(
     conn: Connection, policy: Policy, now: datetime, *, chunk_size: int = DEFAULT_CHUNK
-) -> Iterator[FeatureChunk]:
+) -> Generator[FeatureChunk, None, None]:
     """Yield the features of every live Salesforce contact and account, chunk by chunk.
 
     Args:
@@ -737,7 +738,9 @@ def iter_feature_chunks(
     try:
         yield from _chunks(conn, q, policy, chunk_size)
     finally:
-        q.cleanup(conn)
+        # a broken connection must not hide the error that broke it
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            q.cleanup(conn)
 
 
 def _chunks(
@@ -840,9 +843,13 @@ def stream_feature_chunks(
     def produce() -> None:
         try:
             with engine.connect() as conn:
-                for chunk in iter_feature_chunks(conn, policy, now, chunk_size=chunk_size):
-                    if not put(chunk):
-                        return
+                chunks = iter_feature_chunks(conn, policy, now, chunk_size=chunk_size)
+                try:
+                    for chunk in chunks:
+                        if not put(chunk):
+                            return
+                finally:
+                    chunks.close()  # its cleanup needs the connection: run it now
                 conn.rollback()
         except BaseException as exc:  # handed to the consumer, which raises it
             put(exc)

@@ -408,3 +408,37 @@ def test_asks_and_answers_filed_under_another_account_are_counted_once(engine: E
         # account caps count the asks filed on the account
         assert rows["003A"]["cap__account_quarter__count"] == 1
         assert rows["003C"]["cap__account_quarter__count"] == 1
+
+
+def test_the_streamed_reader_yields_every_chunk_and_raises_its_errors(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sync_service import features
+
+    seed(engine, Entity.ACCOUNT, [{"id": f"001{i}"} for i in range(5)])
+    seed(engine, Entity.CONTACT, [{"id": f"003{i}", "account_id": f"001{i}"} for i in range(5)])
+    p = load_policy(ROOT / "config" / "rules.yaml")
+    chunks = list(features.stream_feature_chunks(engine, p, NOW, chunk_size=2))
+    assert sorted(i for c in chunks for i in c.contacts["contact_id"]) == [
+        f"003{i}" for i in range(5)
+    ]
+
+    real = features.iter_feature_chunks
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        it = real(*args, **kwargs)
+        try:
+            yield next(it)
+            raise RuntimeError("the database went away")
+        finally:
+            it.close()
+
+    monkeypatch.setattr(features, "iter_feature_chunks", broken)
+    got: list[Any] = []
+
+    def consume() -> None:
+        got.extend(features.stream_feature_chunks(engine, p, NOW, chunk_size=2))
+
+    with pytest.raises(RuntimeError, match="went away"):
+        consume()
+    assert len(got) == 1
