@@ -55,6 +55,7 @@ stage = sa.Table(
     sa.Column("reason", sa.String(255)),
     sa.Column("next_available", sa.Date()),
     sa.Column("details", sa.Text()),
+    sa.PrimaryKeyConstraint("entity_type", "entity_id"),
     prefixes=["TEMPORARY"],
 )
 _STAGE_COLS = [c.name for c in stage.c]
@@ -164,38 +165,23 @@ def _count_transitions(conn: Connection, summary: EvaluationSummary) -> None:
     e = evaluations
     joined, changed = _changed_join()
     rows = conn.execute(
-        sa.select(stage.c.entity_type, e.c.status, stage.c.status, sa.func.count())
+        sa.select(stage.c.entity_type, e.c.status, stage.c.status, stage.c.entity_id)
         .select_from(joined)
         .where(changed)
-        .group_by(stage.c.entity_type, e.c.status, stage.c.status)
     ).all()
-    for et, old, new, n in rows:
-        summary.transitions[(et, old or "", new)] += n
-    ranked = (
-        sa.select(
-            stage.c.entity_type.label("et"),
-            e.c.status.label("old"),
-            stage.c.status.label("new"),
-            stage.c.entity_id.label("eid"),
-            sa.func.row_number()
-            .over(
-                partition_by=(stage.c.entity_type, e.c.status, stage.c.status),
-                order_by=stage.c.entity_id,
-            )
-            .label("rn"),
-        )
-        .select_from(joined)
-        .where(changed)
-        .subquery()
+    if not rows:
+        return
+    frame = pl.DataFrame(rows, schema=["et", "old", "new", "eid"], orient="row").with_columns(
+        pl.col("old").fill_null("")
     )
-    for et, old, new, eid in conn.execute(
-        sa.select(ranked.c.et, ranked.c.old, ranked.c.new, ranked.c.eid).where(
-            ranked.c.rn <= EXAMPLES_PER_TRANSITION
-        )
-    ):
-        ex = summary.examples.setdefault((et, old or "", new), [])
-        if len(ex) < EXAMPLES_PER_TRANSITION:
-            ex.append(eid)
+    per = frame.group_by("et", "old", "new").agg(
+        pl.len().alias("n"), pl.col("eid").sort().head(EXAMPLES_PER_TRANSITION).alias("ex")
+    )
+    for et, old, new, n, ex in per.iter_rows():
+        key = (et, old, new)
+        summary.transitions[key] += n
+        have = summary.examples.setdefault(key, [])
+        have.extend(ex[: max(0, EXAMPLES_PER_TRANSITION - len(have))])
 
 
 def _write(conn: Connection, policy: Policy, now: datetime, run_id: int | None) -> None:
@@ -252,6 +238,15 @@ def _write(conn: Connection, policy: Policy, now: datetime, run_id: int | None) 
         ins.on_conflict_do_update(
             index_elements=list(keys),
             set_={c: ins.excluded[c] for c in cols if c not in keys},
+            # an unchanged verdict is not rewritten: no dead rows, and evaluated_at says when
+            # the verdict (or the policy behind it) last changed
+            where=sa.or_(
+                *[
+                    e.c[c].is_distinct_from(ins.excluded[c])
+                    for c in (*_STAGE_COLS, "policy_hash")
+                    if c not in keys
+                ]
+            ),
         )
     )
 
@@ -301,6 +296,10 @@ def evaluate_all(
                     ]
                 )
                 _load_stage(conn, frame)
+                if conn.dialect.name == "postgresql":
+                    # a fresh temporary table has no statistics: without them the planner
+                    # scans all of evaluations for every chunk instead of probing its key
+                    conn.execute(sa.text("ANALYZE eval_stage"))
                 _count_transitions(conn, summary)
                 if not dry_run:
                     _write(conn, policy, now, run_id)
