@@ -9,6 +9,7 @@ import argparse
 import shlex
 import signal
 import threading
+import time
 
 from sync_service.context import AppContext
 from sync_service.sandbox import Sandbox
@@ -40,8 +41,17 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
         print("error: --accounts must be at least 1")
         return 2
     print(f"Seeding {args.accounts:,} accounts (seed {args.seed}) ...", flush=True)
+    started = time.monotonic()
+
+    def progress(step: str) -> None:
+        print(f"  {time.monotonic() - started:5.1f} s  {step}", flush=True)
+
     with Sandbox(
-        accounts=args.accounts, seed=args.seed, port=args.port, gainsight_port=args.gainsight_port
+        accounts=args.accounts,
+        seed=args.seed,
+        port=args.port,
+        gainsight_port=args.gainsight_port,
+        progress=progress,
     ) as sb:
         counts = ", ".join(f"{k} {v:,}" for k, v in sb.seed_counts.items())
         print(f"Salesforce: {sb.salesforce_url}  (login and instance URL)")

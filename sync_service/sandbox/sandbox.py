@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -90,6 +91,7 @@ class Sandbox:
         cache: reuse a seeded database made earlier with the same parameters (kept in
             ``$SANDBOX_CACHE_DIR`` or the temp folder); default: only for orgs of
             10,000 accounts or more, where seeding takes seconds.
+        progress: called with a short line as each part of the seed is done.
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class Sandbox:
         contacts_per_account: int = DEFAULT_CONTACTS_PER_ACCOUNT,
         api_version: str = DEFAULT_API_VERSION,
         cache: bool | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         self.accounts = accounts
         self.seed = seed
@@ -115,6 +118,7 @@ class Sandbox:
         self.contacts_per_account = contacts_per_account
         self.api_version = api_version
         self.cache = cache
+        self.progress = progress
         self.faults = Faults(seed)
         self._counter = ApiCounter()
         self._dir: Path | None = None
@@ -208,6 +212,7 @@ class Sandbox:
             seed=self.seed,
             now=self.now,
             contacts_per_account=self.contacts_per_account,
+            progress=self.progress,
         )
         self.seed_counts = summary.counts
         store.execute('CREATE TABLE "_sandbox_meta" ("counts" TEXT)')
