@@ -54,6 +54,33 @@ STAGE_PREFIX = "stage."
 _NAMESPACE = "advocate-sync:job:"
 
 
+class LockHandle:
+    """A held lock; :meth:`alive` says whether it is still held.
+
+    A PostgreSQL advisory lock lives as long as its database session: if the connection drops
+    (database restart, network cut, ``pg_terminate_backend``) the lock is gone and another
+    replica may take it. :meth:`alive` asks the lock's own connection; only one thread (the
+    scheduler's watcher) may call it while the job runs.
+    """
+
+    def __init__(self, job: str, conn: sa.Connection | None = None) -> None:
+        self.job = job
+        self._conn = conn
+        self._lost = False
+
+    def alive(self) -> bool:
+        """True while the lock is held (file locks cannot be lost)."""
+        if self._conn is None or self._lost:
+            return not self._lost
+        try:
+            # A checked-out connection is never silently replaced: if this answers, it is the
+            # same session, so the session-level lock is still ours.
+            self._conn.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError:
+            self._lost = True
+        return not self._lost
+
+
 def lock_key(job: str) -> int:
     """A stable signed 64-bit key for ``job`` (the same in every process and release)."""
     digest = hashlib.sha256((_NAMESPACE + job).encode("utf-8")).digest()
@@ -68,7 +95,7 @@ def _busy(job: str) -> LockBusyError:
 
 
 @contextmanager
-def _pg_lock(engine: Engine, job: str) -> Iterator[None]:
+def _pg_lock(engine: Engine, job: str) -> Iterator[LockHandle]:
     key = lock_key(job)
     # AUTOCOMMIT: the lock outlives transactions, and a job must not hold one transaction open
     # for hours on this connection just to keep its lock.
@@ -88,7 +115,7 @@ def _pg_lock(engine: Engine, job: str) -> Iterator[None]:
             raise _busy(job)
         log.debug("lock taken", extra={"job": job})
         try:
-            yield
+            yield LockHandle(job, conn)
         finally:
             try:
                 conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
@@ -112,7 +139,7 @@ def _sqlite_lock_path(engine: Engine, job: str) -> Path:
 
 
 @contextmanager
-def _file_lock(engine: Engine, job: str) -> Iterator[None]:
+def _file_lock(engine: Engine, job: str) -> Iterator[LockHandle]:
     path = _sqlite_lock_path(engine, job)
     # A new FileLock object per attempt: each opens its own file description, so two threads of
     # one process exclude each other too (a shared object would be re-entrant).
@@ -123,7 +150,7 @@ def _file_lock(engine: Engine, job: str) -> Iterator[None]:
         raise _busy(job) from None
     log.debug("lock taken", extra={"job": job})
     try:
-        yield
+        yield LockHandle(job)
     finally:
         lock.release()
 
@@ -154,7 +181,7 @@ def close_abandoned_runs(engine: Engine, job: str) -> int:
 
 
 @contextmanager
-def job_lock(engine: Engine, job: str, *, close_abandoned: bool = True) -> Iterator[None]:
+def job_lock(engine: Engine, job: str, *, close_abandoned: bool = True) -> Iterator[LockHandle]:
     """Hold the exclusive lock of ``job`` for the ``with`` block (re-entrant per thread).
 
     Args:
@@ -163,22 +190,25 @@ def job_lock(engine: Engine, job: str, *, close_abandoned: bool = True) -> Itera
         close_abandoned: for a stage lock (``stage.<name>``), close the ``<name>`` runs a dead
             runner left open once the lock is taken.
 
+    Yields:
+        A :class:`LockHandle` (the outer one again when re-entered).
+
     Raises:
         LockBusyError: another process or thread holds it; skip this run.
         StoreError: the database cannot be reached to take the lock.
     """
     key = (engine.url.render_as_string(hide_password=True), job)
     guarded = job.removeprefix(STAGE_PREFIX) if job.startswith(STAGE_PREFIX) else None
-    held: set[tuple[str, str]] = _held.__dict__.setdefault("keys", set())
+    held: dict[tuple[str, str], LockHandle] = _held.__dict__.setdefault("handles", {})
     if key in held:
-        yield
+        yield held[key]
         return
     lock = _pg_lock if engine.dialect.name == "postgresql" else _file_lock
-    with lock(engine, job):
-        held.add(key)
+    with lock(engine, job) as handle:
+        held[key] = handle
         try:
             if close_abandoned and guarded:
                 close_abandoned_runs(engine, guarded)
-            yield
+            yield handle
         finally:
-            held.discard(key)
+            del held[key]

@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -34,7 +35,7 @@ from sqlalchemy.engine import Engine
 
 from canonical.errors import LockBusyError, ServiceError, SettingsError
 from sync_service.context import AppContext
-from sync_service.locks import STAGE_PREFIX, job_lock
+from sync_service.locks import STAGE_PREFIX, LockHandle, job_lock
 from sync_service.metrics import SKIPPED_RUNS
 from sync_service.notify import job_failed_text, job_recovered_text, notify
 from sync_service.runs import Run, utcnow
@@ -99,6 +100,50 @@ class InFlight:
         """Wait until no job runs; False if ``timeout`` seconds passed first."""
         with self._cond:
             return self._cond.wait_for(lambda: not self._jobs, timeout=timeout)
+
+
+class LockWatch:
+    """While a job runs: pass shutdown on to it, and stop it if its lock is lost.
+
+    The job gets its own stop event, set when the service shuts down or when the lock's
+    database session is gone (then another replica may already run the job: ours stops after
+    the batch it is on, whose rows and watermark commit as one, so at most one batch overlaps).
+    """
+
+    #: Seconds between checks of the lock's connection.
+    check_every = 15.0
+
+    def __init__(self, handle: LockHandle, stop: threading.Event | None) -> None:
+        self.handle = handle
+        self.stop = stop
+        self.job_stop = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name=f"lockwatch-{handle.job}")
+
+    def __enter__(self) -> threading.Event:
+        self._thread.start()
+        return self.job_stop
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        next_check = time.monotonic() + self.check_every
+        while not self._done.wait(0.05):
+            if self.stop is not None and self.stop.is_set():
+                self.job_stop.set()
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + self.check_every
+                if not self.handle.alive():
+                    log.error(
+                        "lost the lock of job '%s' (its database session ended); stopping "
+                        "after the current batch",
+                        self.handle.job,
+                        extra={"job": self.handle.job},
+                    )
+                    self.job_stop.set()
+                    return
 
 
 def execute_job(
@@ -175,10 +220,11 @@ def _execute_job(
 ) -> Run | None:
     try:
         run_fn = runner or resolve_runner(ctx.env)
-        with job_lock(ctx.engine, job):
+        with job_lock(ctx.engine, job) as handle:
             log.info("job '%s' started", job, extra={"job": job})
             mark.append(_newest_run_id(ctx.engine))
-            run = run_fn(ctx, job, stop=stop)
+            with LockWatch(handle, stop) as job_stop:
+                run = run_fn(ctx, job, stop=job_stop)
     except LockBusyError as exc:
         busy = exc.context.get("job", job)
         if busy not in (job, f"{STAGE_PREFIX}{job}"):

@@ -13,23 +13,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from canonical.errors import SettingsError
 from sync_service.context import AppContext
-from sync_service.locks import job_lock
+from sync_service.locks import job_lock, lock_key
 from sync_service.metrics import SKIPPED_RUNS
 from sync_service.notify import notify
 from sync_service.runs import Run, last_runs, run_record
 from sync_service.scheduler import (
     InFlight,
+    LockWatch,
     build_scheduler,
     execute_job,
     next_due,
     resolve_runner,
 )
 from sync_service.settings import JobSettings
+from sync_service.store.engine import make_engine
 from sync_service.store.models import runs
 from tests.ops import fake_jobs
 from tests.ops.support import overlaps
@@ -203,6 +206,51 @@ def test_a_busy_follow_up_is_not_counted_as_a_skipped_run(
     assert SKIPPED_RUNS.labels(job="salesforce")._value.get() == before
     assert "follow-up 'stage.evaluate' skipped" in caplog.text
     assert last_runs(ctx.engine)[0]["status"] == "success"
+
+
+def test_a_lost_postgres_lock_stops_the_job_after_its_batch(
+    tmp_path: Path,
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(LockWatch, "check_every", 0.2)
+    factory = CtxFactory(tmp_path, pg_url)
+    admin = make_engine(pg_url, isolation_level="AUTOCOMMIT")
+    try:
+        ctx = factory("  salesforce: {interval_minutes: 30}\n", FAKE_JOB_BATCHES="100000")
+        result: list[Run | None] = []
+        with caplog.at_level(logging.INFO):
+            t = threading.Thread(
+                target=lambda: result.append(
+                    execute_job(ctx, "salesforce", runner=fake_jobs.run_job)
+                )
+            )
+            t.start()
+            deadline = time.monotonic() + 20
+            while fake_jobs.cursor(ctx.engine, "salesforce") < 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            key = lock_key("salesforce") % 2**64
+            with admin.connect() as conn:  # e.g. a database failover cuts the lock's session
+                killed = conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = "
+                        "'advisory' AND granted AND classid = :hi AND objid = :lo"
+                    ),
+                    {"hi": key >> 32, "lo": key & 0xFFFFFFFF},
+                ).all()
+            assert len(killed) == 1
+            t.join(timeout=20)
+        assert not t.is_alive()
+        run = result[0]
+        assert run is not None
+        assert run.status == "partial"
+        assert "lost the lock of job 'salesforce'" in caplog.text
+        assert fake_jobs.cursor(ctx.engine, "salesforce") == run.counts["records.Fake"]
+    finally:
+        factory.close()
+        admin.dispose()
 
 
 def test_job_body_does_not_start_once_shutdown_began(make_ctx: CtxFactory) -> None:
