@@ -346,16 +346,27 @@ class _Parser:
         return quote("j_" + col.relation.relationship_name) + "." + quote(col.field.name)
 
     def _or(self) -> str:
-        parts = [self._and()]
+        first, chained = self._and()
+        parts = [first]
         while self.accept("or"):
-            parts.append(self._and())
+            part, and_chain = self._and()
+            chained = chained or and_chain
+            parts.append(part)
+        if len(parts) > 1 and chained:
+            # Salesforce has no AND/OR precedence: mixing them needs parentheses.
+            raise SoqlError(
+                MALFORMED,
+                "unexpected token: 'OR': AND and OR cannot be mixed without parentheses",
+            )
         return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
 
-    def _and(self) -> str:
+    def _and(self) -> tuple[str, bool]:
         parts = [self._not()]
         while self.accept("and"):
             parts.append(self._not())
-        return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+        if len(parts) == 1:
+            return parts[0], False
+        return "(" + " AND ".join(parts) + ")", True
 
     def _not(self) -> str:
         if self.accept("not"):

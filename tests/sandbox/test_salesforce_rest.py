@@ -386,3 +386,17 @@ def test_add_and_rename_field_show_in_describe_and_soql(sb: Sandbox, sf: Salesfo
         sf.query("SELECT Tier__c FROM Account")
     assert info.value.content[0]["errorCode"] == "INVALID_FIELD"
     assert sf.query("SELECT Level__c FROM Account WHERE Level__c = 'Gold'")["totalSize"] == 1
+
+
+def test_and_or_mixed_without_parentheses_is_malformed(sf: Salesforce) -> None:
+    with pytest.raises(SalesforceMalformedRequest) as info:
+        sf.query(
+            "SELECT Id FROM Contact WHERE SystemModstamp > 2026-01-01T00:00:00Z "
+            "OR SystemModstamp = 2026-01-01T00:00:00Z AND Id > '0035g0000000001AAA'"
+        )
+    assert info.value.content[0]["errorCode"] == "MALFORMED_QUERY"
+    ok = sf.query(
+        "SELECT Id FROM Contact WHERE SystemModstamp > 2026-01-01T00:00:00Z "
+        "OR (SystemModstamp = 2026-01-01T00:00:00Z AND Id > '0035g0000000001AAA')"
+    )
+    assert ok["totalSize"] > 0
