@@ -9,15 +9,6 @@ _SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 POD = "5g"
 
 
-def _base(n: int, alphabet: str, width: int) -> str:
-    size = len(alphabet)
-    out = []
-    while n:
-        n, r = divmod(n, size)
-        out.append(alphabet[r])
-    return "".join(reversed(out)).rjust(width, alphabet[0])
-
-
 def checksum_suffix(id15: str) -> str:
     """The three-character case-safe suffix Salesforce appends to a 15-character id."""
     out = []

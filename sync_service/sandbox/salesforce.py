@@ -20,7 +20,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -1004,8 +1004,3 @@ def _parse_param_dt(text: str) -> dt.datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC)
-
-
-def iter_csv_records(text: str) -> Iterator[dict[str, str]]:
-    """Parse a Bulk CSV result into dicts (a helper for tests and tools)."""
-    yield from csv.DictReader(io.StringIO(text))
