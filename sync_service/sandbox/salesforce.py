@@ -564,10 +564,9 @@ class SalesforceApp:
             url = f"/services/data/v{cursor.version}/{cursor.endpoint}/{cursor_id}-{end}"
             head += f',"nextRecordsUrl":"{url}"'
         records = cursor.result.page_json(start, end)
-        if end >= total:
-            with self._lock:
-                if cursor_id is not None:
-                    self.cursors.pop(cursor_id, None)
+        if cursor_id is None and end >= total:
+            # One page and no locator handed out: nothing can ask for it again. A cursor's
+            # pages stay readable (a client may retry one) until newer cursors evict it.
             cursor.result.drop()
         body = head + ',"records":[' + ",".join(records) + "]}"
         return Response(200, body.encode())

@@ -148,3 +148,16 @@ def test_forced_concurrency_limit_is_403_request_limit_exceeded(
     assert info.value.content[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
     assert "Concurrent" in info.value.content[0]["message"]
     assert sf.query("SELECT COUNT() FROM Account")["totalSize"] > 0
+
+
+def test_a_page_can_be_fetched_again_after_a_failure(sb: Sandbox, sf: Salesforce) -> None:
+    first = sf.query("SELECT Id FROM Contact", headers={"Sforce-Query-Options": "batchSize=200"})
+    url = first["nextRecordsUrl"]
+    sb.faults.fail_next(500)
+    with pytest.raises(SalesforceGeneralError):
+        sf.query_more(url, identifier_is_url=True)
+    again = sf.query_more(url, identifier_is_url=True)
+    last = again
+    while not last["done"]:
+        last = sf.query_more(last["nextRecordsUrl"], identifier_is_url=True)
+    assert sf.query_more(url, identifier_is_url=True)["records"] == again["records"]
