@@ -29,8 +29,9 @@ def sb(module_sandbox: Sandbox) -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def session(sb: Sandbox) -> requests.Session:
-    return sb.session()
+def session(sb: Sandbox) -> Iterator[requests.Session]:
+    with sb.session() as s:
+        yield s
 
 
 def client_credentials_token(sb: Sandbox, session: requests.Session) -> dict[str, str]:

@@ -75,6 +75,7 @@ def test_sandbox_command_prints_env_serves_and_stops_on_ctrl_c() -> None:
             timeout=10,
         )
         assert gs.status_code == 200
+        session.close()
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0
