@@ -65,7 +65,10 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
         # Only append here: setting an Event from a signal handler can deadlock on its lock.
         signals.append(signum)
         if len(signals) > 1:
-            _hard_exit(1)
+            # A second signal: leave now. No logging here (its locks may be held by the very
+            # code this handler interrupted); a raw write is safe.
+            os.write(2, b"second signal: exiting now; the next run resumes\n")
+            os._exit(1)
 
     try:
         http = HealthServer(

@@ -31,7 +31,9 @@ ONE_SECOND = 1 / 60  # interval_minutes
 class Serve:
     """One ``serve`` process with its own log file."""
 
-    def __init__(self, tmp_path: Path, db_url: str, name: str, **env: str) -> None:
+    def __init__(
+        self, tmp_path: Path, db_url: str, name: str, grace: str = "10", **env: str
+    ) -> None:
         cfg = tmp_path / f"{name}.yaml"
         cfg.write_text(
             f"database_url: {db_url}\n"
@@ -51,7 +53,7 @@ class Serve:
             **env,
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sync_service", "serve", "--shutdown-grace", "10"],
+            [sys.executable, "-m", "sync_service", "serve", "--shutdown-grace", grace],
             cwd=ROOT,
             env=full_env,
             stdout=subprocess.PIPE,
@@ -231,3 +233,23 @@ def test_a_busy_port_is_a_config_error(tmp_path: Path, sqlite_url: str) -> None:
         )
     assert done.returncode == 2
     assert "set SYNC_HTTP_PORT to a free port" in done.stderr
+
+
+def test_a_batch_that_outlasts_the_grace_exits_1_in_bounded_time_and_is_cleaned_up_later(
+    db_url: str, engine: Engine, spawn: Any
+) -> None:
+    stuck = spawn(db_url, "stuck", grace="1", FAKE_JOB_BATCHES="10", FAKE_JOB_BATCH_SECONDS="30")
+    wait_for(lambda: any(r["status"] == "running" for r in last_runs(engine)), 20, "the slow batch")
+    code, took = stuck.terminate()
+    assert code == 1
+    assert took < 5
+    (left,) = last_runs(engine)
+    assert left["status"] == "running"  # cut off mid-batch: nothing committed, run left open
+
+    after = spawn(db_url, "after", FAKE_JOB_BATCHES="1")
+    wait_for(lambda: any(r["status"] == "success" for r in last_runs(engine)), 20, "the next run")
+    assert after.terminate()[0] == 0
+    rows = {r["id"]: r for r in last_runs(engine)}
+    assert rows[left["id"]]["status"] == "failed"
+    assert "abandoned" in rows[left["id"]]["error"]
+    assert fake_jobs.cursor(engine, "salesforce") == 1
