@@ -31,7 +31,7 @@ from typing import Any
 
 from sync_service.sandbox import schema as s
 from sync_service.sandbox.ids import gsid, sf_id
-from sync_service.sandbox.store import GAINSIGHT, SALESFORCE, SandboxStore, gainsight_path
+from sync_service.sandbox.store import GAINSIGHT, SALESFORCE, SandboxStore, gainsight_path, quote
 
 _FIRST = [
     "James",
@@ -246,12 +246,9 @@ _SUBJECTS = (
 )
 
 DEFAULT_CONTACTS_PER_ACCOUNT = 5
-# Rows are stored in modstamp order, as an org's storage roughly is: incremental queries
-# (``ORDER BY SystemModstamp``) then read the table sequentially instead of hopping about it.
-_BY_SF_STAMP = itemgetter(4)
 _BY_GS_STAMP = itemgetter(2)
 #: Bump whenever the generated data or the schema changes: it keys the seed cache.
-SEED_VERSION = 4
+SEED_VERSION = 5
 PARALLEL_MIN_ACCOUNTS = 20_000
 
 
@@ -309,6 +306,54 @@ _TEAM = _weighted(
 )
 _RISK = _weighted([("Low", 70), ("Medium", 20), ("High", 10)])
 _CONTACTS_BY_SEGMENT = {"Enterprise": (8, 8), "Mid-Market": (4, 4), "SMB": (1, 4)}
+
+
+class _Sink:
+    """The rows of one object, kept in chunks and stored in modstamp order at the end.
+
+    Chunks go to a staging table, so memory is bounded by the chunk, not by the org.
+    Modstamp order is roughly how an org's storage is laid out, and it makes incremental
+    queries (``ORDER BY SystemModstamp``) read the table sequentially instead of hopping
+    about it.
+    """
+
+    CHUNK = 50_000
+
+    def __init__(
+        self, store: SandboxStore, system: str, obj: str, columns: Sequence[str], stamp: str
+    ) -> None:
+        self.store = store
+        self.table = store.table(system, obj)
+        self.columns = columns
+        self.order = f"{quote(stamp)}, {quote('Id' if system == SALESFORCE else 'Gsid')}"
+        self.staging = quote(f"_staging_{obj}")
+        self.rows: list[Sequence[Any]] = []
+        self.count = 0
+        cols = ", ".join(quote(c) for c in columns)
+        store.execute(f"CREATE TABLE {self.staging} AS SELECT {cols} FROM {self.table} WHERE 0")
+
+    def add(self, row: Sequence[Any]) -> None:
+        """Keep one row."""
+        self.rows.append(row)
+        if len(self.rows) >= self.CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.rows:
+            self.store.insert_into(self.staging, self.columns, self.rows)
+            self.count += len(self.rows)
+            self.rows = []
+
+    def finish(self) -> int:
+        """Store every row in modstamp order; return how many."""
+        self._flush()
+        cols = ", ".join(quote(c) for c in self.columns)
+        self.store.execute(
+            f"INSERT INTO {self.table} ({cols}) SELECT {cols} FROM {self.staging} "
+            f"ORDER BY {self.order}"
+        )
+        self.store.execute(f"DROP TABLE {self.staging}")
+        return self.count
 
 
 @dataclass
@@ -404,7 +449,7 @@ def seed(
         "AnnualRevenue",
         "NumberOfEmployees",
     )
-    acc_rows = []
+    acc_rows = _Sink(store, SALESFORCE, "Account", acc_cols, "SystemModstamp")
     acc_ids: list[str] = []
     acc_seg: list[str] = []
     acc_type: list[str] = []
@@ -430,7 +475,7 @@ def seed(
         countries = _COUNTRIES[region]
         emp = {"Enterprise": 5000, "Mid-Market": 500, "SMB": 50}[segment]
         aid = sf_id("001", i + 1)
-        acc_rows.append(
+        acc_rows.add(
             (
                 aid,
                 0,
@@ -454,10 +499,7 @@ def seed(
         acc_name.append(name)
         acc_domain.append(domain)
         acc_since.append(created)
-    acc_rows.sort(key=_BY_SF_STAMP)
-    store.insert_rows(SALESFORCE, "Account", acc_cols, acc_rows)
-    counts["Account"] = len(acc_rows)
-    del acc_rows
+    counts["Account"] = acc_rows.finish()
     if progress:
         progress(f"accounts: {accounts:,}")
 
@@ -482,7 +524,7 @@ def seed(
         "Advocate_Status__c",
         "Advocate_Reason__c",
     )
-    con_rows = []
+    con_rows = _Sink(store, SALESFORCE, "Contact", con_cols, "SystemModstamp")
     # Per contact, only what later objects need: id, account index, email, opted in.
     con_ids: list[str] = []
     con_acc: list[int] = []
@@ -511,7 +553,7 @@ def seed(
             out = r() < (0.12 if opt else 0.01)
             override = r() < 0.004
             opt_days = -int(r() * 700)
-            con_rows.append(
+            con_rows.add(
                 (
                     cid,
                     0,
@@ -540,10 +582,7 @@ def seed(
             con_last.append(last)
             opted_in.append(1 if opt and not out else 0)
         acc_contacts.append((start, n))
-    con_rows.sort(key=_BY_SF_STAMP)
-    store.insert_rows(SALESFORCE, "Contact", con_cols, con_rows)
-    counts["Contact"] = len(con_rows)
-    del con_rows
+    counts["Contact"] = con_rows.finish()
     if progress:
         progress(f"contacts: {n:,}")
 
@@ -641,7 +680,7 @@ def seed(
             "CompanyId",
             "Role",
         )
-        person_rows = []
+        person_rows = _Sink(gs, GAINSIGHT, "Person", person_cols, "ModifiedDate")
         # (person gsid, email as typed, sfdc contact id or None, company gsid, score)
         people: list[tuple[str, str, str | None, str, float]] = []
         n_person = 0
@@ -665,7 +704,7 @@ def seed(
                 linked = cid if (copy_ == 0 and r() < 0.8) else None
                 typed = email if copy_ == 0 else email.strip().upper()
                 created = now_s - int(r() * 900 * 86400) - 60
-                person_rows.append(
+                person_rows.add(
                     (
                         pg,
                         clock.gs(created),
@@ -687,7 +726,7 @@ def seed(
             company = gsid("C", 1 + int(r() * n_comp))
             email = f"{first}.{last}.{n_person}@example.org".lower()
             created = now_s - int(r() * 900 * 86400) - 60
-            person_rows.append(
+            person_rows.add(
                 (
                     pg,
                     clock.gs(created),
@@ -702,9 +741,7 @@ def seed(
                 )
             )
             people.append((pg, email, None, company, company_score.get(company, 60.0)))
-        person_rows.sort(key=_BY_GS_STAMP)
-        gs.insert_rows(GAINSIGHT, "Person", person_cols, person_rows)
-        del person_rows
+        person_rows.finish()
 
         # ---- NPS survey answers ----------------------------------------------------------------
         ans_cols = (
@@ -720,7 +757,7 @@ def seed(
             "ResponseDate",
         )
         surveys = [gsid("S", 900_000_000 + q) for q in range(8)]  # one NPS survey a quarter
-        ans_rows = []
+        ans_rows = _Sink(gs, GAINSIGHT, "SurveyUserAnswer", ans_cols, "ModifiedDate")
         n_ans = 0
         nps_tally: dict[str, list[int]] = {}
         for pg, email, linked, cg, score in people:
@@ -746,7 +783,7 @@ def seed(
                 tally[0] += nps >= 9
                 tally[1] += nps <= 6
                 tally[2] += 1
-                ans_rows.append(
+                ans_rows.add(
                     (
                         gsid("S", n_ans),
                         clock.gs(responded),
@@ -760,9 +797,7 @@ def seed(
                         clock.gs(responded),
                     )
                 )
-        ans_rows.sort(key=_BY_GS_STAMP)
-        gs.insert_rows(GAINSIGHT, "SurveyUserAnswer", ans_cols, ans_rows)
-        del ans_rows
+        ans_rows.finish()
         # Company.NPS is Gainsight's read-only roll-up of the answers.
         nps_by_company = {
             cg: round(100.0 * (pro - det) / total) for cg, (pro, det, total) in nps_tally.items()
@@ -783,7 +818,7 @@ def seed(
             "Membership_Status__gc",
             "Joined_Date__gc",
         )
-        prog_rows = []
+        prog_rows = _Sink(gs, GAINSIGHT, "Advocacy_Program__gc", prog_cols, "ModifiedDate")
         n_prog = 0
         for pg, _email, linked, cg, _score in people:
             if linked is None or r() >= 0.04:
@@ -791,7 +826,7 @@ def seed(
             n_prog += 1
             joined_days = int(r() * 700)
             created = now_s - joined_days * 86400 - 60
-            prog_rows.append(
+            prog_rows.add(
                 (
                     gsid("A", n_prog),
                     clock.gs(created),
@@ -803,8 +838,7 @@ def seed(
                     clock.date(-joined_days),
                 )
             )
-        prog_rows.sort(key=_BY_GS_STAMP)
-        gs.insert_rows(GAINSIGHT, "Advocacy_Program__gc", prog_cols, prog_rows)
+        prog_rows.finish()
 
     # Gainsight needs only the accounts and contacts: a big org seeds it in a second process
     # (its own file) while this one carries on with Salesforce.
@@ -833,7 +867,7 @@ def seed(
         "Amount",
         "Renewal_Risk__c",
     )
-    opp_rows = []
+    opp_rows = _Sink(store, SALESFORCE, "Opportunity", opp_cols, "SystemModstamp")
     n_opp = 0
     for ai in range(accounts):
         kinds: list[str] = []
@@ -853,7 +887,7 @@ def seed(
             created = min(created, now_s - 3600)
             stamp = stamp_after(created)
             risk = _RISK[int(r() * len(_RISK))] if kind == "Renewal" and not closed else None
-            opp_rows.append(
+            opp_rows.add(
                 (
                     sf_id("006", n_opp),
                     0,
@@ -871,10 +905,7 @@ def seed(
                     risk,
                 )
             )
-    opp_rows.sort(key=_BY_SF_STAMP)
-    store.insert_rows(SALESFORCE, "Opportunity", opp_cols, opp_rows)
-    counts["Opportunity"] = len(opp_rows)
-    del opp_rows
+    counts["Opportunity"] = opp_rows.finish()
 
     # ---- Cases -----------------------------------------------------------------------------
     case_cols = (
@@ -893,7 +924,7 @@ def seed(
         "IsEscalated",
         "ClosedDate",
     )
-    case_rows = []
+    case_rows = _Sink(store, SALESFORCE, "Case", case_cols, "SystemModstamp")
     n_case = 0
     per_seg = {"Enterprise": 6, "Mid-Market": 3, "SMB": 1}
     for ai in range(accounts):
@@ -915,7 +946,7 @@ def seed(
                 else "Closed"
             )
             touched = closed_at if closed_at else opened + int(r() * (now_s - opened))
-            case_rows.append(
+            case_rows.add(
                 (
                     sf_id("500", n_case),
                     0,
@@ -933,10 +964,7 @@ def seed(
                     clock.sf(closed_at) if closed_at else None,
                 )
             )
-    case_rows.sort(key=_BY_SF_STAMP)
-    store.insert_rows(SALESFORCE, "Case", case_cols, case_rows)
-    counts["Case"] = len(case_rows)
-    del case_rows
+    counts["Case"] = case_rows.finish()
 
     # ---- Reference requests (asks): concentrated on a few visible advocates ----------------
     ask_cols = (
@@ -957,7 +985,7 @@ def seed(
     if not willing:
         willing = list(range(len(con_ids)))
     stars = willing[::25]  # about 4% of the willing: the visible, over-asked advocates
-    ask_rows = []
+    ask_rows = _Sink(store, SALESFORCE, "Reference_Request__c", ask_cols, "SystemModstamp")
     total_asks = int(len(con_ids) * 0.25)
     for n_ask in range(1, total_asks + 1):
         x = r()
@@ -975,7 +1003,7 @@ def seed(
         else:
             status = ("Completed", "Completed", "Completed", "Declined", "Accepted")[int(r() * 5)]
         stamp = stamp_after(requested)
-        ask_rows.append(
+        ask_rows.add(
             (
                 sf_id("a0X", n_ask),
                 0,
@@ -991,10 +1019,7 @@ def seed(
                 _TEAM[int(r() * len(_TEAM))],
             )
         )
-    ask_rows.sort(key=_BY_SF_STAMP)
-    store.insert_rows(SALESFORCE, "Reference_Request__c", ask_cols, ask_rows)
-    counts["Reference_Request__c"] = len(ask_rows)
-    del ask_rows
+    counts["Reference_Request__c"] = ask_rows.finish()
     if progress:
         progress("salesforce done")
 

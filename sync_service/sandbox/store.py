@@ -83,7 +83,6 @@ class SandboxStore:
             "locking_mode=EXCLUSIVE",
         ):
             self.conn.execute(f"PRAGMA {schema}.{pragma}")
-        self.conn.execute("PRAGMA temp_store=MEMORY")
 
     def attach_gainsight(self) -> None:
         """Attach the Gainsight file (seeded separately) to this connection."""
@@ -140,14 +139,18 @@ class SandboxStore:
         self, system: str, obj: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
     ) -> None:
         """Insert rows given as tuples in ``columns`` order."""
+        self.insert_into(self.table(system, obj), columns, rows)
+
+    def insert_into(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Insert rows into the (quoted) ``table`` in one transaction."""
         cols = ", ".join(quote(c) for c in columns)
         marks = ", ".join("?" for _ in columns)
         with self.lock:
             self.conn.execute("BEGIN")
             try:
-                self.conn.executemany(
-                    f"INSERT INTO {self.table(system, obj)} ({cols}) VALUES ({marks})", rows
-                )
+                self.conn.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise
