@@ -262,3 +262,22 @@ def test_process_killed_mid_sync_resumes_with_nothing_lost_or_duplicated(
         ).scalar_one()
     assert set(stored(engine, contacts)) == crm_ids(sb, "Contact", include_deleted=True)
     assert n_rows == len(crm_ids(sb, "Contact", include_deleted=True))
+
+
+def test_bad_record_is_quarantined_and_the_rest_of_the_batch_goes_on(
+    engine: Engine, sb: Sandbox
+) -> None:
+    from sync_service.store.models import advocacy_asks, quarantine
+
+    asks = sorted(crm_ids(sb, "Reference_Request__c"))
+    bad = asks[0]
+    sb.update("Reference_Request__c", bad, {"Requested_Date__c": None})  # required by the mapping
+    run, _ = sync(engine, sb, batch_size=50)
+    assert run.counts.get("quarantined.advocacy_asks") == 1
+    assert set(stored(engine, advocacy_asks)) == (
+        crm_ids(sb, "Reference_Request__c", include_deleted=True) - {bad}
+    )
+    with engine.connect() as c:
+        [entry] = c.execute(sa.select(quarantine)).mappings().all()
+    assert entry["record_id"] == bad
+    assert "Requested_Date__c" in entry["reason"] or "requested_date" in entry["reason"]
