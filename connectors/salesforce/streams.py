@@ -124,7 +124,7 @@ def flatten(record: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in record.items():
         if key == "attributes":
             continue
-        if isinstance(value, Mapping):
+        if isinstance(value, dict):
             for sub_key, sub_value in flatten(value).items():
                 out[f"{key}.{sub_key}"] = sub_value
         else:
@@ -228,9 +228,16 @@ class SalesforceStream(Stream):
             lambda sf: sf.query(query, include_deleted=include_deleted, headers=headers),
             what=f"query {name}",
         )
+        # Without relationship paths a record has no nested object: drop ``attributes`` in place
+        # (the hot path), else flatten ``Account.Name`` and friends.
+        nested = "." in query.split(" FROM ", 1)[0]
         while True:
-            for raw in page.get("records", ()):
-                yield flatten(raw)
+            if nested:
+                yield from (flatten(raw) for raw in page.get("records", ()))
+            else:
+                for raw in page.get("records", ()):
+                    raw.pop("attributes", None)
+                    yield raw
             if page.get("done", True):
                 return
             url = page.get("nextRecordsUrl")
