@@ -84,7 +84,9 @@ def _first(cases: list[tuple[pl.Expr, pl.Expr]]) -> pl.Expr:
     return out
 
 
-def _fill_by_case(frame: pl.DataFrame, cases: list[tuple[pl.Expr, pl.Expr]], name: str) -> pl.DataFrame:
+def _fill_by_case(
+    frame: pl.DataFrame, cases: list[tuple[pl.Expr, pl.Expr]], name: str
+) -> pl.DataFrame:
     """Add column ``name``: the text of the first case whose condition holds (else NULL).
 
     Each text (a filled template: string formatting, the costly part) is computed only on the
