@@ -478,17 +478,18 @@ class SalesforceApp:
         return {"id": rid, "success": True, "errors": []}
 
     def get_changed(self, req: Request, od: ObjectDef, which: str) -> Response:
-        """``/sobjects/{obj}/deleted/`` and ``/updated/`` (at most 30 days back)."""
+        """``/sobjects/{obj}/deleted/`` (at most 15 days back) and ``/updated/`` (30 days)."""
         try:
             start = _parse_param_dt(req.query["start"])
             end = _parse_param_dt(req.query["end"])
         except (KeyError, ValueError):
             return _errors(400, "MALFORMED_QUERY", "start and end must be valid dateTimes")
-        if start < dt.datetime.now(dt.UTC) - dt.timedelta(days=30):
+        max_days = 15 if which == "deleted" else 30
+        if start < dt.datetime.now(dt.UTC) - dt.timedelta(days=max_days):
             return _errors(
                 400,
                 "INVALID_REPLICATION_DATE",
-                "startDate cannot be more than 30 days ago",
+                f"startDate cannot be more than {max_days} days ago",
             )
         table = self.store.table(SALESFORCE, od.name)
         lo, hi = sf_text(start), sf_text(end)

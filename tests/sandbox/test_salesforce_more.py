@@ -50,9 +50,10 @@ def test_get_deleted_and_get_updated(sb: Sandbox, sf: Salesforce) -> None:
     assert row is not None
     assert row["IsClosed"] is True
     assert row["IsWon"] is True
-    too_old = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+    too_old = dt.datetime.now(dt.UTC) - dt.timedelta(days=20)
     with pytest.raises(Exception, match="INVALID_REPLICATION_DATE"):
         sf.Opportunity.deleted(too_old, end)
+    assert "ids" in sf.Opportunity.updated(too_old, end)  # getUpdated reaches 30 days back
 
 
 def test_query_all_cursor_stays_on_query_all(sb: Sandbox, sf: Salesforce) -> None:
