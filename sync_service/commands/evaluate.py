@@ -70,7 +70,7 @@ def _run(args: argparse.Namespace, ctx: AppContext) -> int:
     if args.dry_run:
         summary = evaluate_all(ctx.engine, policy, now, None, dry_run=True)
     else:
-        with job_lock(ctx.engine, "evaluate"), run_record(ctx.engine, "evaluate") as run_:
+        with job_lock(ctx.engine, "stage.evaluate"), run_record(ctx.engine, "evaluate") as run_:
             run_.config_errors = problems
             summary = evaluate_all(ctx.engine, policy, now, run_)
     _print(summary)

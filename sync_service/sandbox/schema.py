@@ -179,7 +179,8 @@ TEAMS = (
     "Product",
     "Analyst Relations",
 )
-CASE_PRIORITIES = ("P1", "P2", "P3", "P4")
+# the standard Case.Priority picklist of a new org
+CASE_PRIORITIES = ("High", "Medium", "Low")
 CASE_STATUSES = ("New", "Working", "Escalated", "Closed")
 OPP_TYPES = ("New Business", "Renewal", "Upsell")
 OPP_STAGES = (

@@ -11,8 +11,8 @@ Shapes worth knowing (tests and the demo lean on them):
   accounts have more contacts (about 5 an account overall), more cases and higher opt-in;
 - a few percent of contacts are "visible" advocates that take most of the asks in
   ``Reference_Request__c``; some contacts opted in, a few later opted out (withdrawal);
-- open escalated or long-open P1 cases, renewals at High risk, overdue payments and churn risk
-  on a few percent of accounts (suspension signals);
+- open escalated or long-open High-priority cases, renewals at High risk, overdue payments and
+  churn risk on a few percent of accounts (suspension signals);
 - Gainsight companies carry ``SfdcAccountId`` except a few; people's emails vary in case and
   whitespace, some are duplicated, most carry ``SfdcContactId``; NPS answers over two years with a
   promoter/passive/detractor mix that follows the company's health.
@@ -248,7 +248,7 @@ _SUBJECTS = (
 DEFAULT_CONTACTS_PER_ACCOUNT = 5
 _BY_GS_STAMP = itemgetter(2)
 #: Bump whenever the generated data or the schema changes: it keys the seed cache.
-SEED_VERSION = 5
+SEED_VERSION = 6
 PARALLEL_MIN_ACCOUNTS = 20_000
 
 
@@ -279,7 +279,7 @@ _SEGMENT = _weighted([("Enterprise", 15), ("Mid-Market", 35), ("SMB", 50)])
 _ACCOUNT_TYPE = _weighted(
     [("Customer", 86), ("Partner", 4), ("Prospect", 5), ("Former Customer", 5)]
 )
-_PRIORITY = _weighted([("P1", 5), ("P2", 20), ("P3", 45), ("P4", 30)])
+_PRIORITY = _weighted([("High", 10), ("Medium", 45), ("Low", 45)])
 _ASK_TYPE = _weighted(
     [
         ("Reference Call", 38),
@@ -586,6 +586,13 @@ def seed(
     if progress:
         progress(f"contacts: {n:,}")
 
+    willing = [i for i, o in enumerate(opted_in) if o] or list(range(len(con_ids)))
+    # About 4% of the willing are the visible, over-asked advocates. Teams keep asking them
+    # because they are happy promoters, so Gainsight knows them as such: what protects them is
+    # fatigue, not a missing survey answer.
+    stars = willing[::25]
+    star_set = set(stars)
+
     def gainsight(gs: SandboxStore) -> None:
         """Seed Gainsight from the accounts and contacts above (its own random stream)."""
         r = random.Random(f"{seed}:gainsight").random
@@ -682,7 +689,7 @@ def seed(
         )
         person_rows = _Sink(gs, GAINSIGHT, "Person", person_cols, "ModifiedDate")
         # (person gsid, email as typed, sfdc contact id or None, company gsid, score)
-        people: list[tuple[str, str, str | None, str, float]] = []
+        people: list[tuple[str, str, str | None, str, float, bool]] = []
         n_person = 0
         for ci, cid in enumerate(con_ids):
             linked_company = acc_company[con_acc[ci]]
@@ -718,7 +725,9 @@ def seed(
                         "Champion" if opted_in[ci] and r() < 0.5 else "User",
                     )
                 )
-                people.append((pg, typed, linked, cg, company_score[cg]))
+                people.append(
+                    (pg, typed, linked, cg, company_score[cg], copy_ == 0 and ci in star_set)
+                )
         for _ in range(max(1, len(people) // 20)):  # people with no Salesforce contact
             n_person += 1
             pg = gsid("P", n_person)
@@ -740,7 +749,7 @@ def seed(
                     "User",
                 )
             )
-            people.append((pg, email, None, company, company_score.get(company, 60.0)))
+            people.append((pg, email, None, company, company_score.get(company, 60.0), False))
         person_rows.finish()
 
         # ---- NPS survey answers ----------------------------------------------------------------
@@ -760,16 +769,16 @@ def seed(
         ans_rows = _Sink(gs, GAINSIGHT, "SurveyUserAnswer", ans_cols, "ModifiedDate")
         n_ans = 0
         nps_tally: dict[str, list[int]] = {}
-        for pg, email, linked, cg, score in people:
-            if r() >= 0.4:
+        for pg, email, linked, cg, score, star in people:
+            if r() >= 0.4 and not star:
                 continue
             k = 1 + int(r() * r() * 3)
-            for _ in range(k):
+            for a in range(k):
                 n_ans += 1
-                q = int(r() * 8)
+                q = 0 if star and a == 0 else int(r() * 8)  # a star answered the last survey
                 responded = now_s - int((q * 91 + r() * 90) * 86400) - 60
                 responded = max(responded, now_s - 729 * 86400)
-                x = r() * 100
+                x = -1.0 if star else r() * 100
                 promoter_p = 25 + score * 0.45
                 if x < promoter_p:
                     nps = 9 + int(r() * 2)
@@ -820,7 +829,7 @@ def seed(
         )
         prog_rows = _Sink(gs, GAINSIGHT, "Advocacy_Program__gc", prog_cols, "ModifiedDate")
         n_prog = 0
-        for pg, _email, linked, cg, _score in people:
+        for pg, _email, linked, cg, _score, _star in people:
             if linked is None or r() >= 0.04:
                 continue
             n_prog += 1
@@ -938,7 +947,7 @@ def seed(
             if troubled and j == 0:
                 opened = now_s - int((3 + r() * 40) * 86400)
             escalated = (troubled and j == 0) or r() < 0.02
-            priority = "P1" if troubled and j == 0 else _PRIORITY[int(r() * len(_PRIORITY))]
+            priority = "High" if troubled and j == 0 else _PRIORITY[int(r() * len(_PRIORITY))]
             closed_at = None if is_open else min(now_s - 1, opened + int(r() * 20 * 86400) + 600)
             status = (
                 ("Escalated" if escalated else ("New", "Working")[int(r() * 2)])
@@ -981,10 +990,6 @@ def seed(
         "Requested_Date__c",
         "Team__c",
     )
-    willing = [i for i, o in enumerate(opted_in) if o]
-    if not willing:
-        willing = list(range(len(con_ids)))
-    stars = willing[::25]  # about 4% of the willing: the visible, over-asked advocates
     ask_rows = _Sink(store, SALESFORCE, "Reference_Request__c", ask_cols, "SystemModstamp")
     total_asks = int(len(con_ids) * 0.25)
     for n_ask in range(1, total_asks + 1):

@@ -55,8 +55,8 @@ def test_asks_concentrate_on_few_contacts(sb: Sandbox) -> None:
 def test_org_has_suspension_signals_and_consent_mix(sb: Sandbox) -> None:
     cases = sb.records("Case")
     assert any(c["IsEscalated"] and not c["IsClosed"] for c in cases)
-    assert any(c["Priority"] == "P1" and not c["IsClosed"] for c in cases)
-    assert {c["Priority"] for c in cases} == {"P1", "P2", "P3", "P4"}
+    assert any(c["Priority"] == "High" and not c["IsClosed"] for c in cases)
+    assert {c["Priority"] for c in cases} == {"High", "Medium", "Low"}
     opps = sb.records("Opportunity")
     assert any(o["Type"] == "Renewal" and o["Renewal_Risk__c"] == "High" for o in opps)
     assert all(o["IsClosed"] == o["StageName"].startswith("Closed") for o in opps)
