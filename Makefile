@@ -27,7 +27,7 @@ typecheck: setup
 	$(BIN)/mypy
 
 bench: setup
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench  # lists them; run one with python -m bench.<name>
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
