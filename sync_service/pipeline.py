@@ -17,6 +17,7 @@ from typing import Any
 from canonical.errors import BudgetExhaustedError, ConfigError, ServiceError
 from sync_service.context import AppContext
 from sync_service.factory import build_connector, source_enabled
+from sync_service.housekeeping import trim_history
 from sync_service.ingest import IngestOptions, reconcile_stream, sync_source
 from sync_service.locks import job_lock
 from sync_service.runs import Run, run_record, utcnow
@@ -112,6 +113,8 @@ def reconcile_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Ru
             finally:
                 _record_usage(run, source.system, connector)
                 connector.close()
+        trimmed = trim_history(ctx.engine, keep_days=ctx.settings.sync.history_days, now=utcnow())
+        run.counts.update({f"trimmed.{table}": n for table, n in trimmed.items() if n})
     return run
 
 

@@ -143,7 +143,9 @@ class SyncSettings(BaseModel):
     model_config = _Strict
 
     batch_size: int = Field(2000, ge=1, le=50_000)
-    reconcile_every_hours: int = Field(24, ge=1)
+    #: Runs, confirmed outbox rows and resolved quarantine entries older than this are deleted by
+    #: the daily reconcile job (the audit trails are kept).
+    history_days: int = Field(180, ge=7)
 
 
 class WritebackSettings(BaseModel):
