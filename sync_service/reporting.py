@@ -17,10 +17,14 @@ def print_run(run: Run) -> None:
         print(f"  {run.error}")
     for problem in run.config_errors:
         print(f"  rejected config edit: {problem}")
+    labels = [*run.counts, *(f"api calls ({system})" for system in run.api_calls)]
+    width = max([40, *map(len, labels)])  # per-field writeback counts have long names
     for key, value in sorted(run.counts.items()):
-        print(f"  {key:<40} {value:>10,}" if isinstance(value, int) else f"  {key:<40} {value}")
+        shown = f"{value:>10,}" if isinstance(value, int) else str(value)
+        print(f"  {key:<{width}} {shown}")
     for system, usage in sorted(run.api_calls.items()):
         used = usage.get("used")
         limit = usage.get("limit")
         budget = f", org usage {used:,}/{limit:,}" if used is not None and limit else ""
-        print(f"  api calls ({system}){'':<25} {usage.get('calls', 0):>10,}{budget}")
+        label = f"api calls ({system})"
+        print(f"  {label:<{width}} {usage.get('calls', 0):>10,}{budget}")
