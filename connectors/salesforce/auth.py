@@ -86,9 +86,24 @@ def resolve_flow(config: SalesforceConfig) -> str:
     raise ConfigError(msg)
 
 
+PRODUCTION_AUDIENCE = "https://login.salesforce.com"
+SANDBOX_AUDIENCE = "https://test.salesforce.com"
+
+
 def audience(login_url: str) -> str:
-    """The JWT ``aud``: the login host as scheme://host[:port], no path."""
+    """The JWT ``aud`` for a login URL.
+
+    Salesforce accepts only ``https://login.salesforce.com`` (production) or
+    ``https://test.salesforce.com`` (sandboxes) as the audience, even when the token is posted
+    to a My Domain host — the My Domain URL itself is refused ("audience is invalid"). Other hosts
+    (an Experience Cloud site, a local emulator) are their own audience: scheme://host[:port].
+    """
     parts = urlsplit(login_url)
+    host = (parts.hostname or "").lower()
+    if host == "test.salesforce.com" or host.endswith(".sandbox.my.salesforce.com"):
+        return SANDBOX_AUDIENCE
+    if host == "salesforce.com" or host.endswith(".salesforce.com"):
+        return PRODUCTION_AUDIENCE
     return f"{parts.scheme}://{parts.netloc}"
 
 

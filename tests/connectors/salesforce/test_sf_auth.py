@@ -15,7 +15,7 @@ from sf_fakes import API, INSTANCE, LOGIN, TOKEN_URL, bearer, token_response
 
 from canonical.errors import AuthError, ConfigError
 from connectors.salesforce import SalesforceConfig, SalesforceConnector
-from connectors.salesforce.auth import resolve_flow
+from connectors.salesforce.auth import audience, resolve_flow
 
 
 def _form(call: Any) -> dict[str, str]:
@@ -177,3 +177,19 @@ def test_config_from_values_unwraps_secret_strings_and_ignores_unknown_keys() ->
     )
     assert cfg.client_secret == "hidden"
     assert cfg.ca_bundle == "ca.pem"
+
+
+@pytest.mark.parametrize(
+    ("login_url", "expected"),
+    [
+        ("https://login.salesforce.com", "https://login.salesforce.com"),
+        ("https://acme.my.salesforce.com/", "https://login.salesforce.com"),
+        ("https://test.salesforce.com", "https://test.salesforce.com"),
+        ("https://acme--uat.sandbox.my.salesforce.com", "https://test.salesforce.com"),
+        ("https://127.0.0.1:8443", "https://127.0.0.1:8443"),
+        ("https://login.example.test/", "https://login.example.test"),
+    ],
+)
+def test_jwt_audience_is_login_or_test_for_salesforce_hosts(login_url: str, expected: str) -> None:
+    # a My Domain URL as the audience earns "invalid_grant: audience is invalid"
+    assert audience(login_url) == expected
