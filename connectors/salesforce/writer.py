@@ -4,7 +4,9 @@
   request and ``allOrNone=false``. Salesforce answers 200 with one ``{id, success, errors}`` per
   record, in request order: a 200 is not a success for every record.
 * Above it: one Bulk API 2.0 ``update`` ingest job (CSV; ``#N/A`` clears a field), then its
-  ``successfulResults`` / ``failedResults`` / ``unprocessedrecords``.
+  ``successfulResults`` / ``failedResults`` / ``unprocessedrecords``. The result lists are read
+  for ``Failed`` and ``Aborted`` jobs too: Salesforce does not roll back what such a job already
+  wrote, and lists what it never reached as unprocessed ("Understanding Bulk API 2.0 Ingest").
 
 Results are data, never exceptions: one :class:`WriteResult` per change, with the Salesforce
 code and an admin-readable message; ``UNABLE_TO_LOCK_ROW`` and request-level transient failures
@@ -59,9 +61,18 @@ def _chunks(items: Sequence[RecordChange], size: int) -> Iterator[Sequence[Recor
         yield items[start : start + size]
 
 
+def _datetime_text(value: datetime) -> str:
+    """``yyyy-MM-ddTHH:mm:ss.SSSZ``: the dateTime form the REST and Bulk API docs specify.
+
+    ``isoformat()`` would give six sub-second digits, which neither documents.
+    """
+    value = soql.utc(value)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
 def _json_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        return soql.utc(value).isoformat()
+        return _datetime_text(value)
     if isinstance(value, date):
         return value.isoformat()
     return value
@@ -222,18 +233,30 @@ def _bulk_job(
     connector.call(
         lambda sf: _client(sf, object_name).close_job(job_id), what=f"bulk close {object_name}"
     )
-    _wait(connector, object_name, job_id)
+    final = _wait(connector, object_name, job_id)
+    state = str(final.get("state"))
+    # Failed or Aborted: what the job wrote stays written, so its results still count.
+    complete = state == "JobComplete"
+    reason = "" if complete else redact(str(final.get("errorMessage") or state))
+    if not complete:
+        log.warning("Salesforce bulk update job on %s ended %s: %s", object_name, state, reason)
 
     def results_of(kind: str) -> list[dict[str, str]]:
-        text = connector.call(
-            lambda sf: _client(sf, object_name).get_ingest_results(job_id, kind),
-            what=f"bulk {kind} {object_name}",
-        )
+        try:
+            text = connector.call(
+                lambda sf: _client(sf, object_name).get_ingest_results(job_id, kind),
+                what=f"bulk {kind} {object_name}",
+            )
+        except ConnectorError:
+            if complete:
+                raise
+            return []  # a job that ended early may lack a list; the records fall back below
         return list(csv.DictReader(io.StringIO(text or "")))
 
     results: dict[str, WriteResult] = {}
     for row in results_of("successfulResults"):
-        rid = row.get("sf__Id") or row.get("Id") or ""
+        # The Id column we sent comes back as is; sf__Id is always the 18-character form.
+        rid = row.get("Id") or row.get("sf__Id") or ""
         results[rid] = WriteResult(rid, success=True)
     for row in results_of("failedResults"):
         rid = row.get("Id") or row.get("sf__Id") or ""
@@ -242,13 +265,22 @@ def _bulk_job(
         results[rid] = WriteResult(
             rid, success=False, code=code, message=message, retryable=retryable
         )
+    if state == "Failed" and not results:
+        # The job failed as a whole (its CSV or a column was refused): no record was written,
+        # and sending the same job again would fail the same way.
+        msg = f"Salesforce bulk update job on {object_name} ended {state}: {reason}"
+        err = FatalApiError(msg, system=SYSTEM, code=f"BULK_{state.upper()}")
+        return {c.record_id: _failure(c, err) for c in changes}
+    stopped = "the bulk job stopped before this record"
+    if not complete:
+        stopped = f"the bulk job ended {state} ({reason}) before this record"
     for row in results_of("unprocessedrecords"):
         rid = row.get("Id") or ""
         results[rid] = WriteResult(
             rid,
             success=False,
             code="UNPROCESSED",
-            message="the bulk job stopped before this record: retried later",
+            message=f"{stopped}: retried later",
             retryable=True,
         )
     for change in changes:
@@ -257,15 +289,20 @@ def _bulk_job(
             WriteResult(
                 change.record_id,
                 success=False,
-                code="NO_RESULT",
-                message="Salesforce reported no result for this record: retried later",
+                code="NO_RESULT" if complete else "UNPROCESSED",
+                message=(
+                    "Salesforce reported no result for this record: retried later"
+                    if complete
+                    else f"{stopped}: retried later"
+                ),
                 retryable=True,
             ),
         )
     return results
 
 
-def _wait(connector: SalesforceConnector, object_name: str, job_id: str) -> None:
+def _wait(connector: SalesforceConnector, object_name: str, job_id: str) -> Mapping[str, Any]:
+    """Poll the ingest job until it ends (JobComplete, Failed or Aborted); its last info."""
     cfg = connector.config
     deadline = time.monotonic() + cfg.bulk_job_timeout_seconds
     interval = cfg.bulk_poll_seconds
@@ -275,12 +312,8 @@ def _wait(connector: SalesforceConnector, object_name: str, job_id: str) -> None
             what=f"bulk job status {object_name}",
         )
         state = job.get("state")
-        if state == "JobComplete":
-            return
-        if state in ("Failed", "Aborted"):
-            reason = redact(str(job.get("errorMessage") or state))
-            msg = f"Salesforce bulk update job on {object_name} ended {state}: {reason}"
-            raise FatalApiError(msg, system=SYSTEM, code=f"BULK_{str(state).upper()}")
+        if state in ("JobComplete", "Failed", "Aborted"):
+            return job if isinstance(job, Mapping) else {"state": state}
         if time.monotonic() > deadline:
             msg = f"Salesforce bulk update job on {object_name} still {state}: retried later"
             raise RetriableError(msg, system=SYSTEM)

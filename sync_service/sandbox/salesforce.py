@@ -887,6 +887,13 @@ class SalesforceApp:
         op = info["operation"]
         header: list[str] = []
         rows: list[list[str]] = []
+
+        def fail(message: str) -> None:
+            # A job that fails before processing wrote nothing: its rows are what
+            # unprocessedrecords lists ("for failed or aborted jobs", Bulk API 2.0 docs).
+            info.update(state="Failed", errorMessage=message)
+            job.unprocessed = [row for row in rows if any(row)]
+
         for part in job.uploads:
             reader = csv.reader(io.StringIO(part.decode("utf-8-sig")))
             try:
@@ -894,22 +901,19 @@ class SalesforceApp:
             except StopIteration:
                 continue
             if header and head != header:
-                info.update(state="Failed", errorMessage="InvalidBatch : header mismatch")
+                fail("InvalidBatch : header mismatch")
                 return
             header = head
+            job.header = header
             rows.extend(reader)
-        job.header = header
         for name in header:
             if od.field(name) is None:
-                info.update(
-                    state="Failed",
-                    errorMessage=f"InvalidBatch : Field name not found : {name}",
-                )
+                fail(f"InvalidBatch : Field name not found : {name}")
                 return
         lower = [h.lower() for h in header]
         id_pos = lower.index("id") if "id" in lower else None
         if op in ("update", "delete", "hardDelete") and id_pos is None:
-            info.update(state="Failed", errorMessage="InvalidBatch : Field name not found : Id")
+            fail("InvalidBatch : Field name not found : Id")
             return
         updates: list[tuple[str, dict[str, Any]]] = []
         success_rows: list[list[str]] = []

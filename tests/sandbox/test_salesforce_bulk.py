@@ -148,3 +148,23 @@ def test_bulk_insert_creates_records_with_new_ids(sb: Sandbox, sf: Salesforce) -
     )
     assert ok[0]["sf__Created"] == "true"
     assert ok[0]["sf__Id"].startswith("a0X")
+
+
+def test_a_failed_ingest_job_lists_its_rows_as_unprocessed(sb: Sandbox, sf: Salesforce) -> None:
+    # Bulk API 2.0 "Get Job Unprocessed Record Results": the rows a failed or aborted job never
+    # processed, with the columns of the original upload.
+    cid = sb.records("Contact")[30]["Id"]
+    client = sf.bulk2.Contact._client
+    job = client.create_job("update")
+    client.upload_job_data(job["id"], f"Id,No_Such_Field__c\n{cid},x\n")
+    client.close_job(job["id"])
+    info = client.get_job(job["id"], False)
+    assert info["state"] == "Failed"
+    assert "No_Such_Field__c" in info["errorMessage"]
+    unprocessed = list(
+        csv.DictReader(io.StringIO(client.get_ingest_results(job["id"], "unprocessedrecords")))
+    )
+    assert unprocessed == [{"Id": cid, "No_Such_Field__c": "x"}]
+    assert client.get_ingest_results(job["id"], "successfulResults").strip() == (
+        '"sf__Id","sf__Created","Id","No_Such_Field__c"'
+    )
