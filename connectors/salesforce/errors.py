@@ -191,7 +191,12 @@ def from_status(
         return f"{base} — {action}" if action else base
 
     if code == "REQUEST_LIMIT_EXCEEDED":
-        if is_daily_limit(raw_message):
+        # Salesforce documents this code with 403. A 429 (with Retry-After) asks us to come back
+        # shortly: it means the daily allocation only when its message names it.
+        daily = (
+            "totalrequests" in raw_message.lower() if status == 429 else is_daily_limit(raw_message)
+        )
+        if daily:
             return BudgetExhaustedError(text(ACTIONS["REQUEST_LIMIT_EXCEEDED"]), **kw)
         return RateLimitedError(
             text(ACTIONS["CONCURRENT_LIMIT"]), retry_after=_retry_after(headers), **kw

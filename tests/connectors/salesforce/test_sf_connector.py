@@ -233,3 +233,28 @@ def test_429_without_salesforce_body_is_rate_limited_with_retry_after() -> None:
     err = from_status(429, "Too Many Requests", headers={"Retry-After": "12"})
     assert isinstance(err, RateLimitedError)
     assert err.retry_after == 12.0
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "expected"),
+    [
+        (403, "TotalRequests Limit exceeded.", BudgetExhaustedError),
+        (403, "ConcurrentPerOrgLongTxn Limit exceeded.", RateLimitedError),
+        (403, "ConcurrentRequests (Concurrent API Requests) Limit exceeded", RateLimitedError),
+        (429, "Too many requests", RateLimitedError),
+        (429, "TotalRequests Limit exceeded.", BudgetExhaustedError),
+    ],
+)
+def test_request_limit_exceeded_is_daily_only_when_salesforce_says_so(
+    status: int, message: str, expected: type[ConnectorError]
+) -> None:
+    # REST "Status Codes and Error Responses": 403 with REQUEST_LIMIT_EXCEEDED is the org's API
+    # limit; the message tells the daily total from the concurrent long-running limit.
+    from connectors.salesforce.errors import from_status
+
+    err = from_status(
+        status,
+        [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": message}],
+        headers={"Retry-After": "3"},
+    )
+    assert type(err) is expected
