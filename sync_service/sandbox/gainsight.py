@@ -12,6 +12,9 @@
   inserts.
 - ``GET /v1/meta/services/objects/{object}/describe`` lists the fields.
 
+Answers carry Date and DateTime values as epoch milliseconds (the documented Read API form);
+filters take text (``yyyy-MM-dd HH:mm:ss``, ISO 8601) or epoch milliseconds.
+
 Envelope: ``{result, errorCode, errorDesc, requestId, data, message}``. Per-record problems of
 a write are listed in ``data.errors`` as ``{index, errorCode, errorDesc, record}`` while the
 others are written (``result`` stays true, as the real API reports partial success).
@@ -22,6 +25,7 @@ Error codes used: ``GS_AUTH_401``, ``GS_RATE_LIMIT``, ``GS_INVALID_REQUEST``,
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from collections.abc import Callable
@@ -61,6 +65,16 @@ def envelope(
         "data": data,
         "message": None if result else desc,
     }
+
+
+def epoch_ms(text: str) -> int:
+    """A stored date (``YYYY-MM-DD``, midnight UTC) or date-time as epoch milliseconds.
+
+    The Read API answers Date and DateTime values "in epoch format" (Custom Object API
+    documentation, Read API sample response), not as the text filters are written in.
+    """
+    value = parse_any_datetime(str(text))
+    return int(value.timestamp()) * 1000 + value.microsecond // 1000
 
 
 def _fail(status: int, code: str, desc: str, headers: dict[str, str] | None = None) -> Response:
@@ -190,6 +204,7 @@ class GainsightApp:
         )
         rows = self.store.fetchall(sql, params)
         bools = [i for i, f in enumerate(fields) if f.type in BOOLEAN_TYPES]
+        dates = [i for i, f in enumerate(fields) if f.type in ("date", "datetime")]
         names = [f.name for f in fields]
         records = []
         for row in rows:
@@ -197,6 +212,9 @@ class GainsightApp:
             for i in bools:
                 if row[i] is not None:
                     rec[names[i]] = bool(row[i])
+            for i in dates:
+                if row[i] is not None:
+                    rec[names[i]] = epoch_ms(row[i])
             records.append(rec)
         return json_response(200, envelope({"records": records}))
 
@@ -215,6 +233,9 @@ class GainsightApp:
             except (TypeError, ValueError) as exc:
                 raise _GsError(400, "GS_INVALID_VALUE", f"{f.name}: expected a number") from exc
         if f.type == "datetime":
+            if isinstance(value, int) and not isinstance(value, bool):
+                # Epoch milliseconds, the form answers carry.
+                return gs_text(dt.datetime.fromtimestamp(value / 1000, dt.UTC))
             try:
                 return gs_text(parse_any_datetime(str(value)))
             except ValueError as exc:

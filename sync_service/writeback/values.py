@@ -1,9 +1,10 @@
 """Results as CRM field values: one normal form, so that equal values compare equal.
 
-The CRM hands values back in its own shapes (a date as ``"2026-12-01"``, a number as ``57`` or
-``57.0``, an empty text field as None, a checkbox from a CSV as ``"true"``); the store keeps
-Python dates and floats. Both sides go through :func:`normalise` before any comparison, or a
-harmless difference in shape would become a write on every run.
+The CRM hands values back in its own shapes (a date as ``"2026-12-01"``, or from Gainsight as
+epoch milliseconds ``1796083200000``; a number as ``57`` or ``57.0``; an empty text field as
+None; a checkbox from a CSV as ``"true"``); the store keeps Python dates and floats. Both sides
+go through :func:`normalise` before any comparison, or a harmless difference in shape would
+become a write on every run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import date, datetime
 from typing import Any
 
 from canonical.model import RESULT_FIELDS
+from sync_service.mapping.convert import to_date
 
 #: Length of the reason text field (``Advocate_Reason__c``, text 255).
 REASON_MAX_LENGTH = 255
@@ -52,6 +54,9 @@ def normalise(result: str, value: Any) -> Any:
             return value.date().isoformat()
         if isinstance(value, date):
             return value.isoformat()
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # Gainsight's Read API answers dates in epoch milliseconds: the same day as text.
+            return to_date(value).isoformat()
         text = str(value).strip()
         return text[:10] if text else None
     text = str(value).strip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -112,7 +113,10 @@ def test_nps_answers_have_a_realistic_mix(sb: Sandbox, session: requests.Session
     detractors = sum(s <= 6 for s in scores) / len(scores)
     assert 0.3 < promoters < 0.8
     assert 0.05 < detractors < 0.4
-    assert min(r["ResponseDate"] for r in records) >= "2024-11-23"
+    # Date-times come back as epoch milliseconds, as the Read API documents.
+    assert all(isinstance(r["ResponseDate"], int) for r in records)
+    earliest = datetime.fromtimestamp(min(r["ResponseDate"] for r in records) / 1000, UTC)
+    assert earliest >= datetime(2024, 11, 23, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,8 @@ from sync_service.writeback.values import REASON_MAX_LENGTH, normalise, same, tr
         ("next_available", date(2026, 12, 1), "2026-12-01"),
         ("next_available", datetime(2026, 12, 1, 23, 0, tzinfo=UTC), "2026-12-01"),
         ("next_available", "2026-12-01T00:00:00.000+0000", "2026-12-01"),
+        # Gainsight's Read API answers Date fields in epoch milliseconds.
+        ("next_available", 1_796_083_200_000, "2026-12-01"),
         ("reason", "x" * 300, "x" * REASON_MAX_LENGTH),
         ("reason", None, None),
     ],
