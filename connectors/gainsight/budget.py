@@ -55,6 +55,8 @@ class CallBudget:
         self.daily_budget = daily_budget
         self.calls_per_day = calls_per_day or daily_budget
         self._clock = clock
+        #: The clock the budget reads (the retry policy places rate-limit windows with it).
+        self.clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         now = clock()

@@ -12,9 +12,10 @@ from typing import Any
 
 import requests
 
-from connectors.gainsight.budget import CallBudget
+from canonical.errors import BudgetExhaustedError, RateLimitedError
+from connectors.gainsight.budget import MINUTE, CallBudget
 from connectors.gainsight.config import GainsightConfig
-from connectors.gainsight.errors import check_response, translate_transport_error
+from connectors.gainsight.errors import SYSTEM, check_response, translate_transport_error
 from connectors.gainsight.retry import retrying
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class GainsightClient:
             calls_per_day=config.calls_per_day,
             calls_today=config.calls_today,
         )
-        kwargs: dict[str, Any] = {"max_wait": config.max_retry_wait}
+        kwargs: dict[str, Any] = {"max_wait": config.max_retry_wait, "clock": self.budget.clock}
         if sleep is not None:
             kwargs["sleep"] = sleep
         self._policy = retrying(config.max_attempts, **kwargs)
@@ -83,7 +84,8 @@ class GainsightClient:
             per_record: a write whose envelope may report per-record errors (see errors.py).
 
         Raises:
-            BudgetExhaustedError: today's budget share is spent (nothing sent).
+            BudgetExhaustedError: today's budget share is spent (nothing sent), or a 429's
+                ``Retry-After`` outlasts any retry wait (the tenant's daily limit).
             AuthError, FatalApiError: not retried.
             RetriableError: still failing after ``max_attempts``.
         """
@@ -108,6 +110,26 @@ class GainsightClient:
             except requests.RequestException as exc:
                 raise translate_transport_error(exc, what=what) from None
             self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
-            return check_response(response, what=what, per_record=per_record)
+            try:
+                return check_response(response, what=what, per_record=per_record)
+            except RateLimitedError as exc:
+                raise self._spent(exc, what) or exc from None
 
         return self._policy(attempt)
+
+    def _spent(self, exc: RateLimitedError, what: str) -> BudgetExhaustedError | None:
+        """A 429 whose ``Retry-After`` outlasts any retry wait, as the end of today's budget.
+
+        A per-minute window reopens within a minute; a longer ``Retry-After`` means the tenant's
+        daily allowance (50,000 calls, a fixed UTC day) is spent. Waiting and retrying would
+        only burn attempts and fail the run: it stops now as partial and resumes later.
+        """
+        wait = exc.retry_after
+        if wait is None or wait <= max(self.config.max_retry_wait, MINUTE):
+            return None
+        msg = (
+            f"Gainsight's API limit is spent (HTTP 429 on {what}, Retry-After "
+            f"{wait / 3600:.1f} h); the run stops here as partial and resumes when the "
+            "tenant's limit resets"
+        )
+        return BudgetExhaustedError(msg, system=SYSTEM, status=exc.status, code=exc.code)

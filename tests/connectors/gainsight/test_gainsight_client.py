@@ -243,3 +243,30 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
 def test_safe_text_masks_emails_and_shortens() -> None:
     assert safe_text("bad value for a.b@c.io") == "bad value for <email>"
     assert len(safe_text("x" * 1000)) == 160
+
+
+@responses.activate
+def test_429_without_retry_after_waits_for_the_next_fixed_minute_window() -> None:
+    # Gainsight documents fixed-window limits (100 calls between 10:00 and 10:01): a retry
+    # inside the spent window would draw another 429, so the wait reaches the next minute.
+    responses.post(URL, status=429, json={"result": False})
+    responses.post(URL, json=EMPTY)
+    clock = FakeClock(at("2026-11-23T10:00:45").timestamp())
+    conn, _ = make_connector(clock=clock)
+    assert drain(conn) == []
+    assert len(responses.calls) == 2
+    assert clock.sleeps[0] >= 15.0
+    assert int(clock.now // 60) == int(at("2026-11-23T10:01:00").timestamp() // 60)
+
+
+@responses.activate
+def test_429_with_a_retry_after_of_hours_ends_the_run_as_partial_at_once() -> None:
+    # The daily limit (50,000 calls a day, fixed window): waiting and retrying would only burn
+    # attempts; the run stops as partial (BudgetExhaustedError) and resumes later.
+    responses.post(URL, status=429, headers={"Retry-After": "36000"}, json={"result": False})
+    conn, clock = make_connector()
+    with pytest.raises(BudgetExhaustedError, match="partial") as info:
+        drain(conn)
+    assert len(responses.calls) == 1
+    assert clock.sleeps == []
+    assert info.value.status == 429
