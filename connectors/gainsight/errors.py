@@ -11,7 +11,7 @@ The HTTP status alone is not enough: a 200 may carry ``"result": false``. The ta
 answer                        outcome
 ============================  ===============================================================
 401, 403, or an auth code     :class:`AuthError` at once (retrying a rejected key only burns
-(``GS_APIG_2401``,            budget and can lock the key)
+(``GS_APIG_2401``/``2402``,   budget and can lock the key)
 ``GSOBJ_1024``)
 429 (or ``GU_2400``)          :class:`RateLimitedError` with ``retry_after`` from Retry-After
 5xx, bad gateway pages,       :class:`RetriableError`
@@ -22,7 +22,8 @@ dropped connections
 "No data found" (documented   an empty result, not an error
 ``result: false`` reply,
 ``GSOBJ_1011``)
-other 4xx / ``result: false`` :class:`FatalApiError` naming the object and the error code
+other 4xx / ``result: false`` :class:`FatalApiError` naming the object, the error code and
+                              the action the code asks for (:data:`CODE_HINTS`)
 ============================  ===============================================================
 
 ``errorDesc`` can quote record values (Gainsight's templates echo column values), so it is
@@ -51,8 +52,40 @@ log = logging.getLogger(__name__)
 
 SYSTEM = "gainsight"
 
-#: Error codes Gainsight documents for a rejected access key / bad auth headers.
-AUTH_ERROR_CODES = frozenset({"GS_APIG_2401", "GSOBJ_1024"})
+#: Error codes Gainsight documents for a rejected access key, bad auth headers, or a caller
+#: whose IP address the key does not allow.
+AUTH_ERROR_CODES = frozenset({"GS_APIG_2401", "GS_APIG_2402", "GSOBJ_1024"})
+
+_AUTH_HINT = "check GAINSIGHT_ACCESS_KEY and GAINSIGHT_BASE_URL"
+_MAPPING_HINT = "check the object and field names in mappings/gainsight.yaml"
+
+#: What to do about each documented error code ("Error Codes for Company, Relationship, and
+#: Custom Object APIs"; the Data Management APIs' failure samples). Others get a generic hint.
+CODE_HINTS: dict[str, str] = {
+    "GS_APIG_2401": _AUTH_HINT,
+    "GS_APIG_2402": "allow this host's IP address for the Gainsight access key",
+    "GSOBJ_1024": _AUTH_HINT + " (the accesskey header was refused)",
+    "GSOBJ_1001": "a value is longer than its Gainsight field allows: shorten it or widen the "
+    "field in Administration > Data Management",
+    "GSOBJ_1002": "a field or value does not fit the object: " + _MAPPING_HINT,
+    "GSOBJ_1004": "a Gsid is missing or invalid: check gainsight.write_keys and the record ids",
+    "GSOBJ_1005": "a date-time value is in a form Gainsight does not read: check the date "
+    "filters in mappings/gainsight.yaml",
+    "GSOBJ_1006": "a date value is in a form Gainsight does not read: check the date filters "
+    "in mappings/gainsight.yaml",
+    "GSOBJ_1007": "a required Gainsight field got an empty value: map a value for it",
+    "GSOBJ_1008": "a value does not fit its field's type: check the field types in "
+    "mappings/gainsight.yaml against Data Management",
+    "GSOBJ_1023": "the API path is invalid: check GAINSIGHT_BASE_URL (the tenant's API domain) "
+    "and the object names in mappings/gainsight.yaml",
+}
+
+
+def hint(code: str | None, default: str = _MAPPING_HINT) -> str:
+    """The action a documented error code asks for; ``default`` for any other code."""
+    return CODE_HINTS.get(code or "", default)
+
+
 #: Error codes that mean "too many requests".
 RATE_LIMIT_CODES = frozenset({"GU_2400"})
 #: Documented "nothing matched" replies (``result: false`` or HTTP 400).
@@ -150,7 +183,7 @@ def check_response(
     if status in (401, 403) or code in AUTH_ERROR_CODES:
         msg = (
             f"Gainsight rejected the access key on {what} (HTTP {status}){suffix}; "
-            "check GAINSIGHT_ACCESS_KEY and GAINSIGHT_BASE_URL"
+            f"{hint(code, _AUTH_HINT)}"
         )
         raise AuthError(
             msg,
@@ -192,10 +225,7 @@ def check_response(
     if is_no_data(payload):
         return {"result": True, "data": [], "requestId": payload.get("requestId")}
     if status >= 400:
-        msg = (
-            f"Gainsight refused {what} (HTTP {status}){suffix}; check the object and field "
-            "names in mappings/gainsight.yaml"
-        )
+        msg = f"Gainsight refused {what} (HTTP {status}){suffix}; {hint(code)}"
         raise FatalApiError(
             msg,
             system=SYSTEM,
@@ -214,10 +244,7 @@ def check_response(
         data = payload.get("data")
         if per_record and isinstance(data, dict) and data.get("errors"):
             return payload
-        msg = (
-            f"Gainsight reported a failure on {what}{suffix}; check the object and field "
-            "names in mappings/gainsight.yaml"
-        )
+        msg = f"Gainsight reported a failure on {what}{suffix}; {hint(code)}"
         raise FatalApiError(
             msg,
             system=SYSTEM,

@@ -270,3 +270,38 @@ def test_429_with_a_retry_after_of_hours_ends_the_run_as_partial_at_once() -> No
     assert len(responses.calls) == 1
     assert clock.sleeps == []
     assert info.value.status == 429
+
+
+@pytest.mark.parametrize(
+    ("code", "action"),
+    [
+        ("GSOBJ_1001", "widen the field"),
+        ("GSOBJ_1002", "mappings/gainsight.yaml"),
+        ("GSOBJ_1005", "date filters"),
+        ("GSOBJ_1007", "map a value"),
+        ("GSOBJ_1023", "GAINSIGHT_BASE_URL"),
+        ("GSOBJ_9999", "mappings/gainsight.yaml"),
+    ],
+)
+@responses.activate
+def test_documented_error_codes_say_what_to_do_in_one_line(code: str, action: str) -> None:
+    # "Error Codes for Company, Relationship, and Custom Object APIs": each answers HTTP 400.
+    responses.post(URL, status=400, json={"result": False, "errorCode": code, "errorDesc": "x"})
+    conn, _ = make_connector()
+    with pytest.raises(FatalApiError) as info:
+        drain(conn)
+    message = str(info.value)
+    assert info.value.code == code
+    assert action in message
+    assert "\n" not in message
+
+
+@responses.activate
+def test_ip_not_allowed_for_the_key_is_an_auth_failure_saying_so() -> None:
+    responses.post(
+        URL, status=403, json={"result": False, "errorCode": "GS_APIG_2402", "errorDesc": "IP"}
+    )
+    conn, _ = make_connector()
+    with pytest.raises(AuthError, match="IP address"):
+        drain(conn)
+    assert len(responses.calls) == 1
