@@ -8,6 +8,7 @@ the writer over the wire: paging, incremental reads, 429/5xx recovery, auth fail
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +17,7 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from canonical.errors import AuthError
+from canonical.errors import AuthError, BudgetExhaustedError
 from connectors.base import RecordChange, StreamSpec
 from connectors.gainsight import GainsightConfig, GainsightConnector, build_session
 from sync_service.context import AppContext
@@ -194,6 +195,18 @@ def test_429_and_503_are_retried_honouring_retry_after(sb: Sandbox) -> None:
         assert gs.usage().extra["statuses"] == {"200": 1, "429": 1, "503": 1}
     # The tenant counts every authorised call, refused ones too: the connector's own count agrees.
     assert sb.api_calls["gainsight"] - before == 3
+
+
+def test_the_tenants_daily_limit_ends_the_read_as_partial_without_retrying(sb: Sandbox) -> None:
+    # Past the daily limit the sandbox answers 429 with Retry-After = the seconds to midnight
+    # UTC: far beyond any retry wait, so the read stops at once as BudgetExhaustedError.
+    if 86_400 - time.time() % 86_400 < 120:
+        pytest.skip("too close to midnight UTC: the daily window is about to reopen")
+    sb.faults.gainsight_per_day = 1
+    with connector(sb, page_size=7) as gs:
+        with pytest.raises(BudgetExhaustedError, match="partial"):
+            list(gs.stream(COMPANY).read(None, until()))
+        assert gs.usage().extra["statuses"] == {"200": 1, "429": 1}
 
 
 def test_a_wrong_access_key_fails_at_once_with_one_call(sb: Sandbox) -> None:
