@@ -81,6 +81,26 @@ CODE_HINTS: dict[str, str] = {
 }
 
 
+#: Documented codes of a record whose value failed validation (length, type, date format,
+#: null in a required field, a bad Gsid); the People API's ``GSOBJ_VDT...`` codes too.
+VALUE_ERROR_CODES = frozenset(
+    {
+        "GSOBJ_1001",
+        "GSOBJ_1002",
+        "GSOBJ_1004",
+        "GSOBJ_1005",
+        "GSOBJ_1006",
+        "GSOBJ_1007",
+        "GSOBJ_1008",
+    }
+)
+
+
+def is_value_error(code: str | None) -> bool:
+    """True when ``code`` says a record's value failed Gainsight's validation."""
+    return bool(code) and (code in VALUE_ERROR_CODES or str(code).startswith("GSOBJ_VDT"))
+
+
 def hint(code: str | None, default: str = _MAPPING_HINT) -> str:
     """The action a documented error code asks for; ``default`` for any other code."""
     return CODE_HINTS.get(code or "", default)

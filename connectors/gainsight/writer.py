@@ -15,6 +15,14 @@ Call-level failures become per-record results too (retryable for 5xx / rate limi
 retry policy gave up, not retryable for a refused request); an auth failure or a spent budget
 is raised, since the whole run must stop.
 
+Gainsight validates every record of a call before writing any ("If the validation fails for any
+record on any field, then the API call fails with a validation error": Company and custom object
+API documentation), so one bad value would fail the 49 good records beside it on every run. A
+batch refused with a record-validation code (:data:`~.errors.VALUE_ERROR_CODES`) is therefore
+split in halves and each half sent again, down to the record at fault. When every part of a
+split is refused the cause is not one record (a field the mapping gets wrong, say): the split
+stops there, so a systemic error costs a few calls, not one per record.
+
 People (``Person``, ``Company_Person``) are written through Gainsight's People API, keyed by
 e-mail, not through this endpoint; writing them here is refused per record.
 """
@@ -30,12 +38,13 @@ from canonical.errors import (
     AuthError,
     BudgetExhaustedError,
     ConnectorError,
+    FatalApiError,
     RetriableError,
 )
 from connectors.base import RecordChange, WriteResult
 from connectors.gainsight.client import GainsightClient
 from connectors.gainsight.config import MAX_WRITE_BATCH
-from connectors.gainsight.errors import safe_text
+from connectors.gainsight.errors import is_value_error, safe_text
 from connectors.gainsight.query import check_identifier, check_object
 
 log = logging.getLogger(__name__)
@@ -92,6 +101,40 @@ class GainsightWriter:
         return results
 
     def _write_batch(self, object_name: str, batch: Sequence[RecordChange]) -> list[WriteResult]:
+        results, refusal = self._send(object_name, batch)
+        if refusal is None or len(batch) < 2:
+            return results
+        return self._isolate(object_name, batch, results)
+
+    def _isolate(
+        self, object_name: str, batch: Sequence[RecordChange], refused: list[WriteResult]
+    ) -> list[WriteResult]:
+        """Halve a batch refused for a record's value until the refused records stand alone."""
+        mid = len(batch) // 2
+        halves = [batch[:mid], batch[mid:]]
+        sent = [self._send(object_name, half) for half in halves]
+        if all(err is not None for _, err in sent):
+            # Both halves refused too: not one bad record. Keep the first verdicts and stop.
+            log.warning(
+                "gainsight update %s: every part of a batch of %d refused (%s); not splitting "
+                "further",
+                object_name,
+                len(batch),
+                refused[0].code,
+            )
+            return [r for results, _ in sent for r in results]
+        out: list[WriteResult] = []
+        for half, (results, err) in zip(halves, sent, strict=True):
+            if err is not None and len(half) > 1:
+                out += self._isolate(object_name, half, results)
+            else:
+                out += results
+        return out
+
+    def _send(
+        self, object_name: str, batch: Sequence[RecordChange]
+    ) -> tuple[list[WriteResult], FatalApiError | None]:
+        """One update call; the refusal is returned when a record's value refused the batch."""
         key = self.keys[0]
         records = []
         for c in batch:
@@ -114,8 +157,11 @@ class GainsightWriter:
             retryable = isinstance(exc, RetriableError)
             code = exc.code or ("RETRY_EXHAUSTED" if retryable else "REQUEST_REFUSED")
             log.warning("gainsight %s: batch of %d failed: %s", what, len(batch), exc)
-            return [WriteResult(c.record_id, False, code, exc.message, retryable) for c in batch]
-        return self._verdicts(batch, payload, key)
+            failed = [WriteResult(c.record_id, False, code, exc.message, retryable) for c in batch]
+            if isinstance(exc, FatalApiError) and is_value_error(exc.code):
+                return failed, exc
+            return failed, None
+        return self._verdicts(batch, payload, key), None
 
     def _verdicts(
         self, batch: Sequence[RecordChange], payload: dict[str, Any], key: str

@@ -125,3 +125,59 @@ def test_dates_are_sent_as_iso_text_and_people_objects_are_refused() -> None:
     people = conn.write("Person", changes(1))
     assert people[0].code == "UNSUPPORTED_OBJECT"
     assert len(responses.calls) == 1
+
+
+def _validating_update(bad: set[str], code: str = "GSOBJ_1008"):  # type: ignore[no-untyped-def]
+    """An Update API that, as documented, refuses the whole call if any record is invalid."""
+
+    def answer(request):  # type: ignore[no-untyped-def]
+        recs = json.loads(request.body)["records"]
+        if any(r["Gsid"] in bad for r in recs):
+            body = {
+                "result": False,
+                "errorCode": code,
+                "errorDesc": "Invalid Boolean Value: maybe (Advocate_Eligible__gc = maybe)",
+                "requestId": "r-2",
+                "data": None,
+                "message": None,
+            }
+            return 400, {}, json.dumps(body)
+        data = {"count": len(recs), "errors": None, "records": [{"Gsid": r["Gsid"]} for r in recs]}
+        return 200, {}, json.dumps(envelope(data))
+
+    return answer
+
+
+@responses.activate
+def test_one_invalid_record_does_not_fail_the_good_records_of_its_batch() -> None:
+    # "If the validation fails for any record on any field, then the API call fails with a
+    # validation error" (Company / Custom Object API): the batch is halved down to the culprit.
+    responses.add_callback(responses.PUT, URL, callback=_validating_update({"G017"}))
+    conn, _ = make_connector(writes_enabled=True)
+    results = conn.write("Company", changes(50))
+    assert [r.record_id for r in results] == [f"G{i:03d}" for i in range(50)]
+    failed = [(r.record_id, r.code, r.retryable) for r in results if not r.success]
+    assert failed == [("G017", "GSOBJ_1008", False)]
+    assert len(responses.calls) <= 1 + 2 * 6  # about two calls per halving, not one per record
+
+
+@responses.activate
+def test_a_batch_refused_in_every_part_stops_splitting() -> None:
+    # Every record invalid (a mapping sending the wrong type, say): a few calls, then stop.
+    responses.add_callback(
+        responses.PUT, URL, callback=_validating_update({f"G{i:03d}" for i in range(50)})
+    )
+    conn, _ = make_connector(writes_enabled=True)
+    results = conn.write("Company", changes(50))
+    assert not any(r.success for r in results)
+    assert {r.code for r in results} == {"GSOBJ_1008"}
+    assert len(responses.calls) == 3
+
+
+@responses.activate
+def test_a_refusal_that_is_not_about_a_value_is_not_split() -> None:
+    responses.put(URL, status=400, json={"result": False, "errorCode": "GSOBJ_1023"})
+    conn, _ = make_connector(writes_enabled=True)
+    results = conn.write("Company", changes(10))
+    assert {r.code for r in results} == {"GSOBJ_1023"}
+    assert len(responses.calls) == 1
