@@ -26,7 +26,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from canonical.errors import MappingError
@@ -65,6 +65,20 @@ def format_datetime(value: datetime) -> str:
         msg = "naive datetime in a Gainsight filter; pass an aware UTC datetime"
         raise ValueError(msg)
     return value.astimezone(UTC).strftime(FILTER_FORMAT)
+
+
+def filter_value(value: Any) -> Any:
+    """A mapping's filter value as JSON: date-times and dates as the text filters take.
+
+    A mapping may filter on a date (``2024-01-31``) or a date-time; JSON has neither, and the
+    query API reads ``yyyy-MM-dd HH:mm:ss`` and ``yyyy-MM-dd``. A naive date-time is UTC.
+    """
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return format_datetime(aware)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 def floor_second(value: datetime) -> datetime:
@@ -122,7 +136,7 @@ class Conditions:
             {
                 "name": check_identifier(name),
                 "alias": alias,
-                "value": list(values),
+                "value": [filter_value(v) for v in values],
                 "operator": operator,
             }
         )

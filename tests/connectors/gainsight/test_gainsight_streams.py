@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 import responses
@@ -340,3 +340,58 @@ def test_lookback_comes_from_the_config() -> None:
     cfg = GainsightConfig(base_url=BASE, access_key="k", filter_lookback_seconds=86_400)
     with GainsightConnector(cfg) as gs:
         assert gs.stream(COMPANY).lookback == timedelta(days=1)
+
+
+@responses.activate(assert_all_requests_are_fired=True)
+def test_date_and_datetime_filter_values_travel_as_the_text_filters_take() -> None:
+    # A mapping may filter on a date or a date-time (YAML gives Python objects); JSON has
+    # neither: they go as ``yyyy-MM-dd`` and ``yyyy-MM-dd HH:mm:ss`` (UTC), never crash the call.
+    responses.post(
+        f"{BASE}/v1/data/objects/query/Company",
+        json=envelope({"records": []}),
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "where": {
+                        "conditions": [
+                            {
+                                "name": "ModifiedDate",
+                                "alias": "A",
+                                "value": ["2026-11-23 09:00:00"],
+                                "operator": "LTE",
+                            },
+                            {
+                                "name": "OriginalContractDate",
+                                "alias": "B",
+                                "value": ["2021-03-15"],
+                                "operator": "GTE",
+                            },
+                            {
+                                "name": "RenewalDate",
+                                "alias": "C",
+                                "value": ["2027-01-01 12:30:00"],
+                                "operator": "LT",
+                            },
+                        ],
+                        "expression": "A AND B AND C",
+                    }
+                },
+                strict_match=False,
+            )
+        ],
+    )
+    conn, _ = make_connector(page_size=5)
+    spec = StreamSpec(
+        name="accounts",
+        object_name="Company",
+        fields=("Name",),
+        primary_key="Gsid",
+        replication_key="ModifiedDate",
+        filters=(
+            FieldFilter("OriginalContractDate", ">=", (date(2021, 3, 15),)),
+            # YAML without an offset gives a naive date-time: read as UTC.
+            FieldFilter("RenewalDate", "<", (datetime(2027, 1, 1, 12, 30),)),  # noqa: DTZ001
+        ),
+    )
+    _, rows = read_all(conn.stream(spec))
+    assert rows == []
