@@ -43,14 +43,15 @@ class Faults:
         self._rng = random.Random(seed * 7919 + 1)
         self._forced: deque[tuple[str | None, int]] = deque()
         self._token_epoch = 0
-        self._gs_window: deque[float] = deque()
         self.reset()
 
     def reset(self) -> None:
         """Back to no faults (counters of API usage are kept)."""
-        self._gs_window.clear()
         self._forced.clear()
+        self._gs_day = int(time.time() // 86400)
         self._gs_today = 0
+        self._gs_minute = 0
+        self._gs_minute_calls = 0
         #: Share of API calls answering 429, 500, 503 (checked in that order).
         self.rate_429 = 0.0
         self.rate_500 = 0.0
@@ -121,20 +122,26 @@ class Faults:
     def gainsight_throttle(self) -> int | None:
         """Seconds to wait when a Gainsight budget is spent, else None (and count the call).
 
-        The per-minute budget is a sliding minute; the daily one counts since the last reset
-        and answers with the seconds left until midnight UTC.
+        Gainsight documents *fixed-window* limits ("the server will only serve 100 requests
+        between 10:00 am and 10:01 am"): the per-minute budget counts calls in the current
+        wall-clock minute and answers with the seconds left in it; the daily one counts since
+        the last reset (or midnight UTC) and answers with the seconds left until midnight UTC.
         """
         per_minute, per_day = self.gainsight_per_minute, self.gainsight_per_day
-        now = time.monotonic()
+        now = time.time()
         with self._lock:
+            day = int(now // 86400)
+            if day != self._gs_day:
+                self._gs_day, self._gs_today = day, 0
             if per_day is not None and self._gs_today >= per_day:
-                return int(86400 - time.time() % 86400) + 1
+                return int(86400 - now % 86400) + 1
             if per_minute is not None:
-                while self._gs_window and now - self._gs_window[0] >= 60:
-                    self._gs_window.popleft()
-                if len(self._gs_window) >= per_minute:
-                    return max(1, int(60 - (now - self._gs_window[0])) + 1)
-                self._gs_window.append(now)
+                minute = int(now // 60)
+                if minute != self._gs_minute:
+                    self._gs_minute, self._gs_minute_calls = minute, 0
+                if self._gs_minute_calls >= per_minute:
+                    return int(60 - now % 60) + 1
+                self._gs_minute_calls += 1
             self._gs_today += 1
             return None
 
