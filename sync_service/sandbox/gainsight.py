@@ -18,7 +18,9 @@ filters take text (``yyyy-MM-dd HH:mm:ss``, ISO 8601) or epoch milliseconds.
 Envelope: ``{result, errorCode, errorDesc, requestId, data, message}``. Per-record problems of
 a write are listed in ``data.errors`` as ``{index, errorCode, errorDesc, record}`` while the
 others are written (``result`` stays true, as the real API reports partial success).
-Error codes used: ``GS_AUTH_401``, ``GS_RATE_LIMIT``, ``GS_INVALID_REQUEST``,
+Error codes used: the documented ``GS_APIG_2401`` (refused key), ``GSOBJ_1005`` (a filter's
+date-time unreadable) and ``GSOBJ_1008`` (a filter value of the wrong type); and the sandbox's
+own ``GS_RATE_LIMIT``, ``GS_INVALID_REQUEST``,
 ``GS_INVALID_OBJECT``, ``GS_INVALID_FIELD``, ``GS_LIMIT_EXCEEDED``, ``GS_RECORD_NOT_FOUND``,
 ``GS_INVALID_VALUE``, ``GS_SERVER_ERROR``.
 """
@@ -111,7 +113,8 @@ class GainsightApp:
     def __call__(self, req: Request) -> Response:
         """Route one request."""
         if req.headers.get("accesskey") != self.access_key():
-            return _fail(401, "GS_AUTH_401", "Invalid or missing access key")
+            # The documented code for a refused key (Data Management APIs' failure sample).
+            return _fail(401, "GS_APIG_2401", "Invalid or missing access key")
         wait = self.faults.gainsight_throttle()
         if wait is not None:
             return _fail(
@@ -226,12 +229,12 @@ class GainsightApp:
                 return int(value)
             if str(value).lower() in ("true", "false"):
                 return int(str(value).lower() == "true")
-            raise _GsError(400, "GS_INVALID_VALUE", f"{f.name}: expected a boolean")
+            raise _GsError(400, "GSOBJ_1008", f"{f.name}: expected a boolean")
         if f.type in NUMBER_TYPES:
             try:
                 return float(value)
             except (TypeError, ValueError) as exc:
-                raise _GsError(400, "GS_INVALID_VALUE", f"{f.name}: expected a number") from exc
+                raise _GsError(400, "GSOBJ_1008", f"{f.name}: expected a number") from exc
         if f.type == "datetime":
             if isinstance(value, int) and not isinstance(value, bool):
                 # Epoch milliseconds, the form answers carry.
@@ -239,7 +242,9 @@ class GainsightApp:
             try:
                 return gs_text(parse_any_datetime(str(value)))
             except ValueError as exc:
-                raise _GsError(400, "GS_INVALID_VALUE", f"{f.name}: invalid datetime") from exc
+                raise _GsError(
+                    400, "GSOBJ_1005", f"Invalid dateTime format ({f.name}= {value})"
+                ) from exc
         return str(value)
 
     def _where(self, od: ObjectDef, where: Any) -> tuple[str, list[Any]]:

@@ -29,6 +29,7 @@ def test_missing_or_wrong_access_key_is_401(sb: Sandbox, session: requests.Sessi
     wrong = session.post(url, json={"select": ["Gsid"]}, headers={"accesskey": "x"}, timeout=10)
     assert wrong.status_code == 401
     assert wrong.json()["result"] is False
+    assert wrong.json()["errorCode"] == "GS_APIG_2401"  # the documented code
 
 
 def test_query_pages_with_limit_and_offset(sb: Sandbox, session: requests.Session) -> None:
