@@ -35,14 +35,14 @@ def contact_statuses(ctx: AppContext) -> dict[str, str]:
 
 
 def test_renamed_writeback_field_receives_the_values_after_the_mapping_edit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str
 ):
     monkeypatch.chdir(REPO)
     mappings = tmp_path / "mappings"
     shutil.copytree(REPO / "mappings", mappings)
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+    url = db_url
     with Sandbox(accounts=30, seed=3) as sb:
-        ctx = cycle(sb, url, mappings)
+        cycle(sb, url, mappings).engine.dispose()
         before = {r["Id"]: r for r in sb.records("Contact")}
         assert any(r["Advocate_Status__c"] for r in before.values())
 
@@ -54,6 +54,16 @@ def test_renamed_writeback_field_receives_the_values_after_the_mapping_edit(
             + "  account:"
             + account_part
         )
+        # A rename keeps the column's data, so the old values are already in the new field:
+        # make some statuses change, so that values must be written to the new field.
+        withdrawn = [
+            r["Id"]
+            for r in before.values()
+            if not r.get("Advocate_Override__c") and r["Advocate_Status__c"] != "Opted Out"
+        ][:5]
+        assert len(withdrawn) == 5
+        for cid in withdrawn:
+            sb.update("Contact", cid, {"Reference_Opt_Out__c": True})
         ctx = cycle(sb, url, mappings)
         statuses = contact_statuses(ctx)
         after = sb.records("Contact")
@@ -63,17 +73,19 @@ def test_renamed_writeback_field_receives_the_values_after_the_mapping_edit(
     assert mine
     assert all(r["Advocacy_Status__c"] == statuses[r["Id"]] for r in mine)
     assert all("Advocate_Status__c" not in r for r in after)
+    by_id = {r["Id"]: r for r in after}
+    assert [by_id[cid]["Advocacy_Status__c"] for cid in withdrawn] == ["Opted Out"] * 5
 
 
 def test_broken_mapping_edit_is_rejected_and_the_last_valid_one_keeps_running(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str
 ):
     monkeypatch.chdir(REPO)
     mappings = tmp_path / "mappings"
     shutil.copytree(REPO / "mappings", mappings)
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+    url = db_url
     with Sandbox(accounts=20, seed=4) as sb:
-        ctx = cycle(sb, url, mappings)
+        cycle(sb, url, mappings).engine.dispose()
         good = (mappings / "salesforce.yaml").read_text()
         (mappings / "salesforce.yaml").write_text(good.replace("object: Contact", "object: [", 1))
         sb.update("Contact", sb.records("Contact")[0]["Id"], {"Title": "Chief Advocate"})
