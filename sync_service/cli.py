@@ -82,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         error("interrupted; committed work is kept and the next run resumes")
         return 1
+    finally:
+        ctx.close()
 
 
 def entrypoint() -> None:

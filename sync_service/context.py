@@ -47,6 +47,16 @@ class AppContext:
         upgrade(engine)
         return engine
 
+    def close(self) -> None:
+        """Release the store's pooled connections, if the engine was ever built.
+
+        A process would drop them at exit anyway; an in-process caller (a test, a job runner
+        reusing ``main``) would otherwise leave them open until garbage collection.
+        """
+        engine = self.__dict__.pop("engine", None)
+        if engine is not None:
+            engine.dispose()
+
     def raw_engine(self) -> Engine:
         """An engine without the automatic upgrade (for ``db upgrade`` itself)."""
         return make_engine(self.settings.database_url)

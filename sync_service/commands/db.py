@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sqlalchemy.engine import Engine
+
 from sync_service.context import AppContext
 from sync_service.store.engine import current_revision, head_revision, upgrade
 
@@ -22,6 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
     """Apply or report migrations."""
     engine = ctx.raw_engine()
+    try:
+        return _run(args, engine)
+    finally:
+        engine.dispose()  # its own engine, not ctx.engine: AppContext.close() does not see it
+
+
+def _run(args: argparse.Namespace, engine: Engine) -> int:
     url = engine.url.render_as_string(hide_password=True)
     if args.action == "upgrade":
         upgrade(engine)
