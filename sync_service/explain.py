@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from rules import Policy, evaluate, evaluate_accounts, explain, rule_column
-from sync_service.features import FeatureQuery, read_frame
+from sync_service.features import FeatureQuery
 from sync_service.store.models import accounts, contacts, evaluation_history, evaluations
 from sync_service.writeback.audit import history as writeback_history
 
@@ -88,15 +88,14 @@ def explain_entity(
         q = FeatureQuery(policy, now, conn.dialect.name)
         acc_id = account_id if entity_type == "contact" else entity_id
         if acc_id is not None:
-            astmt, atypes = q.account_select(None, None, only=acc_id)
-            acc = q.finish_accounts(read_frame(conn, astmt, atypes))
+            acc = q.finish_accounts(q.account_frame(conn, None, None, only=acc_id))
         else:
             acc = q.finish_accounts(pl.DataFrame({"account_id": pl.Series([], dtype=pl.String)}))
         if entity_type == "contact":
-            cstmt, ctypes = q.contact_select(lambda t: t.c.id == entity_id)
+            frame = q.contact_frame(conn, lambda t: t.c.id == entity_id)
         else:
-            cstmt, ctypes = q.contact_select(lambda t: t.c.account_id == entity_id)
-        feats = q.finish_contacts(read_frame(conn, cstmt, ctypes), acc)
+            frame = q.contact_frame(conn, lambda t: t.c.account_id == entity_id)
+        feats = q.finish_contacts(frame, acc)
     if entity_type == "contact":
         out = explain(policy, feats, now)
         out["entity_type"] = "contact"

@@ -37,11 +37,47 @@ _COLUMN_TYPES: dict[FieldType, Any] = {
 #: Columns worth an index: the joins and lookups the features and identity matching make.
 _INDEXED = {
     Entity.ACCOUNT: ("sf_account_id",),
-    Entity.CONTACT: ("account_id", "email", "sf_contact_id"),
-    Entity.NPS_RESPONSE: ("contact_id", "account_id"),
-    Entity.TICKET: ("account_id",),
-    Entity.OPPORTUNITY: ("account_id",),
-    Entity.ASK: ("contact_id", "account_id"),
+    Entity.CONTACT: ("email", "sf_contact_id"),
+    Entity.NPS_RESPONSE: ("contact_id",),
+    Entity.TICKET: (),
+    Entity.OPPORTUNITY: (),
+    Entity.ASK: ("contact_id",),
+}
+
+#: Per table, ``account_id`` first and then every column the features read: the features read
+#: a range of accounts at a time, and a covering index serves that range without a lookup
+#: into the table per row (on SQLite about 20 times fewer page reads). It also serves every
+#: lookup by ``account_id`` alone, so it replaces the plain ``account_id`` index.
+ACCOUNT_COVERING: dict[Entity, tuple[str, ...]] = {
+    Entity.CONTACT: (
+        "account_id",
+        "id",
+        "source",
+        "deleted",
+        "opted_in",
+        "opted_out",
+        "opt_in_date",
+    ),
+    Entity.NPS_RESPONSE: ("account_id", "contact_id", "deleted", "score", "responded_at", "id"),
+    Entity.TICKET: ("account_id", "deleted", "is_closed", "is_escalated", "priority", "opened_at"),
+    Entity.OPPORTUNITY: (
+        "account_id",
+        "deleted",
+        "is_closed",
+        "opportunity_type",
+        "close_date",
+        "renewal_risk",
+        "id",
+    ),
+    Entity.ASK: (
+        "account_id",
+        "contact_id",
+        "deleted",
+        "requested_date",
+        "ask_type",
+        "team",
+        "id",
+    ),
 }
 
 
@@ -59,7 +95,11 @@ def _canonical_table(entity: Entity) -> sa.Table:
         sa.Column("extra", JSONType),
         sa.Column("synced_at", UTCDateTime(), nullable=False),
     ]
-    return sa.Table(entity.value, metadata, *columns)
+    table = sa.Table(entity.value, metadata, *columns)
+    if entity in ACCOUNT_COVERING:
+        cols = [table.c[name] for name in ACCOUNT_COVERING[entity]]
+        sa.Index(f"ix_{entity.value}_account_cover", *cols)  # bound to the table by its columns
+    return table
 
 
 accounts = _canonical_table(Entity.ACCOUNT)
