@@ -284,10 +284,13 @@ class FeatureQuery:
             sa.func.coalesce(own.c.source, "") == SALESFORCE,
             _live(own),
         )
+        # materialised, so that the planner cannot turn the join around (contacts first, then
+        # every answer of each contact from the table: 10 s instead of 1 s at 1M contacts)
         candidates = (
             sa.select(*cols)
             .where(_live(table), table.c.contact_id.is_not(None), ~filed_with_contact)
-            .subquery("cand")
+            .cte("cand")
+            .prefix_with("MATERIALIZED")
         )
         return (
             sa.select(*candidates.c, c.c.account_id)
