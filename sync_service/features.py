@@ -28,7 +28,6 @@ Conventions (see ``rules.catalogue`` for what each feature means):
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import queue
 import threading
@@ -526,14 +525,15 @@ class FeatureQuery:
 
     def _nps_features(self, rows: pl.DataFrame) -> pl.DataFrame:
         """Per contact: latest score and date, the score before, the number of answers."""
-        order = pl.col("score").sort_by(["key", "id"], descending=[True, True])
+        # one sort of the chunk, newest first (ties: highest id); a group keeps that order
         return (
             rows.filter(pl.col("contact_id").is_not_null())
+            .sort(["contact_id", "key", "id"], descending=[False, True, True])
             .group_by("contact_id")
             .agg(
-                order.first().alias("nps_latest"),
-                pl.col("key").sort_by(["key", "id"], descending=[True, True]).first(),
-                order.slice(1, 1).first().alias("nps_previous"),
+                pl.col("score").first().alias("nps_latest"),
+                pl.col("key").first(),
+                pl.col("score").get(1, null_on_oob=True).alias("nps_previous"),
                 pl.len().cast(pl.Int64).alias("nps_responses"),
             )
             .with_columns(self._key_day().alias("nps_latest_date"))
@@ -560,9 +560,15 @@ class FeatureQuery:
             count_col, nth_col = cap_columns(cap)
             hit = (pl.col("bits") & (1 << bit)) != 0
             aggs.append(hit.sum().cast(pl.Int64).alias(count_col))
-            nth = pl.col("day").filter(hit).sort(descending=True)
-            aggs.append(nth.get(cap.max_asks - 1, null_on_oob=True).alias(nth_col))
-        return rows.filter(pl.col(key).is_not_null()).group_by(key).agg(aggs)
+            nth = pl.col("day").filter(hit).get(cap.max_asks - 1, null_on_oob=True)
+            aggs.append(nth.alias(nth_col))
+        # one sort of the chunk, newest first; a group keeps that order
+        return (
+            rows.filter(pl.col(key).is_not_null())
+            .sort([key, "day"], descending=[False, True], nulls_last=True)
+            .group_by(key)
+            .agg(aggs)
+        )
 
     # ---- account-level ------------------------------------------------------------------
     def account_frame(
@@ -615,11 +621,11 @@ class FeatureQuery:
                 rows = self._account_rows(conn, _range)
             nps, asks = rows
             if self.want_acc_nps:
-                order = pl.col("score").sort_by(["key", "id"], descending=[True, True])
                 latest = (
                     nps.own.filter(pl.col("account_id").is_not_null())
+                    .sort(["account_id", "key", "id"], descending=[False, True, True])
                     .group_by("account_id")
-                    .agg(order.first().alias("account_nps_latest"))
+                    .agg(pl.col("score").first().alias("account_nps_latest"))
                 )
                 frame = _left(frame, latest, "account_id")
             if self.want_acc_asks:
@@ -817,7 +823,7 @@ _RAW: dict[FieldType, pl.DataType] = {
 def read_frame(conn: Connection, stmt: sa.Select[Any], types: dict[str, FieldType]) -> pl.DataFrame:
     """Run ``stmt`` and return its rows as a polars frame typed by ``types``.
 
-    PostgreSQL streams the result as CSV through ``COPY``; SQLite goes through the cursor.
+    PostgreSQL sends the result as one CSV text; SQLite goes through the cursor.
     """
     compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params = compiled.construct_params()
@@ -827,19 +833,28 @@ def read_frame(conn: Connection, stmt: sa.Select[Any], types: dict[str, FieldTyp
             params[key] = process(params[key])
     names = list(types)
     if conn.dialect.name == "postgresql":
+        # The server writes the whole result as one CSV text (NULL: an empty field, a value:
+        # quoted), which polars parses: one Python object per query instead of one per row
+        # (COPY TO STDOUT hands psycopg a message per row: 3.5x the client CPU).
+        cells = " || ',' || ".join(
+            f"""coalesce('"' || replace(q."{n}"::text, '"', '""') || '"', '')""" for n in names
+        )
+        # a last constant field, so that no line is ever empty (polars would skip it)
+        sql = f"SELECT string_agg({cells} || ',.', E'\\n') FROM ({compiled}) AS q"
         dbapi = conn.connection.driver_connection
-        buf = io.BytesIO()
         with dbapi.cursor() as cur:  # type: ignore[union-attr]
             cur.execute("SET LOCAL TIME ZONE 'UTC'")
-            with cur.copy(
-                f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv, HEADER true)", params
-            ) as cp:
-                for block in cp:
-                    buf.write(block)
-        buf.seek(0)
+            cur.execute(sql, params)
+            row = cur.fetchone()
+        text: str | None = row[0] if row else None
         frame = (
-            pl.read_csv(buf, infer_schema=False)
-            if buf.getbuffer().nbytes
+            pl.read_csv(
+                text.encode(),
+                has_header=False,
+                new_columns=[*names, "_end"],
+                infer_schema=False,
+            ).drop("_end")
+            if text
             else pl.DataFrame(schema={n: pl.String() for n in names})
         )
     else:
