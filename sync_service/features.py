@@ -303,18 +303,10 @@ class FeatureQuery:
             table.drop(conn, checkfirst=True)
 
     # ---- raw rows -----------------------------------------------------------------------
-    def _key(self, col: Any) -> tuple[Any, FieldType]:
-        """A UTC timestamp as a sort key: SQLite's fixed-width text, PostgreSQL's microseconds."""
-        if self.d.name == "sqlite":
-            return col, "string"
-        micros = sa.cast(sa.extract("epoch", col) * 1_000_000, sa.BigInteger)
-        return micros, "integer"
-
-    def _key_day(self) -> pl.Expr:
-        """The UTC date of a :meth:`_key` (what ``date()`` gives in SQL)."""
-        if self.d.name == "sqlite":
-            return pl.col("key").str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
-        return pl.from_epoch(pl.col("key"), time_unit="us").dt.date()
+    @staticmethod
+    def _key_day() -> pl.Expr:
+        """The UTC date of a timestamp read as text (what ``date()`` gives in SQL)."""
+        return pl.col("key").str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
 
     def _cap_bits(self, t: Any) -> Any:
         """Every cap's "this ask counts" test as one bit of one small integer per ask."""
@@ -344,16 +336,17 @@ class FeatureQuery:
         return cols, types
 
     def _nps_cols(self, t: Any) -> tuple[list[Any], dict[str, FieldType]]:
-        key, key_type = self._key(t.c.responded_at)
+        # the answer time as text, which sorts as time: SQLite's is fixed-width, PostgreSQL's
+        # is ISO in UTC (read_frame's session zone) with a fraction that drops trailing zeros
         cols = [
             t.c.contact_id.label("contact_id"),
             t.c.account_id.label("account_id"),
             t.c.score.label("score"),
-            key.label("key"),
+            t.c.responded_at.label("key"),
             t.c.id.label("id"),
         ]
         types: dict[str, FieldType] = {"contact_id": "string", "account_id": "string"}
-        types |= {"score": "integer", "key": key_type, "id": "string"}
+        types |= {"score": "integer", "key": "string", "id": "string"}
         return cols, types
 
     def _rows(
@@ -820,6 +813,16 @@ _RAW: dict[FieldType, pl.DataType] = {
 }
 
 
+_PLAIN_TEXT = (sa.Integer, sa.Float, sa.Numeric, sa.Boolean, sa.Date, sa.DateTime)
+
+
+def _may_need_quotes(t: Any) -> bool:
+    """Whether a value of SQL type ``t`` may hold a comma, a quote or an empty string."""
+    if isinstance(t, sa.TypeDecorator):
+        t = t.impl_instance
+    return not isinstance(t, _PLAIN_TEXT)
+
+
 def read_frame(conn: Connection, stmt: sa.Select[Any], types: dict[str, FieldType]) -> pl.DataFrame:
     """Run ``stmt`` and return its rows as a polars frame typed by ``types``.
 
@@ -837,7 +840,10 @@ def read_frame(conn: Connection, stmt: sa.Select[Any], types: dict[str, FieldTyp
         # quoted), which polars parses: one Python object per query instead of one per row
         # (COPY TO STDOUT hands psycopg a message per row: 3.5x the client CPU).
         cells = " || ',' || ".join(
-            f"""coalesce('"' || replace(q."{n}"::text, '"', '""') || '"', '')""" for n in names
+            f"""coalesce('"' || replace(q."{n}"::text, '"', '""') || '"', '')"""
+            if _may_need_quotes(stmt.selected_columns[n].type)
+            else f"""coalesce(q."{n}"::text, '')"""
+            for n in names
         )
         # a last constant field, so that no line is ever empty (polars would skip it)
         sql = f"SELECT string_agg({cells} || ',.', E'\\n') FROM ({compiled}) AS q"

@@ -442,3 +442,124 @@ def test_the_streamed_reader_yields_every_chunk_and_raises_its_errors(
     with pytest.raises(RuntimeError, match="went away"):
         consume()
     assert len(got) == 1
+
+
+def test_the_latest_answer_is_the_latest_time_then_the_highest_id(engine: Engine) -> None:
+    # answers are ranked in polars on the time read as text: fractions of a second of any
+    # length and equal times must order as they would in SQL
+    t = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    answers = [
+        ("n1", "003A", 5, t),
+        ("n2", "003A", 6, t),  # same time as n1: the higher id is the later one
+        ("n3", "003B", 1, t),
+        ("n4", "003B", 2, t + timedelta(microseconds=500_000)),
+        ("n5", "003B", 3, t + timedelta(microseconds=123_456)),
+        ("n6", "003C", 7, t + timedelta(microseconds=1)),
+        ("n7", "003C", 8, t),
+        ("n8", "003C", 9, t - timedelta(days=1, microseconds=1)),
+    ]
+    seed(engine, Entity.ACCOUNT, [{"id": "001A"}])
+    seed(
+        engine, Entity.CONTACT, [{"id": c, "account_id": "001A"} for c in ("003A", "003B", "003C")]
+    )
+    seed(
+        engine,
+        Entity.NPS_RESPONSE,
+        [
+            {"id": i, "contact_id": c, "account_id": "001A", "score": s, "responded_at": at}
+            for i, c, s, at in answers
+        ],
+    )
+    rows = by_id(compute_features(engine, policy(), NOW))
+    got = {k: (r["nps_latest"], r["nps_previous"], r["nps_responses"]) for k, r in rows.items()}
+    assert got == {"003A": (6, 5, 2), "003B": (2, 3, 3), "003C": (7, 8, 3)}
+    assert rows["003C"]["nps_latest_date"] == date(2026, 11, 20)
+    assert rows["003A"]["account_nps_latest"] == 2  # n4: the latest answer on the account
+
+
+def test_text_values_and_ties_come_through_unchanged(engine: Engine) -> None:
+    # values with the CSV separator, quotes, a line break, and '' (not NULL) survive the read
+    tricky = 'Acme, "the" \nsecond line'
+    seed(
+        engine,
+        Entity.ACCOUNT,
+        [
+            {"id": "001A", "industry": tricky, "extra": {"partner_tier": ""}},
+            {"id": "001B", "industry": "", "extra": {"partner_tier": "a,b"}},
+            {"id": "001C"},
+        ],
+    )
+    seed(engine, Entity.CONTACT, [{"id": f"003{a}", "account_id": f"001{a}"} for a in "ABC"])
+    close = date(2027, 1, 31)
+    seed(
+        engine,
+        Entity.OPPORTUNITY,
+        [  # two renewals closing the same day: the lowest id is "the" renewal
+            {
+                "id": "o2",
+                "account_id": "001A",
+                "opportunity_type": "Renewal",
+                "is_closed": False,
+                "close_date": close,
+                "renewal_risk": "Low, for now",
+            },
+            {
+                "id": "o1",
+                "account_id": "001A",
+                "opportunity_type": "renewal",
+                "is_closed": None,
+                "close_date": close,
+                "renewal_risk": "High",
+            },
+            {
+                "id": "o3",
+                "account_id": "001B",
+                "opportunity_type": "Renewal",
+                "is_closed": True,
+                "close_date": close,
+                "renewal_risk": "High",
+            },
+        ],
+    )
+    rows = by_id(compute_features(engine, policy(), NOW))
+    assert (rows["003A"]["industry"], rows["003A"]["partner_tier"]) == (tricky, "")
+    assert (rows["003B"]["industry"], rows["003B"]["partner_tier"]) == ("", "a,b")
+    assert (rows["003C"]["industry"], rows["003C"]["partner_tier"]) == (None, None)
+    assert (rows["003A"]["has_open_renewal"], rows["003A"]["renewal_risk"]) == (True, "High")
+    assert rows["003A"]["renewal_close_date"] == close
+    assert (rows["003B"]["has_open_renewal"], rows["003B"]["renewal_risk"]) == (False, None)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 100])
+def test_gainsight_opt_flags_reach_their_contact_in_any_chunk(
+    engine: Engine, chunk_size: int
+) -> None:
+    seed(engine, Entity.ACCOUNT, [{"id": f"001{a}"} for a in "ABC"])
+    seed(
+        engine,
+        Entity.CONTACT,
+        [
+            {"id": "003A", "account_id": "001A", "opted_in": True},
+            {"id": "003B", "account_id": "001B", "opted_in": None},
+            {"id": "003C", "account_id": "001C", "opted_in": False},
+            {"id": "003D", "account_id": None, "opted_in": None},
+            {"source": "gainsight", "id": "G1", "sf_contact_id": "003A", "opted_out": True},
+            {"source": "gainsight", "id": "G2", "sf_contact_id": "003B", "opted_in": True},
+            {"source": "gainsight", "id": "G3", "sf_contact_id": "003D", "opted_in": True},
+            {
+                "source": "gainsight",
+                "id": "G4",
+                "sf_contact_id": "003C",
+                "deleted": True,
+                "opted_in": True,
+            },
+        ],
+    )
+    rows = by_id(compute_features(engine, policy(), NOW, chunk_size=chunk_size))
+    got = {k: (r["opted_in"], r["opted_out"]) for k, r in rows.items()}
+    assert got == {
+        "003A": (True, True),
+        "003B": (True, None),
+        "003C": (False, None),
+        "003D": (True, None),
+    }
