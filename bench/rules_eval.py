@@ -6,8 +6,8 @@ Seeds a fresh store per backend with bulk inserts (N contacts, N/10 accounts, 0.
 0.3 N tickets, 0.1 N renewals, 0.5 N asks; Gainsight companies for half the accounts), then, in
 a child process (so that peak RSS is the evaluation's, not the seeding's):
 
-* end to end: every features chunk computed in SQL and evaluated (contacts and accounts) with
-  the shipped ``config/rules.yaml`` -> contacts/s;
+* end to end: every features chunk read from SQL, aggregated in polars and evaluated (contacts
+  and accounts) with the shipped ``config/rules.yaml`` -> contacts/s;
 * ``evaluate_all`` writing verdicts and history (first run: everyone new), then again (no change);
 * the rules alone on one 100,000-contact chunk: vectorised vs a naive per-row Python evaluation
   of the same rules (each SQL condition translated to a Python expression and ``eval``'d per

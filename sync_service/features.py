@@ -1,15 +1,19 @@
-"""Features for the rules, computed set-based in SQL over the store, chunk by chunk.
+"""Features for the rules, read from the store chunk by chunk and aggregated in polars.
 
 What is computed is shaped by the policy: only the features it declares (and the ask counts
-its caps need) are queried. Every aggregate is a ``GROUP BY`` (or a window function) over the
-canonical tables; Python never loops over a table. Results stream into polars in chunks:
+its caps need) are read. SQL selects the narrow live rows of one chunk (and does the plain
+``GROUP BY`` sums of tickets and Gainsight rows); polars ranks and aggregates them (latest NPS
+answers, each cap's nth ask, the next renewal): one sort per chunk instead of the database's
+window functions, several times faster on both backends. Python never loops over rows.
 
 * contacts are taken in ranges of their ``account_id`` (keyset: each range ends at the
   account id found ``chunk_size`` contacts further), so a contact and its account always land in
   the same chunk and account-level features are computed once per account; contacts without an
   account come last, in keyset pages of their id. Memory is bounded by ``chunk_size``.
-* on PostgreSQL a chunk is read with ``COPY (query) TO STDOUT`` as CSV (parsed by polars); on
-  SQLite through the driver's cursor. No row is dropped or capped: every contact is yielded.
+* every table the features read has a covering index led by ``account_id`` (migration 0004),
+  so a chunk's rows come from one index range, without a table lookup per row.
+* on PostgreSQL a query's result travels as one CSV text (parsed by polars); on SQLite through
+  the driver's cursor. No row is dropped or capped: every contact is yielded.
 
 Conventions (see ``rules.catalogue`` for what each feature means):
 
