@@ -21,6 +21,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -32,6 +33,7 @@ from canonical.errors import FatalApiError, MappingError, RecordError
 from canonical.model import Entity
 from connectors.base import Connector, Cursor, StreamSpec
 from sync_service.logs import mask_emails
+from sync_service.readahead import read_ahead
 from sync_service.runs import Run, utcnow
 from sync_service.store.models import CANONICAL_TABLES, quarantine, sync_state
 from sync_service.store.upsert import upsert
@@ -268,32 +270,41 @@ def sync_stream(
         "sync %s.%s from %s", system, spec.name, since.updated_at.isoformat() if since else "start"
     )
     stream = connector.stream(spec)
-    for batch in stream.read(since, opts.now):
-        rows, bad = _rows(mapping, batch.records, system, spec.name, run, opts.now)
-        with engine.begin() as conn:
-            if rows:
-                upsert(conn, table, rows)
+    # The next batch is read and mapped while this one is written (see sync_service.readahead);
+    # batches are still written, each with its cursor in one transaction, in order.
+    prepared = read_ahead(
+        (
+            (batch, *_rows(mapping, batch.records, system, spec.name, run, opts.now))
+            for batch in stream.read(since, opts.now)
+        ),
+        name=f"read-{spec.name}",
+    )
+    with closing(prepared):
+        for batch, rows, bad in prepared:
+            with engine.begin() as conn:
+                if rows:
+                    upsert(conn, table, rows)
+                if bad:
+                    _write_quarantine(conn, bad)
+                    has_quarantine = True
+                if has_quarantine and rows:
+                    _resolve_quarantine(conn, system, spec.name, [r["id"] for r in rows])
+                if batch.cursor is not None:
+                    _save_cursor(conn, system, spec.name, batch.cursor)
+            run.add(f"records.{spec.name}", len(rows))
+            if opts.progress is not None:
+                opts.progress(f"{system}.{spec.name}", len(rows) + len(bad))
             if bad:
-                _write_quarantine(conn, bad)
-                has_quarantine = True
-            if has_quarantine and rows:
-                _resolve_quarantine(conn, system, spec.name, [r["id"] for r in rows])
-            if batch.cursor is not None:
-                _save_cursor(conn, system, spec.name, batch.cursor)
-        run.add(f"records.{spec.name}", len(rows))
-        if opts.progress is not None:
-            opts.progress(f"{system}.{spec.name}", len(rows) + len(bad))
-        if bad:
-            run.add(f"quarantined.{spec.name}", len(bad))
-            log.warning(
-                "%d %s record(s) quarantined, e.g. %s: %s",
-                len(bad),
-                spec.name,
-                bad[0]["record_id"],
-                bad[0]["reason"],
-            )
-        if stop is not None and stop.is_set():
-            return False
+                run.add(f"quarantined.{spec.name}", len(bad))
+                log.warning(
+                    "%d %s record(s) quarantined, e.g. %s: %s",
+                    len(bad),
+                    spec.name,
+                    bad[0]["record_id"],
+                    bad[0]["reason"],
+                )
+            if stop is not None and stop.is_set():
+                return False
     with engine.begin() as conn:
         marks: dict[str, Any] = {"mapping_digest": digest}
         if opts.full or since is None:
