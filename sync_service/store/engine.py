@@ -17,6 +17,11 @@ from canonical.errors import StoreError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
+#: Page cache per SQLite connection (see ``_sqlite_pragmas``).
+SQLITE_CACHE_KIB = 64 * 1024
+#: WAL pages (4 KiB) after which a commit checkpoints (SQLite's default: 1,000).
+SQLITE_WAL_AUTOCHECKPOINT_PAGES = 10_000
+
 
 def normalise_url(url: str) -> str:
     """Use psycopg 3 for ``postgresql://`` URLs (SQLAlchemy's default driver is psycopg2)."""
@@ -32,6 +37,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # for everything but a power cut, which the outbox and watermarks tolerate.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
+    # A sync upserts into tables whose indexes (email, account, id) take keys in no order: with
+    # SQLite's default 2 MiB page cache nearly every row re-reads index pages. 64 MiB keeps the
+    # hot index pages of a million-contact store in memory (the cache fills only as pages are
+    # used, so a small store stays small).
+    cur.execute(f"PRAGMA cache_size={-SQLITE_CACHE_KIB}")
+    # Checkpoint every ~40 MiB of WAL rather than every 4 MiB: each checkpoint copies the pages
+    # of the batches since the last one into the database and fsyncs it, and a page changed by
+    # several batches in between is then copied once. Durability is that of WAL + NORMAL either way.
+    cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
