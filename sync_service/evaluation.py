@@ -35,7 +35,7 @@ from canonical.errors import PolicyError, StoreError
 from rules import Policy, evaluate, evaluate_accounts, load_policy, parse_policy, rule_column
 from sync_service.features import DEFAULT_CHUNK, stream_feature_chunks
 from sync_service.runs import Run
-from sync_service.store.models import contacts, evaluation_history, evaluations
+from sync_service.store.models import accounts, contacts, evaluation_history, evaluations
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,8 @@ class EvaluationSummary:
     statuses: Counter[str] = field(default_factory=Counter)
     transitions: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     examples: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
+    #: Verdicts dropped because their contact or account is gone from the CRM.
+    removed: int = 0
 
     @property
     def changed(self) -> int:
@@ -88,6 +90,7 @@ class EvaluationSummary:
             "contacts": self.contacts,
             "accounts": self.accounts,
             "changed": self.changed,
+            "removed": self.removed,
             "statuses": dict(self.statuses),
             "transitions": [
                 {
@@ -251,6 +254,28 @@ def _write(conn: Connection, policy: Policy, now: datetime, run_id: int | None) 
     )
 
 
+def _remove_gone(conn: Connection) -> int:
+    """Drop the verdicts of contacts and accounts deleted (or merged away) in the CRM.
+
+    Their history stays; only the current verdict goes, so counts of statuses speak of live
+    records. Writeback never writes to deleted records anyway.
+    """
+    removed = 0
+    for entity_type, table in (("contact", contacts), ("account", accounts)):
+        live = sa.exists().where(
+            table.c.source == "salesforce",
+            table.c.id == evaluations.c.entity_id,
+            table.c.deleted == sa.false(),
+        )
+        removed += (
+            conn.execute(
+                evaluations.delete().where(evaluations.c.entity_type == entity_type, ~live)
+            ).rowcount
+            or 0
+        )
+    return removed
+
+
 def evaluate_all(
     engine: Engine,
     policy: Policy,
@@ -310,6 +335,8 @@ def evaluate_all(
                         summary.statuses[f"{et}.{status}"] += n
                 if tx is not None:
                     tx.commit()
+            with conn.begin_nested() if dry_run else conn.begin():
+                summary.removed = _remove_gone(conn)
             expected = conn.execute(
                 sa.select(sa.func.count())
                 .select_from(contacts)
@@ -331,6 +358,8 @@ def evaluate_all(
         run.add("evaluated.contacts", summary.contacts)
         run.add("evaluated.accounts", summary.accounts)
         run.add("evaluation.changed" if not dry_run else "evaluation.would_change", summary.changed)
+        if summary.removed:
+            run.add("evaluation.removed", summary.removed)
         for key, n in summary.statuses.items():
             run.add(f"status.{key}", n)
     log.info(

@@ -17,7 +17,7 @@ from rules import load_policy
 from sync_service import evaluation
 from sync_service.evaluation import evaluate_all, load_policy_or_last_valid
 from sync_service.runs import run_record
-from sync_service.store.models import evaluation_history, evaluations, tickets
+from sync_service.store.models import contacts, evaluation_history, evaluations, tickets
 from tests.store_seed import seed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,6 +139,32 @@ def test_evaluate_all_records_verdicts_and_history(engine: Engine) -> None:
         ("001B", "Suspended", "Eligible"),
     }
     assert all(h["changed_at"] == later and h["policy_hash"] == POLICY.hash for h in new)
+
+
+def test_verdicts_of_records_deleted_in_the_crm_are_dropped(engine: Engine) -> None:
+    seed_accounts(engine)
+    evaluate_all(engine, POLICY, NOW, None)
+    with engine.begin() as conn:
+        conn.execute(contacts.update().where(contacts.c.id == "003A1").values(deleted=True))
+        conn.execute(contacts.delete().where(contacts.c.id == "003A2"))  # gone without a trace
+
+    dry = evaluate_all(engine, POLICY, NOW, None, dry_run=True)
+    assert dry.removed == 2
+    assert ("contact", "003A1") in current(engine)
+
+    with run_record(engine, "evaluate") as run:
+        summary = evaluate_all(engine, POLICY, NOW, run)
+    assert summary.removed == 2
+    assert run.counts["evaluation.removed"] == 2
+    rows = current(engine)
+    assert ("contact", "003A1") not in rows
+    assert ("contact", "003A2") not in rows
+    assert ("contact", "003A0") in rows
+    assert ("account", "001A") in rows
+    assert len(rows) == 7
+    # their history stays
+    assert {h["entity_id"] for h in history(engine)} >= {"003A1", "003A2"}
+    assert evaluate_all(engine, POLICY, NOW, None).removed == 0
 
 
 def test_dry_run_reports_changes_and_writes_nothing(engine: Engine) -> None:

@@ -34,6 +34,9 @@ def _print(summary: EvaluationSummary) -> None:
         f"{summary.contacts:,} contacts and {summary.accounts:,} accounts; "
         f"{summary.changed:,} statuses {head}"
     )
+    if summary.removed:
+        gone = "would be dropped" if summary.dry_run else "dropped"
+        print(f"  {summary.removed:,} verdicts of records deleted in the CRM {gone}")
     for (entity, old, new), n in summary.transitions.most_common():
         examples = ", ".join(summary.examples.get((entity, old, new), []))
         print(f"  {entity:<8} {old or '(none)':>13} -> {new:<13} {n:>9,}   e.g. {examples}")
