@@ -54,7 +54,6 @@ class CallBudget:
         self.calls_per_minute = calls_per_minute
         self.daily_budget = daily_budget
         self.calls_per_day = calls_per_day or daily_budget
-        self._clock = clock
         #: The clock the budget reads (the retry policy places rate-limit windows with it).
         self.clock = clock
         self._sleep = sleep
@@ -78,7 +77,7 @@ class CallBudget:
         """
         with self._lock:
             while True:
-                now = self._clock()
+                now = self.clock()
                 day = int(now // DAY)
                 if day != self._day:
                     self._day, self._day_calls = day, 0

@@ -26,14 +26,11 @@ from tenacity import (
 )
 
 from canonical.errors import RateLimitedError, RetriableError
+from connectors.gainsight.budget import MINUTE
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-#: Length of Gainsight's per-minute rate-limit window.
-WINDOW = 60.0
 
 
 class _WaitRetryAfter:
@@ -53,7 +50,7 @@ class _WaitRetryAfter:
             if exc.retry_after is not None:
                 return float(min(exc.retry_after, self.max_wait))
             # A hair past the boundary, so a coarse clock cannot land us back in the window.
-            to_next_window = WINDOW - self.clock() % WINDOW + 0.01
+            to_next_window = MINUTE - self.clock() % MINUTE + 0.01
             return float(min(max(self.fallback(state), to_next_window), self.max_wait))
         return float(self.fallback(state))
 
