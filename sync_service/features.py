@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
-import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -50,6 +48,7 @@ from rules import Policy, account_features_schema, cap_columns, today_for
 from rules.catalogue import pattern_params
 from rules.expressions import POLARS_TYPES
 from rules.policy import CapModel
+from sync_service.readahead import read_ahead
 from sync_service.store.models import (
     accounts,
     advocacy_asks,
@@ -970,16 +969,8 @@ def compute_features(
     return pl.concat(frames) if frames else pl.DataFrame(schema=policy.input_schema())
 
 
-_DONE = object()
-
-
 def stream_feature_chunks(
-    engine: Engine,
-    policy: Policy,
-    now: datetime,
-    *,
-    chunk_size: int = DEFAULT_CHUNK,
-    stop: threading.Event | None = None,
+    engine: Engine, policy: Policy, now: datetime, *, chunk_size: int = DEFAULT_CHUNK
 ) -> Iterator[FeatureChunk]:
     """:func:`iter_feature_chunks` on its own connection, one chunk ahead, in a thread.
 
@@ -987,44 +978,10 @@ def stream_feature_chunks(
     and the Python side overlap. At most two chunks are in memory (the one being used and the
     one ready), so memory stays bounded by ``chunk_size``. Errors in the reader are raised here.
     """
-    ready: queue.Queue[Any] = queue.Queue(maxsize=1)
-    stop = stop or threading.Event()
 
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def chunks() -> Iterator[FeatureChunk]:
+        # the worker opens, cleans up (temporary tables) and closes the connection itself
+        with engine.connect() as conn:
+            yield from iter_feature_chunks(conn, policy, now, chunk_size=chunk_size)
 
-    def produce() -> None:
-        try:
-            with engine.connect() as conn:
-                chunks = iter_feature_chunks(conn, policy, now, chunk_size=chunk_size)
-                try:
-                    for chunk in chunks:
-                        if not put(chunk):
-                            return
-                finally:
-                    chunks.close()  # its cleanup needs the connection: run it now
-                conn.rollback()
-        except BaseException as exc:  # handed to the consumer, which raises it
-            put(exc)
-            return
-        put(_DONE)
-
-    worker = threading.Thread(target=produce, name="features-reader", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = ready.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join()
+    return read_ahead(chunks(), name="features-reader")
