@@ -143,6 +143,17 @@ def _left(frame: pl.DataFrame, other: pl.DataFrame, key: str) -> pl.DataFrame:
     return frame.join(other, on=key, how="left", maintain_order="left")
 
 
+def _newest_first(answers: pl.DataFrame, by: str) -> pl.DataFrame:
+    """NPS answers with a ``by``, newest first within each (ties: highest id).
+
+    One sort of the chunk; a ``group_by(by)`` then keeps that order, so ``first()`` is the
+    latest answer and ``get(1)`` the one before.
+    """
+    return answers.filter(pl.col(by).is_not_null()).sort(
+        [by, "key", "id"], descending=[False, True, True]
+    )
+
+
 @dataclass
 class _Rows:
     """A chunk's NPS answers or asks: those filed under its accounts, and its strays."""
@@ -434,9 +445,6 @@ class FeatureQuery:
         (:meth:`chunk_rows`); otherwise everything is found through the list of contact ids.
         """
         c = contacts
-        ids = sa.select(c.c.id).where(c.c.source == SALESFORCE, _live(c), scope(c))
-        if page is not None:
-            ids = ids.order_by(c.c.id).limit(page)
         cols: list[Any] = [c.c.id.label("contact_id"), c.c.account_id.label("account_id")]
         types: dict[str, FieldType] = {"contact_id": "string", "account_id": "string"}
         if self.want_opt:
@@ -450,6 +458,7 @@ class FeatureQuery:
         stmt = sa.select(*cols).where(c.c.source == SALESFORCE, _live(c), scope(c))
         if page is not None:
             stmt = stmt.order_by(c.c.id).limit(page)
+        ids = stmt.with_only_columns(c.c.id)  # this chunk's contacts, for the lookups below
         frame = read_frame(conn, stmt, types)
         if self.want_opt:
             frame = self._with_gainsight_opt(conn, frame, ids, rng)
@@ -521,10 +530,8 @@ class FeatureQuery:
 
     def _nps_features(self, rows: pl.DataFrame) -> pl.DataFrame:
         """Per contact: latest score and date, the score before, the number of answers."""
-        # one sort of the chunk, newest first (ties: highest id); a group keeps that order
         return (
-            rows.filter(pl.col("contact_id").is_not_null())
-            .sort(["contact_id", "key", "id"], descending=[False, True, True])
+            _newest_first(rows, "contact_id")
             .group_by("contact_id")
             .agg(
                 pl.col("score").first().alias("nps_latest"),
@@ -618,8 +625,7 @@ class FeatureQuery:
             nps, asks = rows
             if self.want_acc_nps:
                 latest = (
-                    nps.own.filter(pl.col("account_id").is_not_null())
-                    .sort(["account_id", "key", "id"], descending=[False, True, True])
+                    _newest_first(nps.own, "account_id")
                     .group_by("account_id")
                     .agg(pl.col("score").first().alias("account_nps_latest"))
                 )
