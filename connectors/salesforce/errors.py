@@ -134,12 +134,16 @@ def action_for(code: str | None) -> str | None:
     return ACTIONS.get(code or "")
 
 
-def is_daily_limit(message: str) -> bool:
-    """Whether a REQUEST_LIMIT_EXCEEDED message is about the daily allocation (not concurrency)."""
+def is_daily_limit(message: str, status: int | None = None) -> bool:
+    """Whether a REQUEST_LIMIT_EXCEEDED answer is about the daily allocation (not concurrency)."""
     # Salesforce says "TotalRequests Limit exceeded." for the daily allocation and
-    # "ConcurrentPerOrgLongTxn Limit exceeded." for concurrency; when unsure, stop rather
-    # than hammer an org whose budget may be spent.
-    return "concurrent" not in message.lower()
+    # "ConcurrentPerOrgLongTxn Limit exceeded." for concurrency. It documents the code with 403:
+    # when unsure, stop rather than hammer an org whose budget may be spent. A 429 (with
+    # Retry-After) asks us to come back shortly: daily only when its message names it.
+    text = message.lower()
+    if status == 429:
+        return "totalrequests" in text
+    return "concurrent" not in text
 
 
 def _first_error(content: Any) -> tuple[str | None, str]:
@@ -191,12 +195,7 @@ def from_status(
         return f"{base} — {action}" if action else base
 
     if code == "REQUEST_LIMIT_EXCEEDED":
-        # Salesforce documents this code with 403. A 429 (with Retry-After) asks us to come back
-        # shortly: it means the daily allocation only when its message names it.
-        daily = (
-            "totalrequests" in raw_message.lower() if status == 429 else is_daily_limit(raw_message)
-        )
-        if daily:
+        if is_daily_limit(raw_message, status):
             return BudgetExhaustedError(text(ACTIONS["REQUEST_LIMIT_EXCEEDED"]), **kw)
         return RateLimitedError(
             text(ACTIONS["CONCURRENT_LIMIT"]), retry_after=_retry_after(headers), **kw
