@@ -42,18 +42,14 @@ def _insert_for(conn: Connection, table: sa.Table) -> Any:
     raise NotImplementedError(msg)
 
 
-def _statement(conn: Connection, table: sa.Table, cols: Sequence[str], key_cols: list[str]) -> Any:
-    return _upsert_statement(_insert_for(conn, table), cols, key_cols)
-
-
-def _upsert_statement(ins: Any, cols: Sequence[str], key_cols: list[str]) -> Any:
+def _upsert_statement(ins: Any, cols: Sequence[str], key_cols: Sequence[str]) -> Any:
     update_cols = [c for c in cols if c not in key_cols]
     if update_cols:
         return ins.on_conflict_do_update(
-            index_elements=key_cols,
+            index_elements=list(key_cols),
             set_={c: ins.excluded[c] for c in update_cols},
         )
-    return ins.on_conflict_do_nothing(index_elements=key_cols)
+    return ins.on_conflict_do_nothing(index_elements=list(key_cols))
 
 
 def upsert(
@@ -76,7 +72,7 @@ def upsert(
         key: the conflict columns; defaults to the primary key.
         batch_rows: rows per statement.
     """
-    key_cols = list(key) if key else [c.name for c in table.primary_key.columns]
+    key_cols = tuple(key) if key else tuple(c.name for c in table.primary_key.columns)
     fast = conn.dialect.name == "sqlite" and _fast_path_allowed(table)
     key_of = itemgetter(*key_cols)
     total = 0
@@ -87,8 +83,9 @@ def upsert(
             return total
         for cols, group in _groups(chunk).items():
             group = _dedupe(group, key_of)
-            if not (fast and _execute_fast(conn, table, cols, tuple(key_cols), group)):
-                conn.execute(_statement(conn, table, cols, key_cols), group)
+            if not (fast and _execute_fast(conn, table, cols, key_cols, group)):
+                stmt = _upsert_statement(_insert_for(conn, table), cols, key_cols)
+                conn.execute(stmt, group)
             total += len(group)
 
 
@@ -184,7 +181,7 @@ def _plan(
     dialect: Dialect, table: sa.Table, cols: tuple[str, ...], key_cols: tuple[str, ...]
 ) -> _Plan | None:
     """The plan of a statement, or None when its binds are not plain column names."""
-    stmt = _upsert_statement(sqlite.insert(table), cols, list(key_cols))
+    stmt = _upsert_statement(sqlite.insert(table), cols, key_cols)
     compiled = stmt.compile(dialect=dialect, column_keys=list(cols))
     order = list(compiled.positiontup or [])
     if compiled.escaped_bind_names or sorted(order) != sorted(cols):
