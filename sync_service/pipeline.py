@@ -95,7 +95,10 @@ def _link_identities(ctx: AppContext, run: Run) -> None:
 
 
 def reconcile_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Run:
-    """Re-read every stream in full: refresh formula fields, catch hard deletes, report drift."""
+    """Re-read every stream in full: refresh formula fields, catch hard deletes, report drift.
+
+    Then trim the operational history older than ``sync.history_days`` (see housekeeping).
+    """
     with _lock(ctx, "reconcile"), run_record(ctx.engine, "reconcile") as run:
         mappings = ctx.mappings(run)
         for source in mappings.sources:
@@ -114,7 +117,9 @@ def reconcile_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Ru
                 _record_usage(run, source.system, connector)
                 connector.close()
         trimmed = trim_history(ctx.engine, keep_days=ctx.settings.sync.history_days, now=utcnow())
-        run.counts.update({f"trimmed.{table}": n for table, n in trimmed.items() if n})
+        for table, n in trimmed.items():
+            if n:
+                run.add(f"trimmed.{table}", n)
     return run
 
 
