@@ -225,33 +225,47 @@ def _write(conn: Connection, policy: Policy, now: datetime, run_id: int | None) 
     details: Any = stage.c.details
     if conn.dialect.name == "postgresql":
         details = sa.cast(stage.c.details, postgresql.JSONB)
+    keys = ("entity_type", "entity_id")
+    staged = {c: (details if c == "details" else stage.c[c]) for c in _STAGE_COLS}
+    staged["policy_hash"] = meta["policy_hash"]
+    # An unchanged verdict is not rewritten: no dead rows, evaluated_at says when the verdict
+    # (or the policy behind it) last changed, and a run that changes nothing writes nothing.
+    # Filtering here, not only in ON CONFLICT ... WHERE, spares the database an attempted
+    # insert and a conflict per unchanged row, the bulk of an ordinary run.
+    differs = sa.or_(
+        e.c.entity_id.is_(None),
+        *[e.c[c].is_distinct_from(v) for c, v in staged.items() if c not in keys],
+    )
     cols = [*_STAGE_COLS, "policy_version", "policy_hash", "evaluated_at", "run_id"]
-    select = sa.select(
-        *[stage.c[c] for c in _STAGE_COLS if c != "details"],
-        details,
-        meta["policy_version"],
-        meta["policy_hash"],
-        sa.literal(now, e.c.evaluated_at.type),
-        sa.literal(run_id, sa.Integer()),
-    ).where(sa.true())  # SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT
+    select = (
+        sa.select(
+            *[staged[c] for c in _STAGE_COLS],
+            meta["policy_version"],
+            meta["policy_hash"],
+            sa.literal(now, e.c.evaluated_at.type),
+            sa.literal(run_id, sa.Integer()),
+        )
+        .select_from(
+            stage.outerjoin(
+                e,
+                sa.and_(e.c.entity_type == stage.c.entity_type, e.c.entity_id == stage.c.entity_id),
+            )
+        )
+        .where(differs)
+    )
     ins: Any = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(e)
     ins = ins.from_select(cols, select)
-    keys = ("entity_type", "entity_id")
     conn.execute(
         ins.on_conflict_do_update(
             index_elements=list(keys),
             set_={c: ins.excluded[c] for c in cols if c not in keys},
-            # an unchanged verdict is not rewritten: no dead rows, and evaluated_at says when
-            # the verdict (or the policy behind it) last changed
-            where=sa.or_(
-                *[
-                    e.c[c].is_distinct_from(ins.excluded[c])
-                    for c in (*_STAGE_COLS, "policy_hash")
-                    if c not in keys
-                ]
-            ),
         )
     )
+
+
+def _verdicts_on_file(conn: Connection) -> int:
+    """Rows in ``evaluations``: after a run, any other number than it evaluated means stale rows."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(evaluations)).scalar_one())
 
 
 def _remove_gone(conn: Connection) -> int:
@@ -336,7 +350,8 @@ def evaluate_all(
                 if tx is not None:
                     tx.commit()
             with conn.begin_nested() if dry_run else conn.begin():
-                summary.removed = _remove_gone(conn)
+                if dry_run or _verdicts_on_file(conn) != summary.contacts + summary.accounts:
+                    summary.removed = _remove_gone(conn)
             expected = conn.execute(
                 sa.select(sa.func.count())
                 .select_from(contacts)

@@ -120,6 +120,8 @@ def test_evaluate_all_records_verdicts_and_history(engine: Engine) -> None:
     # the same store again: nothing changes, nothing is added to the history
     again = evaluate_all(engine, POLICY, NOW + timedelta(hours=1), None)
     assert again.changed == 0
+    # ... and no verdict is rewritten: evaluated_at still says when each last changed
+    assert {r["evaluated_at"] for r in current(engine).values()} == {NOW}
     assert len(history(engine)) == 9
 
     # the escalation closes: account B and its opted-in contact become eligible
