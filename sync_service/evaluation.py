@@ -245,12 +245,7 @@ def _write(conn: Connection, policy: Policy, now: datetime, run_id: int | None) 
             sa.literal(now, e.c.evaluated_at.type),
             sa.literal(run_id, sa.Integer()),
         )
-        .select_from(
-            stage.outerjoin(
-                e,
-                sa.and_(e.c.entity_type == stage.c.entity_type, e.c.entity_id == stage.c.entity_id),
-            )
-        )
+        .select_from(joined)
         .where(differs)
     )
     ins: Any = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(e)
