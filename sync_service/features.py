@@ -32,8 +32,10 @@ Conventions (see ``rules.catalogue`` for what each feature means):
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
-from collections.abc import Callable, Generator, Iterator
+import threading
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -41,6 +43,7 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 from sqlalchemy.sql.elements import ColumnElement
 
 from canonical.model import FieldType
@@ -63,6 +66,8 @@ log = logging.getLogger(__name__)
 SALESFORCE = "salesforce"
 GAINSIGHT = "gainsight"
 DEFAULT_CHUNK = 100_000
+# readers of the features: one per core of the small host the service is sized for
+DEFAULT_WORKERS = 2
 _ASK_COLS = ("id", "contact_id", "account_id", "ask_type", "team", "requested_date")
 _NPS_COLS = ("id", "contact_id", "account_id", "score", "responded_at")
 
@@ -159,11 +164,13 @@ class _Rows:
     """A chunk's NPS answers or asks: those filed under its accounts, and its strays."""
 
     own: pl.DataFrame = field(default_factory=pl.DataFrame)
-    moved: pl.DataFrame | None = None
+    # read when first needed: the strays come from prepare()'s tables, which a parallel
+    # reader may have to wait for; the chunk's other reads go first
+    moved: Callable[[], pl.DataFrame] | None = None
 
     def for_contacts(self) -> pl.DataFrame:
         """The rows that count for the chunk's contacts."""
-        return self.own if self.moved is None else pl.concat([self.own, self.moved])
+        return self.own if self.moved is None else pl.concat([self.own, self.moved()])
 
 
 class FeatureQuery:
@@ -208,6 +215,8 @@ class FeatureQuery:
             sa.Column("c_account_id", sa.String(64), index=True),
             prefixes=["TEMPORARY"],
         )
+        # set by the parallel reader: the connection holding the temporary tables of prepare()
+        self.prepared: _Prepared | None = None
         self.want_opt = bool(n & {"opted_in", "opted_out", "opt_in_date"})
         self.want_nps = bool(n & _NPS_NAMES)
         self.want_last = bool(n & {"last_ask_date", "days_since_last_ask"})
@@ -371,7 +380,7 @@ class FeatureQuery:
         shape: Callable[[Any], tuple[list[Any], dict[str, FieldType]]],
         where: Callable[[Any], list[ColumnElement[bool]]],
         rng: tuple[str | None, str | None],
-    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    ) -> tuple[pl.DataFrame, Callable[[], pl.DataFrame]]:
         """Live rows of ``table`` filed under an account in ``rng``, and the chunk's strays.
 
         The strays are the rows filed under another account than their contact's whose
@@ -391,7 +400,15 @@ class FeatureQuery:
         moved = sa.select(*scols).where(
             *_id_range(stray.c.c_account_id, lo, hi), sa.not_(in_own), *where(stray)
         )
-        return read_frame(conn, own, types), read_frame(conn, moved, types)
+        return read_frame(conn, own, types), lambda: self._read_prepared(conn, moved, types)
+
+    def _read_prepared(
+        self, conn: Connection, stmt: sa.Select[Any], types: dict[str, FieldType]
+    ) -> pl.DataFrame:
+        """:func:`read_frame` of a statement on prepare()'s temporary tables."""
+        if self.prepared is not None:
+            return self.prepared.read(stmt, types)
+        return read_frame(conn, stmt, types)
 
     def _rows_of(
         self,
@@ -518,7 +535,7 @@ class FeatureQuery:
             )
         types: dict[str, FieldType] = {"contact_id": "string", "g_out": "integer"}
         types["g_in"] = "integer"
-        g = read_frame(conn, stmt, types)
+        g = self._read_prepared(conn, stmt, types) if rng else read_frame(conn, stmt, types)
         frame = _left(frame, g, "contact_id")
         # an explicit no anywhere wins; opted in needs a yes from Salesforce or Gainsight
         return frame.with_columns(
@@ -812,16 +829,6 @@ def _cast(col: pl.Expr, have: pl.DataType, want: pl.DataType) -> pl.Expr:
     return col.cast(want, strict=False)
 
 
-_RAW: dict[FieldType, pl.DataType] = {
-    "string": pl.String(),
-    "integer": pl.Int64(),
-    "number": pl.Float64(),
-    "boolean": pl.Int64(),
-    "date": pl.String(),
-    "datetime": pl.String(),
-}
-
-
 _PLAIN_TEXT = (sa.Integer, sa.Float, sa.Numeric, sa.Boolean, sa.Date, sa.DateTime)
 
 
@@ -835,7 +842,15 @@ def _may_need_quotes(t: Any) -> bool:
 def read_frame(conn: Connection, stmt: sa.Select[Any], types: dict[str, FieldType]) -> pl.DataFrame:
     """Run ``stmt`` and return its rows as a polars frame typed by ``types``.
 
-    PostgreSQL sends the result as one CSV text; SQLite goes through the cursor.
+    The database writes the whole result as one text, which polars parses: one Python object
+    per query instead of a tuple per row and an object per value, and the text is built with
+    the GIL released, so that readers in threads run side by side (a cursor's rows hold it).
+    (COPY TO STDOUT would hand psycopg a message per row: 3.5x the client CPU.)
+
+    Fields and rows are separated by ASCII's unit and record separators and NULL is written
+    as its group separator: no escaping, the cheapest text for the database to build. A value
+    holding one of them shows as a wrong field or row count, and then the query is read again
+    as quoted CSV. (Only a value that is exactly the group separator reads as NULL.)
     """
     compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params = compiled.construct_params()
@@ -844,48 +859,88 @@ def read_frame(conn: Connection, stmt: sa.Select[Any], types: dict[str, FieldTyp
         if key in params and params[key] is not None and callable(process):
             params[key] = process(params[key])
     names = list(types)
-    if conn.dialect.name == "postgresql":
-        # The server writes the whole result as one CSV text (NULL: an empty field, a value:
-        # quoted), which polars parses: one Python object per query instead of one per row
-        # (COPY TO STDOUT hands psycopg a message per row: 3.5x the client CPU).
-        cells = " || ',' || ".join(
-            f"""coalesce('"' || replace(q."{n}"::text, '"', '""') || '"', '')"""
-            if _may_need_quotes(stmt.selected_columns[n].type)
-            else f"""coalesce(q."{n}"::text, '')"""
-            for n in names
-        )
-        # a last constant field, so that no line is ever empty (polars would skip it)
-        sql = f"SELECT string_agg({cells} || ',.', E'\\n') FROM ({compiled}) AS q"
-        dbapi = conn.connection.driver_connection
-        with dbapi.cursor() as cur:  # type: ignore[union-attr]
-            cur.execute("SET LOCAL TIME ZONE 'UTC'")
-            cur.execute(sql, params)
-            row = cur.fetchone()
-        text: str | None = row[0] if row else None
-        frame = (
-            pl.read_csv(
-                text.encode(),
-                has_header=False,
-                new_columns=[*names, "_end"],
-                infer_schema=False,
-            ).drop("_end")
-            if text
-            else pl.DataFrame(schema={n: pl.String() for n in names})
-        )
-    else:
-        positional = [params[k] for k in compiled.positiontup or []]
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cur.execute(str(compiled), positional)
-            rows = cur.fetchall()
-        finally:
-            cur.close()
-        frame = pl.DataFrame(
-            rows, schema={n: _RAW[types[n]] for n in names}, orient="row", strict=False
-        )
+    frame = _read_text(conn, compiled, params, stmt, names, quoted=False)
+    if frame is None:
+        frame = _read_text(conn, compiled, params, stmt, names, quoted=True)
+        assert frame is not None
     return frame.select(
         [_cast(pl.col(n), frame.schema[n], POLARS_TYPES[types[n]]).alias(n) for n in names]
     )
+
+
+_FIELD, _ROW, _NULL = 31, 30, 29  # ASCII unit, record and group separators
+
+
+def _read_text(
+    conn: Connection,
+    compiled: Any,
+    params: Mapping[str, Any],
+    stmt: sa.Select[Any],
+    names: list[str],
+    *,
+    quoted: bool,
+) -> pl.DataFrame | None:
+    """One query's rows as strings, through one text; None when the plain text is ambiguous."""
+    pg = conn.dialect.name == "postgresql"
+    char = "chr" if pg else "char"
+    as_text = "::text" if pg else ""
+    if quoted:  # CSV: a text quoted (its quotes doubled), NULL an empty field
+        quote, sep, eol = ('"', ",", 10) if pg else ("'", ",", 10)
+        cells = " || ',' || ".join(
+            (
+                f"""coalesce('"' || replace(q."{n}"::text, '"', '""') || '"', '')"""
+                if pg  # SQLite's quote() quotes a text by ', and leaves a number bare
+                else f"""CASE WHEN q."{n}" IS NULL THEN '' ELSE quote(q."{n}") END"""
+            )
+            if _may_need_quotes(stmt.selected_columns[n].type)
+            else f"""coalesce(q."{n}"{as_text}, '')"""
+            for n in names
+        )
+        # a last constant field, so that no line is ever empty (polars would skip it)
+        row_text = f"{cells} || ',.'"
+    else:
+        quote, sep, eol = None, chr(_FIELD), _ROW
+        cells = f" || {char}({_FIELD}) || ".join(
+            f"""coalesce(q."{n}"{as_text}, {char}({_NULL}))""" for n in names
+        )
+        row_text = f"{cells} || {char}({_FIELD}) || '.'"
+    agg = "string_agg" if pg else "group_concat"
+    sql = f"SELECT {agg}({row_text}, {char}({eol})), count(*) FROM ({compiled}) AS q"
+    dbapi = conn.connection.driver_connection
+    if pg:
+        with dbapi.cursor() as cur:  # type: ignore[union-attr]
+            cur.execute("SET LOCAL TIME ZONE 'UTC'")
+            cur.execute(sql, params)
+            text, count = cur.fetchone()
+    else:
+        cur = dbapi.cursor()  # type: ignore[union-attr]
+        try:
+            cur.execute(sql, [params[k] for k in compiled.positiontup or []])
+            text, count = cur.fetchone()
+        finally:
+            cur.close()
+    if not text:
+        return pl.DataFrame(schema={n: pl.String() for n in names})
+    try:
+        frame = pl.read_csv(
+            text.encode(),
+            has_header=False,
+            new_columns=[*names, "_end"],
+            infer_schema=False,
+            separator=sep,
+            eol_char=chr(eol),
+            quote_char=quote,
+            null_values=None if quoted else chr(_NULL),
+            # plain text: an empty field is '' (NULL is the group separator); CSV: NULL
+            empty_string_is_null=quoted,
+        )
+    except (pl.exceptions.ComputeError, pl.exceptions.SchemaError):
+        if quoted:
+            raise
+        return None  # a separator inside a value
+    if not quoted and frame.height != count:
+        return None  # a record separator inside a value
+    return frame.drop("_end")
 
 
 def iter_feature_chunks(
@@ -912,10 +967,17 @@ def iter_feature_chunks(
 def _chunks(
     conn: Connection, q: FeatureQuery, policy: Policy, chunk_size: int
 ) -> Iterator[FeatureChunk]:
+    for lo, hi in _ranges(conn, chunk_size):
+        yield _range_chunk(conn, q, lo, hi)
+    yield from _orphan_chunks(conn, q, policy, chunk_size)
+
+
+def _ranges(conn: Connection, chunk_size: int) -> Iterator[tuple[str | None, str | None]]:
+    """Account id ranges ``(lo, hi]`` of about ``chunk_size`` contacts each; the last is open."""
     lo: str | None = None
     while True:
         c = contacts
-        nxt = conn.execute(
+        hi = conn.execute(
             sa.select(c.c.account_id)
             .where(
                 c.c.source == SALESFORCE,
@@ -927,12 +989,16 @@ def _chunks(
             .limit(1)
             .offset(chunk_size - 1)
         ).scalar()
-        hi = nxt  # None: the last range, open-ended
-        yield _range_chunk(conn, q, lo, hi)
+        yield lo, hi
         if hi is None:
-            break
+            return
         lo = hi
-    # contacts without an account: keyset pages of their id
+
+
+def _orphan_chunks(
+    conn: Connection, q: FeatureQuery, policy: Policy, chunk_size: int
+) -> Iterator[FeatureChunk]:
+    """Contacts without an account: keyset pages of their id."""
     last: str | None = None
     while True:
         after = last
@@ -976,18 +1042,106 @@ def compute_features(
 
 
 def stream_feature_chunks(
-    engine: Engine, policy: Policy, now: datetime, *, chunk_size: int = DEFAULT_CHUNK
+    engine: Engine,
+    policy: Policy,
+    now: datetime,
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    workers: int = DEFAULT_WORKERS,
 ) -> Iterator[FeatureChunk]:
-    """:func:`iter_feature_chunks` on its own connection, one chunk ahead, in a thread.
+    """:func:`iter_feature_chunks`, read by ``workers`` threads ahead of the caller.
 
-    While the caller evaluates and writes chunk k, the database computes chunk k+1: the SQL
-    and the Python side overlap. At most two chunks are in memory (the one being used and the
-    one ready), so memory stays bounded by ``chunk_size``. Errors in the reader are raised here.
+    While the caller evaluates and writes chunk k, the database computes the next ones: SQL
+    (the GIL released), polars and the caller's work overlap, and with two workers the two
+    cores of a small host both read. Each worker has its own connection and takes every
+    ``workers``-th account range; the temporary tables of :meth:`FeatureQuery.prepare` are
+    filled once, on a connection of their own, while the workers already read, and their
+    few rows are read through it. Each worker holds at most two chunks (the one it builds and
+    one ready), so memory stays bounded by ``chunk_size``. Errors in a reader are raised here.
+    An in-memory SQLite store (one connection) is read by one worker.
+    """
+    if workers <= 1 or isinstance(engine.pool, (SingletonThreadPool, StaticPool)):
+
+        def chunks() -> Iterator[FeatureChunk]:
+            # the worker opens, cleans up (temporary tables) and closes the connection itself
+            with engine.connect() as conn:
+                yield from iter_feature_chunks(conn, policy, now, chunk_size=chunk_size)
+
+        return read_ahead(chunks(), name="features-reader")
+    return _parallel_chunks(engine, policy, now, chunk_size, workers)
+
+
+class _Prepared:
+    """The connection holding prepare()'s temporary tables, shared by the readers.
+
+    Readers wait until prepare() is done and take turns; their queries there are small (the
+    strays of a range), so the turns are short.
     """
 
-    def chunks() -> Iterator[FeatureChunk]:
-        # the worker opens, cleans up (temporary tables) and closes the connection itself
-        with engine.connect() as conn:
-            yield from iter_feature_chunks(conn, policy, now, chunk_size=chunk_size)
+    def __init__(self, conn: Connection, q: FeatureQuery) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(self._prepare, q),
+            name="features-prepare",
+            daemon=True,
+        )
 
-    return read_ahead(chunks(), name="features-reader")
+    def _prepare(self, q: FeatureQuery) -> None:
+        try:
+            with self.lock:
+                q.prepare(self.conn)
+        except BaseException as exc:  # raised in every reader that needs the tables
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def read(self, stmt: sa.Select[Any], types: dict[str, FieldType]) -> pl.DataFrame:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        with self.lock:
+            return read_frame(self.conn, stmt, types)
+
+
+def _parallel_chunks(
+    engine: Engine, policy: Policy, now: datetime, chunk_size: int, workers: int
+) -> Generator[FeatureChunk, None, None]:
+    with engine.connect() as main:
+        q = FeatureQuery(policy, now, main.dialect.name)
+        ranges = list(_ranges(main, chunk_size))
+        # the tables of prepare() live on ``main``; its transaction is finished first, so that
+        # the connection is handed to the preparing thread with nothing open
+        main.rollback()
+        prepared = _Prepared(main, q)
+        q.prepared = prepared
+        prepared.thread.start()
+        try:
+
+            def share(w: int) -> Iterator[FeatureChunk]:
+                with engine.connect() as conn:
+                    for lo, hi in ranges[w::workers]:
+                        yield _range_chunk(conn, q, lo, hi)
+                    if w == 0:
+                        yield from _orphan_chunks(conn, q, policy, chunk_size)
+
+            readers = [read_ahead(share(w), name=f"features-reader-{w}") for w in range(workers)]
+            try:
+                while readers:  # round robin, in range order; a finished reader drops out
+                    for reader in list(readers):
+                        item = next(reader, None)
+                        if item is None:
+                            readers.remove(reader)
+                        else:
+                            yield item
+            finally:
+                for reader in readers:
+                    reader.close()
+        finally:
+            prepared.thread.join()
+            # a broken connection must not hide the error that broke it
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                q.cleanup(main)

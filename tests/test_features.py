@@ -410,38 +410,91 @@ def test_asks_and_answers_filed_under_another_account_are_counted_once(engine: E
         assert rows["003C"]["cap__account_quarter__count"] == 1
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_the_streamed_reader_yields_every_chunk_and_raises_its_errors(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
     from sync_service import features
 
     seed(engine, Entity.ACCOUNT, [{"id": f"001{i}"} for i in range(5)])
     seed(engine, Entity.CONTACT, [{"id": f"003{i}", "account_id": f"001{i}"} for i in range(5)])
     p = load_policy(ROOT / "config" / "rules.yaml")
-    chunks = list(features.stream_feature_chunks(engine, p, NOW, chunk_size=2))
+    chunks = list(features.stream_feature_chunks(engine, p, NOW, chunk_size=2, workers=workers))
     assert sorted(i for c in chunks for i in c.contacts["contact_id"]) == [
         f"003{i}" for i in range(5)
     ]
 
-    real = features.iter_feature_chunks
+    real = features._range_chunk
 
-    def broken(*args: Any, **kwargs: Any) -> Any:
-        it = real(*args, **kwargs)
-        try:
-            yield next(it)
+    def broken(conn: Any, q: Any, lo: str | None, hi: str | None) -> Any:
+        if lo is not None:  # every range but the first
             raise RuntimeError("the database went away")
-        finally:
-            it.close()
+        return real(conn, q, lo, hi)
 
-    monkeypatch.setattr(features, "iter_feature_chunks", broken)
+    monkeypatch.setattr(features, "_range_chunk", broken)
     got: list[Any] = []
 
     def consume() -> None:
-        got.extend(features.stream_feature_chunks(engine, p, NOW, chunk_size=2))
+        got.extend(features.stream_feature_chunks(engine, p, NOW, chunk_size=2, workers=workers))
 
     with pytest.raises(RuntimeError, match="went away"):
         consume()
     assert len(got) == 1
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 100])
+def test_parallel_readers_compute_what_one_reader_does(engine: Engine, chunk_size: int) -> None:
+    # strays (asks and answers filed under another account or none), Gainsight opt flags,
+    # contacts without an account: the readers share prepare()'s tables through one connection
+    from sync_service import features
+
+    rnd = random.Random(7)
+    accounts_ = [f"001{i:02d}" for i in range(12)]
+    seed(engine, Entity.ACCOUNT, [{"id": a, "customer_since": d(400)} for a in accounts_])
+    people = [
+        {"id": f"003{i:02d}", "account_id": rnd.choice([*accounts_, None]), "opted_in": True}
+        for i in range(40)
+    ]
+    people += [
+        {"source": "gainsight", "id": f"G{i}", "sf_contact_id": f"003{i:02d}", "opted_out": True}
+        for i in range(0, 40, 7)
+    ]
+    seed(engine, Entity.CONTACT, people)
+    ids = [f"003{i:02d}" for i in range(40)]
+    seed(
+        engine,
+        Entity.ASK,
+        [
+            {
+                "id": f"a{i}",
+                "contact_id": rnd.choice(ids),
+                "account_id": rnd.choice([*accounts_, None]),
+                "ask_type": "Reference Call",
+                "requested_date": d(rnd.randrange(0, 200)),
+            }
+            for i in range(120)
+        ],
+    )
+    seed(
+        engine,
+        Entity.NPS_RESPONSE,
+        [
+            {
+                "id": f"n{i}",
+                "contact_id": rnd.choice(ids),
+                "account_id": rnd.choice([*accounts_, None]),
+                "score": rnd.randrange(11),
+                "responded_at": ts(rnd.randrange(0, 300)),
+            }
+            for i in range(80)
+        ],
+    )
+    p = policy()
+    one = compute_features(engine, p, NOW).sort("contact_id")
+    chunks = list(features.stream_feature_chunks(engine, p, NOW, chunk_size=chunk_size, workers=2))
+    two = pl.concat([c.contacts for c in chunks]).sort("contact_id")
+    assert two["contact_id"].to_list() == sorted(ids)
+    assert two.equals(one)
 
 
 def test_the_latest_answer_is_the_latest_time_then_the_highest_id(engine: Engine) -> None:
@@ -479,7 +532,7 @@ def test_the_latest_answer_is_the_latest_time_then_the_highest_id(engine: Engine
 
 def test_text_values_and_ties_come_through_unchanged(engine: Engine) -> None:
     # values with the CSV separator, quotes, a line break, and '' (not NULL) survive the read
-    tricky = 'Acme, "the" \nsecond line'
+    tricky = "Acme, \"the\" O'Brien's \nsecond line"
     seed(
         engine,
         Entity.ACCOUNT,
@@ -563,3 +616,28 @@ def test_gainsight_opt_flags_reach_their_contact_in_any_chunk(
         "003C": (False, None),
         "003D": (True, None),
     }
+
+
+def test_values_holding_the_separators_are_read_again_as_csv(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sync_service import features
+
+    odd = {"001A": "unit\x1fseparator", "001B": "record\x1eseparator", "001C": "plain"}
+    seed(engine, Entity.ACCOUNT, [{"id": a, "industry": v} for a, v in odd.items()])
+    seed(engine, Entity.CONTACT, [{"id": f"003{a[-1]}", "account_id": a} for a in odd])
+    real = features._read_text
+    quoted: list[list[str]] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        if kwargs["quoted"]:
+            quoted.append(args[4])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(features, "_read_text", spy)
+    for chunk_size in (1, 100):  # a range of one account each: only theirs go again
+        quoted.clear()
+        rows = by_id(compute_features(engine, policy(), NOW, chunk_size=chunk_size))
+        assert {a: rows[f"003{a[-1]}"]["industry"] for a in odd} == odd
+        assert all("industry" in names for names in quoted)
+        assert len(quoted) == (2 if chunk_size == 1 else 1)

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from canonical.errors import StoreError
+from sync_service.store.sqlite_library import memstatus_off
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -59,6 +60,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         db = parsed.database
         if db and db != ":memory:" and not db.startswith("file:"):
             Path(db).parent.mkdir(parents=True, exist_ok=True)
+        memstatus_off()  # before this process's first SQLite connection, if it is one
         engine = sa.create_engine(url, **kwargs)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine

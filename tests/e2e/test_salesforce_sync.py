@@ -209,6 +209,17 @@ _CHILD = textwrap.dedent(
     from sync_service.runs import run_record
     from sync_service.store.engine import make_engine
 
+    import time
+    from sync_service import ingest
+
+    # each batch of 3 rows takes a while to write, so that the parent catches the stream
+    # between two batches whatever the speed of the machine
+    real_upsert = ingest.upsert
+    def slow_upsert(*args, **kwargs):
+        time.sleep(0.02)
+        return real_upsert(*args, **kwargs)
+    ingest.upsert = slow_upsert
+
     url, ca, cid, secret, db, mappings = sys.argv[1:7]
     engine = make_engine(db)
     cfg = SalesforceConfig(login_url=url, auth_flow="client_credentials", client_id=cid,
