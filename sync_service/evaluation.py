@@ -318,7 +318,7 @@ def evaluate_all(
         conn.commit()
         outer = conn.begin() if dry_run else None
         try:
-            # features are read on a second connection, one chunk ahead of the writes
+            # features are read by two readers on connections of their own, ahead of the writes
             for chunk in stream_feature_chunks(engine, policy, now, chunk_size=chunk_size):
                 tx = None if dry_run else conn.begin()
                 results = evaluate(policy, chunk.contacts, now)

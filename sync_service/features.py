@@ -12,8 +12,11 @@ window functions, several times faster on both backends. Python never loops over
   account come last, in keyset pages of their id. Memory is bounded by ``chunk_size``.
 * every table the features read has a covering index led by ``account_id`` (migration 0004),
   so a chunk's rows come from one index range, without a table lookup per row.
-* on PostgreSQL a query's result travels as one CSV text (parsed by polars); on SQLite through
-  the driver's cursor. No row is dropped or capped: every contact is yielded.
+* a query's result travels as one text built by the database and parsed by polars
+  (:func:`read_frame`). No row is dropped or capped: every contact is yielded.
+* :func:`stream_feature_chunks` reads the ranges in two threads, each on its own connection,
+  ahead of the caller; the run's temporary tables (:meth:`FeatureQuery.prepare`) are filled
+  once, on a third.
 
 Conventions (see ``rules.catalogue`` for what each feature means):
 
