@@ -1058,12 +1058,13 @@ def stream_feature_chunks(
 
     While the caller evaluates and writes chunk k, the database computes the next ones: SQL
     (the GIL released), polars and the caller's work overlap, and with two workers the two
-    cores of a small host both read. Each worker has its own connection and takes every
-    ``workers``-th account range; the temporary tables of :meth:`FeatureQuery.prepare` are
-    filled once, on a connection of their own, while the workers already read, and their
-    few rows are read through it. Each worker holds at most two chunks (the one it builds and
-    one ready), so memory stays bounded by ``chunk_size``. Errors in a reader are raised here.
-    An in-memory SQLite store (one connection) is read by one worker.
+    cores of a small host both read. Each worker has its own connection and takes the next
+    account range (:class:`_RangeFeed`) when done with one; the temporary tables of
+    :meth:`FeatureQuery.prepare` are filled once, on a connection of their own, while the
+    workers already read, and their few rows are read through it. Each worker holds at most
+    two chunks (the one it builds and one ready), so memory stays bounded by ``chunk_size``.
+    Errors in a reader are raised here. An in-memory SQLite store (one connection) is read by
+    one worker.
     """
     if workers <= 1 or isinstance(engine.pool, (SingletonThreadPool, StaticPool)):
 
@@ -1130,30 +1131,55 @@ def _reader_cache(conn: Connection) -> Iterator[None]:
             conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
 
 
+class _RangeFeed:
+    """Hands out the account ranges one at a time, then the orphans to one reader.
+
+    Each range is found when asked for; after the last, one reader gets ``ORPHANS`` (the
+    contacts without an account), the others ``None``. The readers start as soon as the first
+    range is known (finding them all takes a query per range), and a reader done early takes
+    the next range: no reader idles at the end.
+    """
+
+    ORPHANS = "orphans"
+
+    def __init__(self, conn: Connection, chunk_size: int) -> None:
+        self._ranges = _ranges(conn, chunk_size)
+        self._lock = threading.Lock()
+        self._orphans_given = False
+
+    def next(self) -> tuple[str | None, str | None] | str | None:
+        with self._lock:
+            for rng in self._ranges:
+                return rng
+            if not self._orphans_given:
+                self._orphans_given = True
+                return self.ORPHANS
+            return None
+
+
 def _parallel_chunks(
     engine: Engine, policy: Policy, now: datetime, chunk_size: int, workers: int
 ) -> Generator[FeatureChunk, None, None]:
-    with engine.connect() as main:
+    with engine.connect() as main, engine.connect() as feed_conn:
         q = FeatureQuery(policy, now, main.dialect.name)
-        ranges = list(_ranges(main, chunk_size))
-        # the tables of prepare() live on ``main``; its transaction is finished first, so that
-        # the connection is handed to the preparing thread with nothing open
-        main.rollback()
         prepared = _Prepared(main, q)
         q.prepared = prepared
         prepared.thread.start()
+        feed = _RangeFeed(feed_conn, chunk_size)
         try:
 
-            def share(w: int) -> Iterator[FeatureChunk]:
+            def share() -> Iterator[FeatureChunk]:
                 with engine.connect() as conn, _reader_cache(conn):
-                    for lo, hi in ranges[w::workers]:
-                        yield _range_chunk(conn, q, lo, hi)
-                    if w == 0:
-                        yield from _orphan_chunks(conn, q, policy, chunk_size)
+                    while (task := feed.next()) is not None:
+                        if task == _RangeFeed.ORPHANS:
+                            yield from _orphan_chunks(conn, q, policy, chunk_size)
+                        else:
+                            assert isinstance(task, tuple)
+                            yield _range_chunk(conn, q, *task)
 
-            readers = [read_ahead(share(w), name=f"features-reader-{w}") for w in range(workers)]
+            readers = [read_ahead(share(), name=f"features-reader-{w}") for w in range(workers)]
             try:
-                while readers:  # round robin, in range order; a finished reader drops out
+                while readers:  # round robin; a finished reader drops out
                     for reader in list(readers):
                         item = next(reader, None)
                         if item is None:
