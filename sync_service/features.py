@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -220,8 +221,8 @@ class FeatureQuery:
             sa.Column("c_account_id", sa.String(64), index=True),
             prefixes=["TEMPORARY"],
         )
-        # set by the parallel reader: the connection holding the temporary tables of prepare()
-        self.prepared: _Prepared | None = None
+        # set by the parallel reader: per temporary table, the connection holding it
+        self.prepared: dict[str, _Prepared] = {}
         self.want_opt = bool(n & {"opted_in", "opted_out", "opt_in_date"})
         self.want_nps = bool(n & _NPS_NAMES)
         self.want_last = bool(n & {"last_ask_date", "days_since_last_ask"})
@@ -253,38 +254,54 @@ class FeatureQuery:
         so chunking by account range never loses it. Gainsight contacts carry the Salesforce
         contact they match, not its account: their opt flags are filed here under it.
         """
-        c = contacts
-        for table, stray in ((advocacy_asks, self.stray_asks), (nps_responses, self.stray_nps)):
-            stray.drop(conn, checkfirst=True)
-            stray.create(conn)
-            cols = [table.c[x.name] for x in stray.c if x.name != "c_account_id"]
-            conn.execute(
-                stray.insert().from_select([x.name for x in stray.c], self._strays(table, cols))
-            )
+        for fill in self.prepare_parts().values():
+            fill(conn)
+
+    def prepare_parts(self) -> dict[str, Callable[[Connection], None]]:
+        """:meth:`prepare` in parts, one per temporary table (by name).
+
+        Each part may run on a connection of its own; its table is then read through it.
+        """
+        parts: dict[str, Callable[[Connection], None]] = {
+            stray.name: functools.partial(self._fill_strays, table, stray)
+            for table, stray in ((advocacy_asks, self.stray_asks), (nps_responses, self.stray_nps))
+        }
         if self.want_opt:
-            gs, g = contacts.alias("gsc"), self.gs_contacts
-            g.drop(conn, checkfirst=True)
-            g.create(conn)
-            conn.execute(
-                g.insert().from_select(
-                    [x.name for x in g.c],
-                    sa.select(
-                        gs.c.sf_contact_id,
-                        _tri(gs.c.opted_out),
-                        _tri(gs.c.opted_in),
-                        c.c.account_id,
-                    )
-                    .select_from(gs.join(c, c.c.id == gs.c.sf_contact_id))
-                    .where(
-                        gs.c.source == GAINSIGHT,
-                        _live(gs),
-                        c.c.source == SALESFORCE,
-                        _live(c),
-                        c.c.account_id.is_not(None),
-                    )
-                    .group_by(gs.c.sf_contact_id, c.c.account_id),
+            parts[self.gs_contacts.name] = self._fill_gs_contacts
+        return parts
+
+    def _fill_strays(self, table: sa.Table, stray: sa.Table, conn: Connection) -> None:
+        stray.drop(conn, checkfirst=True)
+        stray.create(conn)
+        cols = [table.c[x.name] for x in stray.c if x.name != "c_account_id"]
+        conn.execute(
+            stray.insert().from_select([x.name for x in stray.c], self._strays(table, cols))
+        )
+
+    def _fill_gs_contacts(self, conn: Connection) -> None:
+        c, gs, g = contacts, contacts.alias("gsc"), self.gs_contacts
+        g.drop(conn, checkfirst=True)
+        g.create(conn)
+        conn.execute(
+            g.insert().from_select(
+                [x.name for x in g.c],
+                sa.select(
+                    gs.c.sf_contact_id,
+                    _tri(gs.c.opted_out),
+                    _tri(gs.c.opted_in),
+                    c.c.account_id,
                 )
+                .select_from(gs.join(c, c.c.id == gs.c.sf_contact_id))
+                .where(
+                    gs.c.source == GAINSIGHT,
+                    _live(gs),
+                    c.c.source == SALESFORCE,
+                    _live(c),
+                    c.c.account_id.is_not(None),
+                )
+                .group_by(gs.c.sf_contact_id, c.c.account_id),
             )
+        )
 
     def _strays(self, table: sa.Table, cols: list[Any]) -> sa.Select[Any]:
         """Live rows of ``table`` not filed under their contact's account, with that account."""
@@ -405,15 +422,14 @@ class FeatureQuery:
         moved = sa.select(*scols).where(
             *_id_range(stray.c.c_account_id, lo, hi), sa.not_(in_own), *where(stray)
         )
-        return read_frame(conn, own, types), lambda: self._read_prepared(conn, moved, types)
+        return read_frame(conn, own, types), lambda: self._read_prepared(conn, stray, moved, types)
 
     def _read_prepared(
-        self, conn: Connection, stmt: sa.Select[Any], types: dict[str, FieldType]
+        self, conn: Connection, table: sa.Table, stmt: sa.Select[Any], types: dict[str, FieldType]
     ) -> pl.DataFrame:
-        """:func:`read_frame` of a statement on prepare()'s temporary tables."""
-        if self.prepared is not None:
-            return self.prepared.read(stmt, types)
-        return read_frame(conn, stmt, types)
+        """:func:`read_frame` of a statement on ``table``, a temporary table of prepare()."""
+        held = self.prepared.get(table.name)
+        return held.read(stmt, types) if held is not None else read_frame(conn, stmt, types)
 
     def _rows_of(
         self,
@@ -540,7 +556,10 @@ class FeatureQuery:
             )
         types: dict[str, FieldType] = {"contact_id": "string", "g_out": "integer"}
         types["g_in"] = "integer"
-        g = self._read_prepared(conn, stmt, types) if rng else read_frame(conn, stmt, types)
+        if rng is not None:
+            g = self._read_prepared(conn, self.gs_contacts, stmt, types)
+        else:
+            g = read_frame(conn, stmt, types)
         frame = _left(frame, g, "contact_id")
         # an explicit no anywhere wins; opted in needs a yes from Salesforce or Gainsight
         return frame.with_columns(
@@ -1078,29 +1097,31 @@ def stream_feature_chunks(
 
 
 class _Prepared:
-    """The connection holding prepare()'s temporary tables, shared by the readers.
+    """A connection filling one temporary table of prepare() in a thread; then read through.
 
-    Readers wait until prepare() is done and take turns; their queries there are small (the
-    strays of a range), so the turns are short.
+    Each table is filled on a connection of its own, side by side (the readers wait for them);
+    readers then take turns on it: their queries there are small (the strays of a range).
     """
 
-    def __init__(self, conn: Connection, q: FeatureQuery) -> None:
+    def __init__(self, conn: Connection, fill: Callable[[Connection], None], table: str) -> None:
         self.conn = conn
+        self.table = table
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(
             target=contextvars.copy_context().run,
-            args=(self._prepare, q),
-            name="features-prepare",
+            args=(self._fill, fill),
+            name=f"features-prepare-{table}",
             daemon=True,
         )
+        self.thread.start()
 
-    def _prepare(self, q: FeatureQuery) -> None:
+    def _fill(self, fill: Callable[[Connection], None]) -> None:
         try:
             with self.lock:
-                q.prepare(self.conn)
-        except BaseException as exc:  # raised in every reader that needs the tables
+                fill(self.conn)
+        except BaseException as exc:  # raised in every reader that needs the table
             self.error = exc
         finally:
             self.done.set()
@@ -1111,6 +1132,14 @@ class _Prepared:
             raise self.error
         with self.lock:
             return read_frame(self.conn, stmt, types)
+
+    def close(self) -> None:
+        """Wait for the filling to end; drop the table (the connection returns to the pool)."""
+        self.thread.join()
+        # a broken connection must not hide the error that broke it
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.table}")
+            self.conn.commit()
 
 
 @contextlib.contextmanager
@@ -1160,37 +1189,35 @@ class _RangeFeed:
 def _parallel_chunks(
     engine: Engine, policy: Policy, now: datetime, chunk_size: int, workers: int
 ) -> Generator[FeatureChunk, None, None]:
-    with engine.connect() as main, engine.connect() as feed_conn:
-        q = FeatureQuery(policy, now, main.dialect.name)
-        prepared = _Prepared(main, q)
-        q.prepared = prepared
-        prepared.thread.start()
+    with contextlib.ExitStack() as stack:
+        feed_conn = stack.enter_context(engine.connect())
+        q = FeatureQuery(policy, now, feed_conn.dialect.name)
+        for table, fill in q.prepare_parts().items():
+            conn = stack.enter_context(engine.connect())
+            stack.enter_context(_reader_cache(conn))
+            held = _Prepared(conn, fill, table)
+            stack.callback(held.close)  # before its connection is closed
+            q.prepared[table] = held
         feed = _RangeFeed(feed_conn, chunk_size)
+
+        def share() -> Iterator[FeatureChunk]:
+            with engine.connect() as conn, _reader_cache(conn):
+                while (task := feed.next()) is not None:
+                    if task == _RangeFeed.ORPHANS:
+                        yield from _orphan_chunks(conn, q, policy, chunk_size)
+                    else:
+                        assert isinstance(task, tuple)
+                        yield _range_chunk(conn, q, *task)
+
+        readers = [read_ahead(share(), name=f"features-reader-{w}") for w in range(workers)]
         try:
-
-            def share() -> Iterator[FeatureChunk]:
-                with engine.connect() as conn, _reader_cache(conn):
-                    while (task := feed.next()) is not None:
-                        if task == _RangeFeed.ORPHANS:
-                            yield from _orphan_chunks(conn, q, policy, chunk_size)
-                        else:
-                            assert isinstance(task, tuple)
-                            yield _range_chunk(conn, q, *task)
-
-            readers = [read_ahead(share(), name=f"features-reader-{w}") for w in range(workers)]
-            try:
-                while readers:  # round robin; a finished reader drops out
-                    for reader in list(readers):
-                        item = next(reader, None)
-                        if item is None:
-                            readers.remove(reader)
-                        else:
-                            yield item
-            finally:
-                for reader in readers:
-                    reader.close()
+            while readers:  # round robin; a finished reader drops out
+                for reader in list(readers):
+                    item = next(reader, None)
+                    if item is None:
+                        readers.remove(reader)
+                    else:
+                        yield item
         finally:
-            prepared.thread.join()
-            # a broken connection must not hide the error that broke it
-            with contextlib.suppress(sa.exc.SQLAlchemyError):
-                q.cleanup(main)
+            for reader in readers:
+                reader.close()
