@@ -442,6 +442,27 @@ def test_the_streamed_reader_yields_every_chunk_and_raises_its_errors(
     assert len(got) == 1
 
 
+def test_a_failed_prepare_is_raised_and_every_connection_returned(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from sync_service import features
+
+    seed(engine, Entity.ACCOUNT, [{"id": f"001{i}"} for i in range(5)])
+    seed(engine, Entity.CONTACT, [{"id": f"003{i}", "account_id": f"001{i}"} for i in range(5)])
+
+    def broken(self: Any, table: Any, stray: Any, conn: Any) -> None:
+        raise RuntimeError("disk full while preparing")
+
+    monkeypatch.setattr(features.FeatureQuery, "_fill_strays", broken)
+    p = load_policy(ROOT / "config" / "rules.yaml")
+    with pytest.raises(RuntimeError, match="disk full"):
+        list(features.stream_feature_chunks(engine, p, NOW, chunk_size=2, workers=2))
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert not [t for t in threading.enumerate() if t.name.startswith("features-")]
+
+
 @pytest.mark.parametrize("chunk_size", [1, 3, 100])
 def test_parallel_readers_compute_what_one_reader_does(engine: Engine, chunk_size: int) -> None:
     # strays (asks and answers filed under another account or none), Gainsight opt flags,
