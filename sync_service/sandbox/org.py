@@ -105,12 +105,17 @@ class Org:
 
     # -- clock -------------------------------------------------------------------------------
     def tick(self) -> dt.datetime:
-        """Now, strictly after the previous tick and never before the seed's reference time."""
+        """Now (to the millisecond), never before the previous tick or the seed's reference time.
+
+        Writes within one millisecond share it, as writes within one second share a
+        SystemModstamp in a real org: the (SystemModstamp, Id) cursor must cope with ties. A
+        clock that moved on by a millisecond per write instead ran ahead of the wall clock in
+        a burst (a writeback of a few hundred records), so that a sync started right after
+        bounded its read by a ``now`` earlier than the latest edits and left them for the next.
+        """
         with self._clock_lock:
             now = dt.datetime.now(dt.UTC)
-            now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-            if now <= self._last:
-                now = self._last + dt.timedelta(milliseconds=1)
+            now = max(now.replace(microsecond=now.microsecond // 1000 * 1000), self._last)
             self._last = now
             return now
 
