@@ -35,6 +35,7 @@ from connectors.base import Connector, Cursor, StreamSpec
 from sync_service.logs import mask_emails
 from sync_service.readahead import read_ahead
 from sync_service.runs import Run, utcnow
+from sync_service.store.initial_load import deferred_indexes, restore_indexes
 from sync_service.store.models import CANONICAL_TABLES, quarantine, sync_state
 from sync_service.store.upsert import upsert
 
@@ -262,6 +263,8 @@ def sync_stream(
         since = start_cursor(conn, system, spec.name, opts)
         saved_digest = _saved_digest(conn, system, spec.name)
         has_quarantine = _open_quarantine(conn, system, spec.name) > 0
+        if restore_indexes(conn, table):  # a first load killed before it built them
+            conn.commit()
     if since is not None and saved_digest not in (None, digest):
         log.info("the mapping of %s.%s changed: reading it again in full", system, spec.name)
         run.add(f"remapped.{spec.name}")
@@ -279,7 +282,10 @@ def sync_stream(
         ),
         name=f"read-{spec.name}",
     )
-    with closing(prepared):
+    with (
+        deferred_indexes(engine, table, first_load=since is None),
+        closing(prepared),
+    ):
         for batch, rows, bad in prepared:
             with engine.begin() as conn:
                 if rows:

@@ -14,6 +14,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from canonical.errors import StoreError
+from sync_service.store.initial_load import restore_all
+from sync_service.store.models import CANONICAL_TABLES
 from sync_service.store.sqlite_library import memstatus_off
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -79,6 +81,10 @@ def alembic_config(engine: Engine) -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision``; safe to call on every start.
 
+    At ``head`` it also rebuilds indexes a killed first load left out (see
+    :mod:`sync_service.store.initial_load`); the schema of an older revision is not the
+    models', so it is left as the migrations made it.
+
     Raises:
         StoreError: when the database cannot be reached or a migration fails.
     """
@@ -93,6 +99,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     except SQLAlchemyError as exc:
         msg = f"schema migration failed: {str(exc).splitlines()[0]}"
         raise StoreError(msg) from None
+    if revision == "head":
+        restore_all(engine, list(CANONICAL_TABLES.values()))
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -23,7 +23,8 @@ from sync_service.ingest import IngestOptions, read_cursor, sync_source
 from sync_service.mapping import load_mappings
 from sync_service.runs import Run, run_record
 from sync_service.sandbox import Sandbox
-from sync_service.store.models import accounts, contacts
+from sync_service.store.initial_load import missing_indexes
+from sync_service.store.models import CANONICAL_TABLES, accounts, contacts
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPINGS = ROOT / "mappings"
@@ -261,6 +262,8 @@ def test_process_killed_mid_sync_resumes_with_nothing_lost_or_duplicated(
     assert proc.returncode == -signal.SIGKILL
     partial = len(stored(engine, contacts))
     assert 0 < partial < len(crm_ids(sb, "Contact", include_deleted=True))
+    with engine.connect() as c:  # killed mid first load: its indexes were to be built at the end
+        assert missing_indexes(c, contacts)
 
     sb.faults.latency = 0.0
     run, _ = sync(engine, sb)
@@ -273,6 +276,8 @@ def test_process_killed_mid_sync_resumes_with_nothing_lost_or_duplicated(
         ).scalar_one()
     assert set(stored(engine, contacts)) == crm_ids(sb, "Contact", include_deleted=True)
     assert n_rows == len(crm_ids(sb, "Contact", include_deleted=True))
+    with engine.connect() as c:
+        assert all(missing_indexes(c, t) == [] for t in CANONICAL_TABLES.values())
 
 
 def test_bad_record_is_quarantined_and_the_rest_of_the_batch_goes_on(

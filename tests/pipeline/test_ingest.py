@@ -18,6 +18,7 @@ from sync_service.ingest import (
     sync_stream,
 )
 from sync_service.runs import run_record
+from sync_service.store.initial_load import missing_indexes
 from sync_service.store.models import contacts, quarantine, runs, sync_state
 from tests.fakes import FakeConnector, FakeContactMapping
 
@@ -258,3 +259,51 @@ def test_a_stream_whose_mapping_changed_is_read_again_in_full(engine: Engine):
     with run_record(engine, "salesforce") as run:
         sync_source(engine, crm, [MoreFields()], run, opts())
     assert crm.reads[-1][1] is not None
+
+
+def _missing_indexes_when_read(engine: Engine, crm: FakeConnector) -> list[list[str]]:
+    """Spy: the contacts indexes missing each time a stream starts to read."""
+    seen: list[list[str]] = []
+    original = crm.stream
+
+    def stream(spec):  # type: ignore[no-untyped-def]
+        inner = original(spec)
+        read = inner.read
+
+        def spying_read(since, until):  # type: ignore[no-untyped-def]
+            for i, batch in enumerate(read(since, until)):
+                if i == 0:
+                    with engine.connect() as conn:
+                        seen.append(missing_indexes(conn, contacts))
+                yield batch
+
+        inner.read = spying_read  # type: ignore[method-assign]
+        return inner
+
+    crm.stream = stream  # type: ignore[method-assign]
+    return seen
+
+
+def test_a_first_load_builds_the_indexes_once_at_the_end(engine: Engine):
+    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(7)]})
+    seen = _missing_indexes_when_read(engine, crm)
+    sync(engine, crm)
+    assert seen == [sorted(str(ix.name) for ix in contacts.indexes)]
+    with engine.connect() as conn:
+        assert missing_indexes(conn, contacts) == []
+    # The next (incremental) run writes with its indexes in place.
+    crm.records["Contact"].append(rec(7, 60))
+    sync(engine, crm)
+    assert seen[-1] == []
+    assert len(stored(engine)) == 8
+
+
+def test_indexes_left_out_by_a_killed_first_load_are_back_before_the_next_read(engine: Engine):
+    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(4)]})
+    sync(engine, crm)
+    with engine.begin() as conn:  # what kill -9 during a first load leaves behind
+        for ix in contacts.indexes:
+            ix.drop(conn)
+    seen = _missing_indexes_when_read(engine, crm)
+    sync(engine, crm)
+    assert seen == [[]]
