@@ -16,10 +16,12 @@ raises SQLAlchemy's usual error. PostgreSQL uses the generic path.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from itertools import islice
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from operator import itemgetter
 from typing import Any
 
@@ -30,6 +32,8 @@ from sqlalchemy.engine import Connection, Dialect
 DEFAULT_BATCH_ROWS = 1000
 
 Converter = Callable[[Any], Any]
+#: Converts one column of a batch (a tuple of values) to what its bind processor writes.
+_Column = Callable[[Sequence[Any]], Sequence[Any]]
 
 
 def _insert_for(conn: Connection, table: sa.Table) -> Any:
@@ -150,30 +154,26 @@ def _execute_fast(
 class _Plan:
     """The SQL text and tuple-building of one (table, column set, key) on one dialect."""
 
-    def __init__(self, sql: str, order: list[str], converters: list[Converter | None]) -> None:
+    def __init__(self, sql: str, order: list[str], converters: list[_Column | None]) -> None:
         self.sql = sql
         self.width = len(order)
         self.getter: Callable[[Mapping[str, Any]], Any] = itemgetter(*order)
+        self.column_getters = [itemgetter(name) for name in order]
         self.converters = [(i, conv) for i, conv in enumerate(converters) if conv is not None]
 
     def params(self, group: list[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         """The rows of ``group`` as parameter tuples, values as SQLAlchemy would bind them."""
         getter = self.getter
-        if self.width == 1:
-            values = [(getter(row),) for row in group]
-        else:
-            values = [getter(row) for row in group]
-        if not self.converters:
-            return values
-        out: list[tuple[Any, ...]] = []
-        append = out.append
-        converters = self.converters
-        for value in values:
-            row = list(value)
-            for i, conv in converters:
-                row[i] = conv(row[i])
-            append(tuple(row))
-        return out
+        if not self.converters or not group:
+            if self.width == 1:
+                return [(getter(row),) for row in group]
+            return list(map(getter, group))
+        # Column by column: most columns then convert in one step (a column of booleans is
+        # checked, not rewritten; a batch's single synced_at is formatted once).
+        columns: list[Sequence[Any]] = [tuple(map(get, group)) for get in self.column_getters]
+        for i, conv in self.converters:
+            columns[i] = conv(columns[i])
+        return list(zip(*columns, strict=True))
 
 
 @lru_cache(maxsize=256)
@@ -221,47 +221,102 @@ def _agrees(proc: Converter, cases: Iterable[tuple[Any, Any]]) -> bool:
         return False
 
 
-def _converter(type_: Any, dialect: Dialect) -> Converter | None:
-    """A function binding a value of ``type_`` exactly as its bind processor does."""
+_BOOLEAN_OR_NONE = frozenset({bool, type(None)})
+
+
+def _json_encoder() -> Converter | None:
+    """``json.dumps`` with its default settings, minus the encoder it builds on every call."""
+    if c_make_encoder is None:  # an interpreter without the C accelerator
+        return None
+    # No circular check (markers None): a failed call would otherwise leave ids behind in a
+    # shared markers dict. A circular value still fails (RecursionError), on the generic path.
+    encode = c_make_encoder(
+        None,
+        json.JSONEncoder().default,
+        encode_basestring_ascii,
+        None,
+        ": ",
+        ", ",
+        False,
+        False,
+        True,
+    )
+
+    def dumps(value: Any) -> str:
+        if value.__class__ is str:
+            return encode_basestring_ascii(value)
+        return "".join(encode(value, 0))
+
+    return dumps
+
+
+_SAMPLE_JSON: tuple[Any, ...] = (
+    {"_crm": {"A__c": None, "B__c": False, "C__c": 1.5, "D__c": 'x\u00e9"\n'}},
+    {},
+    [1, 2.0, None, True, "s"],
+    "text",
+    12,
+    float("nan"),
+)
+
+
+def _converter(type_: Any, dialect: Dialect) -> _Column | None:
+    """A function binding a column of ``type_`` exactly as its bind processor does."""
     proc: Converter | None = type_._cached_bind_processor(dialect)
     if proc is None:
         return None
     if _agrees(proc, [(True, 1), (False, 0)]):
-        true, false = proc(True), proc(False)
 
-        def boolean(value: Any) -> Any:
-            if value is True:
-                return true
-            if value is False:
-                return false
+        def booleans(column: Sequence[Any]) -> Sequence[Any]:
+            # The driver binds True and False as the integers 1 and 0 the processor returns.
+            if set(map(type, column)) <= _BOOLEAN_OR_NONE:
+                return column
+            return [proc(value) for value in column]
+
+        return booleans
+    if _agrees(proc, [(d, _datetime_text(d)) for d in _SAMPLE_DATETIMES]):
+
+        def one(value: Any) -> Any:
+            if value.__class__ is datetime and value.tzinfo is UTC:
+                return _datetime_text(value)
             return proc(value) if value is not None else None
 
-        return boolean
-    if _agrees(proc, [(d, _datetime_text(d)) for d in _SAMPLE_DATETIMES]):
-        # The same timestamp object (a batch's synced_at) is converted once. The pair is
-        # replaced whole, so threads sharing the plan never see a value with another's text.
-        last: list[tuple[Any, Any]] = [(None, None)]
+        def timestamps(column: Sequence[Any]) -> Sequence[Any]:
+            # A batch's synced_at is one value: formatted once. Equal timestamps are the same
+            # instant, and the processor writes an instant as one text.
+            first = column[0]
+            if first is not None and column.count(first) == len(column):
+                return (one(first),) * len(column)
+            return [
+                _datetime_text(value)
+                if value.__class__ is datetime and value.tzinfo is UTC
+                else one(value)
+                for value in column
+            ]
 
-        def timestamp(value: Any) -> Any:
-            if value is None:
-                return None
-            seen, text = last[0]
-            if value is seen:
-                return text
-            if value.__class__ is datetime and value.tzinfo is UTC:
-                text = _datetime_text(value)
-            else:
-                text = proc(value)
-            last[0] = (value, text)
-            return text
-
-        return timestamp
+        return timestamps
     if _agrees(proc, [(d, d.isoformat()) for d in _SAMPLE_DATES]):
 
-        def day(value: Any) -> Any:
-            if value.__class__ is date:
-                return value.isoformat()
-            return proc(value) if value is not None else None
+        def days(column: Sequence[Any]) -> Sequence[Any]:
+            return [
+                value.isoformat()
+                if value.__class__ is date
+                else (proc(value) if value is not None else None)
+                for value in column
+            ]
 
-        return day
-    return proc
+        return days
+    dumps = _json_encoder()
+    if dumps is not None and _same_as(proc, dumps, _SAMPLE_JSON):
+        return lambda column: [
+            dumps(value) if value is not None else proc(None) for value in column
+        ]
+    return lambda column: [proc(value) for value in column]
+
+
+def _same_as(proc: Converter, fast: Converter, samples: Iterable[Any]) -> bool:
+    """Whether ``fast`` gives what ``proc`` gives on every sample."""
+    try:
+        return all(fast(value) == proc(value) for value in samples)
+    except Exception:  # a processor refusing a sample just does not agree
+        return False
