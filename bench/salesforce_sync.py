@@ -69,7 +69,7 @@ def child(mode: str, db: Path, mappings_dir: Path) -> dict[str, Any]:
     elif mode in ("bulk", "bulk-read"):
         overrides |= {"bulk_query_threshold": 0, "batch_size": 10_000, "bulk_page_size": 50_000}
     connector = SalesforceConnector(_connector_config(overrides))
-    per_stream: dict[str, dict[str, int]] = {}
+    per_stream: dict[str, dict[str, float]] = {}
     records = 0
     sf = connector.client()  # log in first: a login is not an API call of any stream
     start = time.perf_counter()
@@ -77,10 +77,14 @@ def child(mode: str, db: Path, mappings_dir: Path) -> dict[str, Any]:
         until = datetime.now(UTC)
         for mapping in entities:
             spec = mapping.stream_spec()
-            before = connector.usage().calls
+            before, t0 = connector.usage().calls, time.perf_counter()
             rows = sum(len(b.records) for b in connector.stream(spec).read(None, until))
             records += rows
-            per_stream[spec.name] = {"rows": rows, "calls": connector.usage().calls - before}
+            per_stream[spec.name] = {
+                "rows": rows,
+                "calls": connector.usage().calls - before,
+                "seconds": time.perf_counter() - t0,
+            }
     elif mode == "naive":
         with engine.begin() as conn:
             for mapping in entities:
@@ -88,7 +92,7 @@ def child(mode: str, db: Path, mappings_dir: Path) -> dict[str, Any]:
                 fields = ", ".join(
                     dict.fromkeys([spec.primary_key, *spec.fields, "SystemModstamp"])
                 )
-                before = connector.usage().calls
+                before, t0 = connector.usage().calls, time.perf_counter()
                 result = sf.query_all(f"SELECT {fields} FROM {spec.object_name}")
                 rows = []
                 for raw in result["records"]:
@@ -101,17 +105,22 @@ def child(mode: str, db: Path, mappings_dir: Path) -> dict[str, Any]:
                 per_stream[spec.name] = {
                     "rows": len(rows),
                     "calls": connector.usage().calls - before,
+                    "seconds": time.perf_counter() - t0,
                 }
     else:
         opts = IngestOptions(overlap=timedelta(seconds=300), now=datetime.now(UTC))
         with run_record(engine, "salesforce") as run:
             for mapping in entities:
                 name = mapping.stream_spec().name
-                before = connector.usage().calls
+                before, t0 = connector.usage().calls, time.perf_counter()
                 sync_stream(engine, connector, mapping, run, opts)
                 rows = int(run.counts.get(f"records.{name}", 0))
                 records += rows
-                per_stream[name] = {"rows": rows, "calls": connector.usage().calls - before}
+                per_stream[name] = {
+                    "rows": rows,
+                    "calls": connector.usage().calls - before,
+                    "seconds": time.perf_counter() - t0,
+                }
     seconds = time.perf_counter() - start
     return {
         "peak_rss_mb": _peak_rss_mb(),
@@ -220,6 +229,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['mode']:<9} {r['records']:>10,} {r['seconds']:>8.1f} {rps:>9,.0f} "
             f"{r['peak_rss_mb']:>11.0f} {r['calls']:>9,} {ratio:>8}"
         )
+    print()
+    for r in results:
+        streams = ", ".join(
+            f"{name} {s['rows'] / s['seconds']:,.0f}/s" if s.get("seconds") else name
+            for name, s in r["per_stream"].items()
+        )
+        print(f"{r['mode']:<9} per stream: {streams}")
     for r in results:
         if r["mode"] == "rest":
             print(
