@@ -97,25 +97,64 @@ def parse_csv_page(text: str, info: ObjectInfo) -> Iterator[dict[str, Any]]:
 
     Empty cells are null (Salesforce stores no empty strings); booleans and numbers are
     converted by their describe type; everything else (dates, datetimes, ids, text) stays text
-    in the same format REST returns. This is the hot loop of a bulk read: it works on lists and
-    builds each dict once.
+    in the same format REST returns. This is the hot loop of a bulk read: each row becomes its
+    dict in one generated expression (see :func:`_record_builder`).
     """
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if header is None:
         return
-    typed = [
-        (index, convert)
-        for index, column in enumerate(header)
-        if (convert := typed_converter(info.field(column))) is not None
-    ]
+    converters = [typed_converter(info.field(column)) for column in header]
+    build = _record_builder(header, converters)
+    width = len(header)
     for row in reader:
-        values: list[Any] = [cell or None for cell in row]
-        for index, convert in typed:
-            cell = values[index]
-            if cell is not None:
-                values[index] = convert(cell)
-        yield dict(zip(header, values, strict=False))
+        if len(row) == width:
+            yield build(row)
+        else:  # a short or long row: whatever cells it has, by position
+            yield _record_of(header, converters, row)
+
+
+def _cell(convert: Converter | None, cell: str) -> Any:
+    if not cell:
+        return None
+    return convert(cell) if convert is not None else cell
+
+
+def _record_of(
+    header: list[str], converters: list[Converter | None], row: list[str]
+) -> dict[str, Any]:
+    return {
+        column: _cell(convert, cell)
+        for column, convert, cell in zip(header, converters, row, strict=False)
+    }
+
+
+def _record_builder(
+    header: list[str], converters: list[Converter | None]
+) -> Callable[[list[str]], dict[str, Any]]:
+    """A function building the record of a full-width row as one dict display.
+
+    A page's columns are known once its header is read, so the per-cell loop of a generic
+    parser (empty to None, then each typed column) becomes one expression per column. The
+    column names come from the server: they reach the code only through the namespace
+    (``K0``, ``K1``...), never as text of the generated source.
+    """
+    ns: dict[str, Any] = {}
+    items: list[str] = []
+    for i, convert in enumerate(converters):
+        ns[f"K{i}"] = header[i]
+        if convert is None:
+            value = f"r[{i}] or None"
+        elif convert == _TRUE.__eq__:
+            value = f"(r[{i}] == 'true') if r[{i}] else None"
+        else:
+            ns[f"C{i}"] = convert
+            value = f"C{i}(r[{i}]) if r[{i}] else None"
+        items.append(f"K{i}: {value}")
+    source = "def build(r):\n    return {" + ", ".join(items) + "}\n"
+    exec(compile(source, "<bulk csv record>", "exec"), ns)  # noqa: S102 - indexes and names only
+    build: Callable[[list[str]], dict[str, Any]] = ns["build"]
+    return build
 
 
 def flatten(record: Mapping[str, Any]) -> dict[str, Any]:

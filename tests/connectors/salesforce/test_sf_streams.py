@@ -294,3 +294,22 @@ def test_ids_lists_live_rows_for_reconciliation(
         match=[matchers.query_param_matcher({"q": "SELECT Id FROM Contact ORDER BY Id"})],
     )
     assert list(connector.stream(SPEC).ids()) == [["003A", "003B"], ["003C"]]
+
+
+def test_rows_of_another_width_are_read_by_position() -> None:
+    info = ObjectInfo("X", {"B": FieldInfo(name="B", type="boolean")})
+    text = "A,B,C\nx,true,\nshort,false\nlong,true,c,extra\n"
+    assert list(parse_csv_page(text, info)) == [
+        {"A": "x", "B": True, "C": None},
+        {"A": "short", "B": False},
+        {"A": "long", "B": True, "C": "c"},
+    ]
+
+
+def test_column_names_never_become_code() -> None:
+    # Header names come from the server; the generated row builder must treat them as data.
+    hostile = "x'): __import__('os').remove('nothing'); ('"
+    info = ObjectInfo("X", {})
+    text = f'"{hostile}",A,A\n1,2,3\n'
+    # A name given twice keeps its last cell, as a dict built from the pairs does.
+    assert list(parse_csv_page(text, info)) == [{hostile: "1", "A": "3"}]
