@@ -32,12 +32,13 @@ from sqlalchemy.engine import Connection, Engine
 from canonical.errors import FatalApiError, MappingError, RecordError
 from canonical.model import Entity
 from connectors.base import Connector, Cursor, StreamSpec
+from sync_service.gc_pause import fewer_collections
 from sync_service.logs import mask_emails
 from sync_service.readahead import read_ahead
 from sync_service.runs import Run, utcnow
 from sync_service.store.initial_load import deferred_indexes, restore_indexes
 from sync_service.store.models import CANONICAL_TABLES, quarantine, sync_state
-from sync_service.store.upsert import upsert
+from sync_service.store.upsert import prepare_upsert, upsert
 
 log = logging.getLogger(__name__)
 
@@ -275,21 +276,25 @@ def sync_stream(
     stream = connector.stream(spec)
     # The next batch is read and mapped while this one is written (see sync_service.readahead);
     # batches are still written, each with its cursor in one transaction, in order.
+    # The reading thread also builds each batch's upsert parameters: Python work, where the
+    # writing thread mostly waits on SQLite (which lets go of the GIL).
     prepared = read_ahead(
         (
-            (batch, *_rows(mapping, batch.records, system, spec.name, run, opts.now))
+            (batch, rows, bad, prepare_upsert(engine.dialect, table, rows) if rows else None)
             for batch in stream.read(since, opts.now)
+            for rows, bad in [_rows(mapping, batch.records, system, spec.name, run, opts.now)]
         ),
         name=f"read-{spec.name}",
     )
     with (
+        fewer_collections(),
         deferred_indexes(engine, table, first_load=since is None),
         closing(prepared),
     ):
-        for batch, rows, bad in prepared:
+        for batch, rows, bad, write in prepared:
             with engine.begin() as conn:
-                if rows:
-                    upsert(conn, table, rows)
+                if write is not None:
+                    write.execute(conn)
                 if bad:
                     _write_quarantine(conn, bad)
                     has_quarantine = True

@@ -36,8 +36,8 @@ Converter = Callable[[Any], Any]
 _Column = Callable[[Sequence[Any]], Sequence[Any]]
 
 
-def _insert_for(conn: Connection, table: sa.Table) -> Any:
-    name = conn.dialect.name
+def _insert_for(dialect: Dialect, table: sa.Table) -> Any:
+    name = dialect.name
     if name == "postgresql":
         return postgresql.insert(table)
     if name == "sqlite":
@@ -76,24 +76,73 @@ def upsert(
         key: the conflict columns; defaults to the primary key.
         batch_rows: rows per statement.
     """
-    key_cols = tuple(key) if key else tuple(c.name for c in table.primary_key.columns)
-    fast = conn.dialect.name == "sqlite" and _fast_path_allowed(table)
-    key_of = itemgetter(*key_cols)
     total = 0
     it = iter(rows)
     while True:
         chunk = list(islice(it, batch_rows))
         if not chunk:
             return total
-        for cols, group in _groups(chunk).items():
+        total += prepare_upsert(conn.dialect, table, chunk, key=key, batch_rows=batch_rows).execute(
+            conn
+        )
+
+
+class PreparedUpsert:
+    """The statements and parameters of one upsert, built before the transaction that runs them.
+
+    Building parameters is Python work, which holds the GIL; running them is mostly SQLite's,
+    which does not. A sync builds the next batch's upsert in its reading thread while the
+    current batch is written (see :mod:`sync_service.ingest`).
+    """
+
+    def __init__(self, dialect: str, steps: list[tuple[bool, Any, list[Any]]], rows: int) -> None:
+        self.dialect = dialect
+        self.steps = steps  # (driver SQL?, SQL text or statement, parameters or rows)
+        self.rows = rows
+
+    def execute(self, conn: Connection) -> int:
+        """Run the upsert in ``conn``'s transaction; return the rows written."""
+        if conn.dialect.name != self.dialect:
+            msg = f"an upsert prepared for {self.dialect} cannot run on {conn.dialect.name}"
+            raise ValueError(msg)
+        for driver_sql, statement, params in self.steps:
+            if driver_sql:
+                conn.exec_driver_sql(statement, params)
+            else:
+                conn.execute(statement, params)
+        return self.rows
+
+
+def prepare_upsert(
+    dialect: Dialect,
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: Sequence[str] | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+) -> PreparedUpsert:
+    """The upsert of ``rows`` into ``table`` (see :func:`upsert`), ready to run on ``dialect``."""
+    key_cols = tuple(key) if key else tuple(c.name for c in table.primary_key.columns)
+    fast = dialect.name == "sqlite" and _fast_path_allowed(table)
+    key_of = itemgetter(*key_cols)
+    steps: list[tuple[bool, Any, list[Any]]] = []
+    total = 0
+    for start in range(0, len(rows), batch_rows):
+        for cols, group in _groups(rows[start : start + batch_rows]).items():
             group = _dedupe(group, key_of)
-            if not (fast and _execute_fast(conn, table, cols, key_cols, group)):
-                stmt = _upsert_statement(_insert_for(conn, table), cols, key_cols)
-                conn.execute(stmt, group)
             total += len(group)
+            fast_step = _fast_step(dialect, table, cols, key_cols, group) if fast else None
+            if fast_step is not None:
+                steps.append(fast_step)
+            else:
+                stmt = _upsert_statement(_insert_for(dialect, table), cols, key_cols)
+                steps.append((False, stmt, group))
+    return PreparedUpsert(dialect.name, steps, total)
 
 
-def _groups(chunk: list[Mapping[str, Any]]) -> dict[tuple[str, ...], list[Mapping[str, Any]]]:
+def _groups(
+    chunk: Sequence[Mapping[str, Any]],
+) -> dict[tuple[str, ...], list[Mapping[str, Any]]]:
     """Rows by their sorted column names, groups in order of first appearance."""
     # Rows of one batch nearly always share one key order: sort each distinct order once.
     sorted_of: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -132,23 +181,22 @@ def _fast_path_allowed(table: sa.Table) -> bool:
     )
 
 
-def _execute_fast(
-    conn: Connection,
+def _fast_step(
+    dialect: Dialect,
     table: sa.Table,
     cols: tuple[str, ...],
     key_cols: tuple[str, ...],
     group: list[Mapping[str, Any]],
-) -> bool:
-    """Write ``group`` through the driver; False if it must take the generic path instead."""
-    plan = _plan(conn.dialect, table, cols, key_cols)
+) -> tuple[bool, Any, list[Any]] | None:
+    """The driver-level step writing ``group``; None if it must take the generic path instead."""
+    plan = _plan(dialect, table, cols, key_cols)
     if plan is None:
-        return False
+        return None
     try:
         params = plan.params(group)
     except Exception:  # the generic path raises SQLAlchemy's own error for it
-        return False
-    conn.exec_driver_sql(plan.sql, params)
-    return True
+        return None
+    return (True, plan.sql, params)
 
 
 class _Plan:

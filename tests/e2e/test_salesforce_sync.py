@@ -211,15 +211,15 @@ _CHILD = textwrap.dedent(
     from sync_service.store.engine import make_engine
 
     import time
-    from sync_service import ingest
+    from sync_service.store.upsert import PreparedUpsert
 
     # each batch of 3 rows takes a while to write, so that the parent catches the stream
     # between two batches whatever the speed of the machine
-    real_upsert = ingest.upsert
-    def slow_upsert(*args, **kwargs):
+    real_execute = PreparedUpsert.execute
+    def slow_execute(*args, **kwargs):
         time.sleep(0.02)
-        return real_upsert(*args, **kwargs)
-    ingest.upsert = slow_upsert
+        return real_execute(*args, **kwargs)
+    PreparedUpsert.execute = slow_execute
 
     url, ca, cid, secret, db, mappings = sys.argv[1:7]
     engine = make_engine(db)

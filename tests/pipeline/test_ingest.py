@@ -111,12 +111,12 @@ def test_watermark_advances_only_after_its_rows_commit(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ):
     crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(3)]})
-    import sync_service.ingest as ingest
+    from sync_service.store.upsert import PreparedUpsert
 
     def failing_upsert(*args: object, **kwargs: object) -> int:
         raise sa.exc.OperationalError("INSERT", {}, Exception("disk full"))
 
-    monkeypatch.setattr(ingest, "upsert", failing_upsert)
+    monkeypatch.setattr(PreparedUpsert, "execute", failing_upsert)
     with pytest.raises(sa.exc.OperationalError), run_record(engine, "salesforce") as run:
         sync_source(engine, crm, [FakeContactMapping()], run, opts())
     assert cursor(engine) is None

@@ -6,10 +6,11 @@ from datetime import UTC, date, datetime
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from sync_service.store.models import contacts, sync_state
-from sync_service.store.upsert import upsert
+from sync_service.store.upsert import prepare_upsert, upsert
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -96,3 +97,26 @@ def test_rows_without_non_key_columns_are_inserted_once(engine: Engine):
         upsert(conn, sync_state, [{"connector": "sf", "stream": "c", "updated_at": NOW}])
         upsert(conn, sync_state, [{"connector": "sf", "stream": "c", "updated_at": NOW}])
         assert conn.execute(sa.select(sa.func.count()).select_from(sync_state)).scalar() == 1
+
+
+def test_an_upsert_prepared_ahead_writes_what_upsert_writes(engine: Engine) -> None:
+    rows = [
+        {"source": "salesforce", "id": f"003{i}", "email": f"p{i}@example.com", "synced_at": NOW}
+        for i in range(5)
+    ] + [{"source": "salesforce", "id": "0031", "email": "again@example.com", "synced_at": NOW}]
+    prepared = prepare_upsert(engine.dialect, contacts, rows, batch_rows=4)
+    with engine.connect() as conn:  # nothing is written until it runs
+        assert conn.execute(sa.select(sa.func.count()).select_from(contacts)).scalar() == 0
+    with engine.begin() as conn:
+        assert prepared.execute(conn) == 6
+    with engine.connect() as conn:
+        emails = dict(conn.execute(sa.select(contacts.c.id, contacts.c.email)).all())
+    assert len(emails) == 5
+    assert emails["0031"] == "again@example.com"  # the later row of the same key wins
+
+
+def test_an_upsert_prepared_for_another_database_is_refused(engine: Engine) -> None:
+    dialect = postgresql.dialect() if engine.dialect.name == "sqlite" else sqlite.dialect()
+    prepared = prepare_upsert(dialect, contacts, [{"source": "s", "id": "1", "synced_at": NOW}])
+    with engine.begin() as conn, pytest.raises(ValueError, match="cannot run on"):
+        prepared.execute(conn)

@@ -182,13 +182,13 @@ def test_any_batch_is_stored_identically(
 
 def test_postgresql_takes_the_generic_path(engine: Engine, monkeypatch: pytest.MonkeyPatch):
     calls: list[str] = []
-    real = upsert_module._execute_fast
+    real = upsert_module._fast_step
 
-    def spy(conn: Any, *args: Any) -> bool:
-        calls.append(conn.dialect.name)
-        return real(conn, *args)
+    def spy(dialect: Any, *args: Any) -> Any:
+        calls.append(dialect.name)
+        return real(dialect, *args)
 
-    monkeypatch.setattr(upsert_module, "_execute_fast", spy)
+    monkeypatch.setattr(upsert_module, "_fast_step", spy)
     with engine.begin() as conn:
         assert upsert(conn, contacts, [contact(i) for i in range(10)]) == 10
     with engine.connect() as conn:
