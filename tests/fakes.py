@@ -47,7 +47,10 @@ class FakeStream(Stream):
                     raise self.owner.failure
                 self.owner.fail_after_batches -= 1
             last = chunk[-1]
-            yield Batch([dict(r) for r in chunk], Cursor(last["SystemModstamp"], last["Id"]))
+            cursor: Cursor | None = Cursor(last["SystemModstamp"], last["Id"])
+            if self.owner.cursor_at_end_only and start + self.owner.batch_size < len(rows):
+                cursor = since  # as a Bulk read: unordered rows, the cursor moves at the end
+            yield Batch([dict(r) for r in chunk], cursor)
 
     def ids(self) -> Iterator[list[str]]:
         yield [r["Id"] for r in self.owner.records.get(self.spec.object_name, [])]
@@ -61,6 +64,7 @@ class FakeConnector(Connector):
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     batch_size: int = 3
     fail_after_batches: int | None = None
+    cursor_at_end_only: bool = False
     failure: Exception = field(default_factory=lambda: RuntimeError("boom"))
     reads: list[tuple[str, Cursor | None, datetime]] = field(default_factory=list)
     writes: list[tuple[str, list[RecordChange]]] = field(default_factory=list)

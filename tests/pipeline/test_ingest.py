@@ -307,3 +307,40 @@ def test_indexes_left_out_by_a_killed_first_load_are_back_before_the_next_read(e
     seen = _missing_indexes_when_read(engine, crm)
     sync(engine, crm)
     assert seen == [[]]
+
+
+def test_batches_that_do_not_move_the_cursor_share_a_transaction(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+):
+    import sync_service.ingest as ingest
+
+    monkeypatch.setattr(ingest, "SHARED_COMMIT_ROWS", 6)
+    crm = FakeConnector(
+        records={"Contact": [rec(i, i) for i in range(10)]}, batch_size=2, cursor_at_end_only=True
+    )
+    crm.fail_after_batches = 4  # the 5th and last batch, which moves the cursor, never comes
+    with pytest.raises(RuntimeError), run_record(engine, "salesforce") as run:
+        sync_source(engine, crm, [FakeContactMapping()], run, opts())
+    # Batches 1-3 filled a shared transaction (6 records) and committed; batch 4 was lost with
+    # the failure; the cursor never moved, so the next run reads them all again.
+    assert len(stored(engine)) == 6
+    assert run.counts == {"records.contacts": 6}
+    assert cursor(engine) is None
+    crm.fail_after_batches = None
+    sync(engine, crm)
+    assert len(stored(engine)) == 10
+    assert cursor(engine) == Cursor(T0 + timedelta(minutes=9), f"003{9:015d}")
+
+
+def test_a_stop_commits_the_shared_transaction_before_it_returns(engine: Engine):
+    import threading
+
+    stop = threading.Event()
+    stop.set()
+    crm = FakeConnector(
+        records={"Contact": [rec(i, i) for i in range(9)]}, batch_size=3, cursor_at_end_only=True
+    )
+    with run_record(engine, "salesforce") as run:
+        assert sync_stream(engine, crm, FakeContactMapping(), run, opts(), stop) is False
+    assert len(stored(engine)) == 3
+    assert run.counts == {"records.contacts": 3}
