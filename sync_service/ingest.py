@@ -250,8 +250,8 @@ def _open_quarantine(conn: Connection, system: str, stream: str) -> int:
     )
 
 
-def _held(batches: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]]) -> int:
-    return sum(len(rows) + len(bad) for rows, bad in batches)
+def _held(batches: list[tuple[int, list[dict[str, Any]]]]) -> int:
+    return sum(rows + len(bad) for rows, bad in batches)
 
 
 def _report(
@@ -259,13 +259,13 @@ def _report(
     opts: IngestOptions,
     system: str,
     stream: str,
-    batches: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]],
+    batches: list[tuple[int, list[dict[str, Any]]]],
 ) -> None:
     """Count committed batches on the run, tell the progress bar, warn of quarantined records."""
     for rows, bad in batches:
-        run.add(f"records.{stream}", len(rows))
+        run.add(f"records.{stream}", rows)
         if opts.progress is not None:
-            opts.progress(f"{system}.{stream}", len(rows) + len(bad))
+            opts.progress(f"{system}.{stream}", rows + len(bad))
         if bad:
             run.add(f"quarantined.{stream}", len(bad))
             log.warning(
@@ -327,7 +327,8 @@ def sync_stream(
         closing(prepared),
     ):
         conn = engine.connect()
-        uncommitted: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []
+        # Only counts and quarantined records wait for the commit: rows are let go once written.
+        uncommitted: list[tuple[int, list[dict[str, Any]]]] = []
         try:
             for batch, rows, bad, write in prepared:
                 if write is not None:
@@ -341,7 +342,7 @@ def sync_stream(
                 if batch.cursor is not None and (saved is None or batch.cursor > saved):
                     _save_cursor(conn, system, spec.name, batch.cursor)
                     saved, moves = batch.cursor, True
-                uncommitted.append((rows, bad))
+                uncommitted.append((len(rows), bad))
                 stopping = stop is not None and stop.is_set()
                 if moves or stopping or _held(uncommitted) >= SHARED_COMMIT_ROWS:
                     conn.commit()
