@@ -36,6 +36,18 @@ def twin_engines(tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
         eng.dispose()
 
 
+@pytest.fixture(params=[None, 3], ids=["default-statements", "3-rows-a-statement"])
+def per_statement(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Run the test as is, and again with multi-row statements of three rows (see _fast_step)."""
+    upsert_module._plan.cache_clear()
+    mp = pytest.MonkeyPatch()
+    if request.param is not None:
+        mp.setattr(upsert_module, "ROWS_PER_STATEMENT", request.param)
+    yield
+    mp.undo()
+    upsert_module._plan.cache_clear()
+
+
 def _write(
     engine: Engine, table: sa.Table, rows: list[dict[str, Any]], *, fast: bool, **kw: Any
 ) -> Any:
@@ -100,11 +112,13 @@ def contact(i: int, **over: Any) -> dict[str, Any]:
 
 
 def test_sync_batches_are_stored_identically(twin_engines: tuple[Engine, Engine]):
+    # 1,000-row groups: two whole multi-row statements and 500 rows one by one, then 358.
     first = [contact(i) for i in range(2500)]
     again = [contact(i, first_name="Renamed", opted_in=None) for i in range(0, 2500, 7)]
     _same_on_both(twin_engines, contacts, [first, again], batch_rows=1000)
 
 
+@pytest.mark.usefixtures("per_statement")
 def test_unusual_values_are_stored_identically(twin_engines: tuple[Engine, Engine]):
     rows = [
         contact(1, source_updated_at=datetime(2026, 1, 1, 12, tzinfo=PLUS_TWO)),
@@ -129,6 +143,7 @@ def test_unusual_values_are_stored_identically(twin_engines: tuple[Engine, Engin
         {"synced_at": None},
     ],
 )
+@pytest.mark.usefixtures("per_statement")
 def test_bad_values_fail_the_same_way(twin_engines: tuple[Engine, Engine], bad: dict[str, Any]):
     rows = [contact(1), contact(2, **bad), contact(3)]
     _same_on_both(twin_engines, contacts, [rows])
@@ -173,6 +188,7 @@ _values = {
         max_size=40,
     )
 )
+@pytest.mark.usefixtures("per_statement")
 def test_any_batch_is_stored_identically(
     twin_engines: tuple[Engine, Engine], batch: list[tuple[int, dict[str, Any]]]
 ):
@@ -197,3 +213,25 @@ def test_postgresql_takes_the_generic_path(engine: Engine, monkeypatch: pytest.M
         contact(i)["source_updated_at"] for i in range(10)
     ]
     assert calls == ([] if engine.dialect.name == "postgresql" else ["sqlite"])
+
+
+def test_whole_runs_of_rows_go_as_one_statement(
+    twin_engines: tuple[Engine, Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = twin_engines[0]  # SQLite, whatever the backend of the run: its fast path
+    upsert_module._plan.cache_clear()
+    monkeypatch.setattr(upsert_module, "ROWS_PER_STATEMENT", 4)
+    statements: list[tuple[str, int]] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def seen(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
+        if sql.startswith("INSERT INTO contacts"):
+            statements.append((sql, len(params) if many else 1))
+
+    with engine.begin() as conn:
+        assert upsert(conn, contacts, [contact(i) for i in range(10)]) == 10
+    upsert_module._plan.cache_clear()
+    # Two statements of four rows each (one executemany of two), then two rows one by one.
+    assert [(sql.count("), ("), n) for sql, n in statements] == [(3, 2), (0, 2)]
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(contacts)).scalar() == 10
