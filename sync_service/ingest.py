@@ -309,10 +309,9 @@ def sync_stream(
         "sync %s.%s from %s", system, spec.name, since.updated_at.isoformat() if since else "start"
     )
     stream = connector.stream(spec)
-    # The next batch is read and mapped while this one is written (see sync_service.readahead);
-    # batches are still written, each with its cursor in one transaction, in order.
-    # The reading thread also builds each batch's upsert parameters: Python work, where the
-    # writing thread mostly waits on SQLite (which lets go of the GIL).
+    # The next batch is read, mapped and turned into upsert parameters (Python work) while this
+    # one is written (mostly SQLite's, without the GIL); see sync_service.readahead. Batches are
+    # still written in order, each with its cursor in the transaction that commits it.
     prepared = read_ahead(
         (
             (batch, rows, bad, prepare_upsert(engine.dialect, table, rows) if rows else None)

@@ -1,17 +1,19 @@
 """Bulk upserts: ``INSERT ... ON CONFLICT DO UPDATE`` in bounded batches.
 
 The hot path of every sync. One statement per batch through the driver's executemany, never a
-per-row ORM flush.
+per-row ORM flush. :func:`prepare_upsert` builds the statements and their parameters without a
+connection (a sync does it in its reading thread); :func:`upsert` prepares and runs at once.
 
 On SQLite the rows skip SQLAlchemy's per-execution work (building a parameter dict per row and
 running every bind processor through it), which costs more than SQLite's own insert: a
 :class:`_Plan` per (table, column set, key) holds the SQL text SQLAlchemy compiles for that
-statement and one converter per column that needs one, and the rows go to the driver's
-``executemany`` as tuples. Each converter writes exactly what the column type's own bind
-processor writes: common values (``True``, an aware UTC datetime, a date) are converted inline
-after the plan has checked, once, that the inline result equals the processor's; anything else
-calls the processor itself. A group whose conversion raises is handed to the generic path, which
-raises SQLAlchemy's usual error. PostgreSQL uses the generic path.
+statement and one converter per column that needs one, and the rows go to the driver as tuples,
+whole runs of rows in one multi-row ``INSERT`` (see :func:`_fast_step`). Each converter writes
+exactly what the column type's own bind processor writes: common values (``True``, an aware UTC
+datetime, a date) are converted inline after the plan has checked, once, that the inline result
+equals the processor's; anything else calls the processor itself. A group whose conversion
+raises is handed to the generic path, which raises SQLAlchemy's usual error. PostgreSQL uses
+the generic path.
 """
 
 from __future__ import annotations
@@ -36,14 +38,15 @@ DEFAULT_BATCH_ROWS = 1000
 ROWS_PER_STATEMENT = DEFAULT_BATCH_ROWS
 
 
+@lru_cache(maxsize=1)
 def _sqlite_max_params() -> int:
     """Parameters one statement may hold in the SQLite library this process uses."""
+    # Asked when the first plan is made, not at import: the store's engine switches SQLite's
+    # memory statistics off before this process opens its first connection.
     with closing(sqlite3.connect(":memory:")) as conn:
         getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
         return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)) if getlimit else 999
 
-
-_MAX_PARAMS = _sqlite_max_params()
 
 Converter = Callable[[Any], Any]
 #: Converts one column of a batch (a tuple of values) to what its bind processor writes.
@@ -88,7 +91,7 @@ def upsert(
         table: the target table.
         rows: plain dicts keyed by column name.
         key: the conflict columns; defaults to the primary key.
-        batch_rows: rows per statement.
+        batch_rows: rows grouped, deduplicated and written together.
     """
     total = 0
     it = iter(rows)
@@ -237,7 +240,7 @@ class _Plan:
         self._values_at = sql.find(one_row) if sql.count(one_row) == 1 else -1
         self._one_row = one_row
         self.rows_per_statement = (
-            max(1, min(ROWS_PER_STATEMENT, _MAX_PARAMS // self.width))
+            max(1, min(ROWS_PER_STATEMENT, _sqlite_max_params() // self.width))
             if self._values_at >= 0
             else 1
         )
