@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,14 +34,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from canonical.errors import FatalApiError, MappingError, RecordError
 from canonical.model import Entity
-from connectors.base import Connector, Cursor, StreamSpec
+from connectors.base import Batch, Connector, Cursor, StreamSpec
 from sync_service.gc_pause import fewer_collections
 from sync_service.logs import mask_emails
 from sync_service.readahead import read_ahead
 from sync_service.runs import Run, utcnow
 from sync_service.store.initial_load import deferred_indexes, restore_indexes
 from sync_service.store.models import CANONICAL_TABLES, quarantine, sync_state
-from sync_service.store.upsert import prepare_upsert, upsert
+from sync_service.store.upsert import PreparedUpsert, prepare_upsert, upsert
 
 log = logging.getLogger(__name__)
 
@@ -250,10 +250,6 @@ def _open_quarantine(conn: Connection, system: str, stream: str) -> int:
     )
 
 
-def _held(batches: list[tuple[int, list[dict[str, Any]]]]) -> int:
-    return sum(rows + len(bad) for rows, bad in batches)
-
-
 def _report(
     run: Run,
     opts: IngestOptions,
@@ -309,17 +305,18 @@ def sync_stream(
         "sync %s.%s from %s", system, spec.name, since.updated_at.isoformat() if since else "start"
     )
     stream = connector.stream(spec)
+
     # The next batch is read, mapped and turned into upsert parameters (Python work) while this
     # one is written (mostly SQLite's, without the GIL); see sync_service.readahead. Batches are
     # still written in order, each with its cursor in the transaction that commits it.
-    prepared = read_ahead(
-        (
-            (batch, rows, bad, prepare_upsert(engine.dialect, table, rows) if rows else None)
-            for batch in stream.read(since, opts.now)
-            for rows, bad in [_rows(mapping, batch.records, system, spec.name, run, opts.now)]
-        ),
-        name=f"read-{spec.name}",
-    )
+    def batches() -> Iterator[
+        tuple[Batch, list[dict[str, Any]], list[dict[str, Any]], PreparedUpsert | None]
+    ]:
+        for batch in stream.read(since, opts.now):
+            rows, bad = _rows(mapping, batch.records, system, spec.name, run, opts.now)
+            yield batch, rows, bad, prepare_upsert(engine.dialect, table, rows) if rows else None
+
+    prepared = read_ahead(batches(), name=f"read-{spec.name}")
     with (
         fewer_collections(),
         deferred_indexes(engine, table, first_load=since is None),
@@ -328,6 +325,7 @@ def sync_stream(
         conn = engine.connect()
         # Only counts and quarantined records wait for the commit: rows are let go once written.
         uncommitted: list[tuple[int, list[dict[str, Any]]]] = []
+        held = 0  # records in the open transaction
         try:
             for batch, rows, bad, write in prepared:
                 if write is not None:
@@ -342,11 +340,12 @@ def sync_stream(
                     _save_cursor(conn, system, spec.name, batch.cursor)
                     saved, moves = batch.cursor, True
                 uncommitted.append((len(rows), bad))
+                held += len(rows) + len(bad)
                 stopping = stop is not None and stop.is_set()
-                if moves or stopping or _held(uncommitted) >= SHARED_COMMIT_ROWS:
+                if moves or stopping or held >= SHARED_COMMIT_ROWS:
                     conn.commit()
                     _report(run, opts, system, spec.name, uncommitted)
-                    uncommitted = []
+                    uncommitted, held = [], 0
                 if stopping:
                     return False
             conn.commit()

@@ -94,12 +94,14 @@ def deferred_indexes(engine: Engine, table: sa.Table, *, first_load: bool) -> It
         StoreError: when the indexes cannot be built at the end of a block that succeeded
             (after a block that raised, the block's error is raised and this one logged).
     """
-    with engine.begin() as conn:
-        dropped = [ix for ix in _declared(table) if ix.name in _present(conn, table)]
-        if not (first_load and dropped and _is_empty(conn, table)):
-            dropped = []
-        for ix in dropped:
-            ix.drop(conn)
+    dropped: list[sa.Index] = []
+    if first_load:  # an incremental read asks the catalog nothing
+        with engine.begin() as conn:
+            if _is_empty(conn, table):
+                present = _present(conn, table)
+                dropped = [ix for ix in _declared(table) if ix.name in present]
+            for ix in dropped:
+                ix.drop(conn)
     if dropped:
         log.info("first load of %s: its %d index(es) built at the end", table.name, len(dropped))
     failed = True
