@@ -20,10 +20,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from sync_service.identity import link_identities
 from sync_service.store.engine import make_engine, upgrade
 from sync_service.store.models import accounts, contacts, nps_responses
 from sync_service.store.upsert import upsert
+from sync_service.sync.identity import link_identities
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 

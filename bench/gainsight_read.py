@@ -17,7 +17,7 @@ import time
 
 from connectors.base import StreamSpec
 from connectors.gainsight import GainsightConfig, GainsightConnector, build_session
-from sync_service.sandbox import Sandbox
+from sandbox import Sandbox
 
 SPEC = StreamSpec(
     name="contacts",

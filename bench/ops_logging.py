@@ -15,7 +15,7 @@ import resource
 import sys
 import time
 
-from sync_service.logs import build_handler, register_secret
+from sync_service.ops.logs import build_handler, register_secret
 
 
 def _lines(n: int) -> list[tuple[str, tuple[object, ...]]]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync_service.metrics import build_registry, render
+from sync_service.ops.metrics import build_registry, render
 from sync_service.store.engine import make_engine, upgrade
 from sync_service.store.models import runs
 

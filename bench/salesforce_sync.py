@@ -54,11 +54,11 @@ def child(mode: str, db: Path, mappings_dir: Path) -> dict[str, Any]:
     """One mode, in this (child) process; returns its figures."""
     from connectors.salesforce import SalesforceConnector
     from connectors.salesforce.streams import flatten
-    from sync_service.ingest import IngestOptions, sync_stream
-    from sync_service.runs import run_record
+    from sync_service.ops.runs import run_record
     from sync_service.store.engine import make_engine, upgrade
     from sync_service.store.models import CANONICAL_TABLES
     from sync_service.store.upsert import upsert
+    from sync_service.sync.ingest import IngestOptions, sync_stream
 
     engine = make_engine(f"sqlite:///{db}")
     upgrade(engine)
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(result))
         return 0
 
-    from sync_service.sandbox import Sandbox
+    from sandbox import Sandbox
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     print(f"seeding Sandbox(accounts={args.accounts:,}, seed={args.seed}) ...", flush=True)

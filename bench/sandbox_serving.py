@@ -85,7 +85,7 @@ def client(url: str, token: str, ca: str, mode: str, version: str) -> None:
 
 
 def _run_client(sb: object, token: str, mode: str) -> dict[str, float]:
-    from sync_service.sandbox import Sandbox
+    from sandbox import Sandbox
 
     assert isinstance(sb, Sandbox)
     out = subprocess.run(
@@ -118,7 +118,7 @@ def main() -> None:
         client(*args.client)
         return
 
-    from sync_service.sandbox import Sandbox, results
+    from sandbox import Sandbox, results
 
     start = time.perf_counter()
     with Sandbox(accounts=args.accounts, seed=args.seed) as sb:

@@ -34,8 +34,8 @@ import sqlalchemy as sa
 from simple_salesforce import Salesforce
 
 from connectors.salesforce import SalesforceConfig, SalesforceConnector
+from sandbox import Sandbox
 from sync_service.mapping.model import WritebackTarget
-from sync_service.sandbox import Sandbox
 from sync_service.settings import WritebackSettings
 from sync_service.store.engine import make_engine, upgrade
 from sync_service.store.models import contacts, evaluations

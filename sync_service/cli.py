@@ -15,7 +15,7 @@ from types import ModuleType
 from canonical.errors import ConfigError, ServiceError
 from sync_service import __version__
 from sync_service.commands import COMMANDS
-from sync_service.console import error
+from sync_service.commands.console import error
 from sync_service.context import AppContext
 
 JSON_COMMANDS = {"status", "explain", "run-once"}
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command not in ("serve", "demo", "validate"):
             # Every command logs the same redacted way; serve and demo set up their own, and
             # validate must report bad settings with every other problem, not stop at them.
-            from sync_service.logs import configure_logging
+            from sync_service.ops.logs import configure_logging
 
             configure_logging(ctx.settings)
         return int(_load(args._module).run(args, ctx))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from sync_service.runs import Run
+from sync_service.ops.runs import Run
 from sync_service.settings import Settings, load_settings
 from sync_service.store.engine import make_engine, normalise_url, upgrade
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from canonical.errors import SettingsError
-from sync_service.api_usage import calls_today
+from sync_service.ops.api_usage import calls_today
 from sync_service.settings import Settings
 
 if TYPE_CHECKING:

@@ -17,10 +17,10 @@ from typing import Any
 from canonical.errors import BudgetExhaustedError, ConfigError, ServiceError
 from sync_service.context import AppContext
 from sync_service.factory import build_connector, source_enabled
-from sync_service.housekeeping import trim_history
-from sync_service.ingest import IngestOptions, reconcile_stream, sync_source
-from sync_service.locks import job_lock
-from sync_service.runs import Run, run_record, utcnow
+from sync_service.ops.housekeeping import trim_history
+from sync_service.ops.locks import job_lock
+from sync_service.ops.runs import Run, run_record, utcnow
+from sync_service.sync.ingest import IngestOptions, reconcile_stream, sync_source
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def sync_job(
 
 
 def _link_identities(ctx: AppContext, run: Run) -> None:
-    from sync_service.identity import link_identities
+    from sync_service.sync.identity import link_identities
 
     for key, value in link_identities(ctx.engine).as_counts().items():
         run.counts[key] = value
@@ -128,7 +128,7 @@ def evaluate_job(ctx: AppContext) -> Run:
 
     An invalid rules edit is reported in the run and the last valid policy keeps running.
     """
-    from sync_service.evaluation import evaluate_all, load_policy_or_last_valid
+    from sync_service.evaluate.evaluation import evaluate_all, load_policy_or_last_valid
 
     settings = ctx.settings
     with _lock(ctx, "evaluate"), run_record(ctx.engine, "evaluate") as run:

@@ -43,7 +43,7 @@ class GainsightConfig:
         max_retry_wait: the longest single wait between attempts (a larger Retry-After is capped).
         write_keys: the fields an update matches records by (``PUT ...?keys=``).
         calls_today: calls earlier runs already made today (UTC), so the daily stop holds
-            across runs (see :func:`sync_service.api_usage.calls_today`).
+            across runs (see :func:`sync_service.ops.api_usage.calls_today`).
         filter_lookback_seconds: how far before the cursor the server-side date filter starts.
             Gainsight's documentation does not say in which time zone it reads a filter value
             without an offset; the connector sends UTC. If a tenant read it as local time

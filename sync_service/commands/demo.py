@@ -11,14 +11,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sync_service.console import emit_json
+from sync_service.commands.console import CycleSummary, emit_json, render, summarise
 from sync_service.context import AppContext
+from sync_service.ops.runs import Run
 from sync_service.pipeline import run_cycle
-from sync_service.runs import Run
-from sync_service.summary import CycleSummary, render, summarise
 
 if TYPE_CHECKING:
-    from sync_service.sandbox import Sandbox
+    from sandbox import Sandbox
 
 HELP = "start the sandbox in-process and run one full cycle on a fresh SQLite store"
 
@@ -68,8 +67,8 @@ def run_demo(
 
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
     """Run the demo cycle and print its summary."""
-    from sync_service.logs import configure_logging
-    from sync_service.sandbox import Sandbox
+    from sandbox import Sandbox
+    from sync_service.ops.logs import configure_logging
 
     # The summary is the demo's output; only warnings and errors are worth a line beside it.
     configure_logging(ctx.settings.model_copy(update={"log_level": "WARNING"}))

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from sync_service.console import error
+from sync_service.commands.console import error
 from sync_service.context import AppContext
-from sync_service.evaluation import (
+from sync_service.evaluate.evaluation import (
     SNAPSHOT_NAME,
     EvaluationSummary,
     evaluate_all,
     load_policy_or_last_valid,
 )
-from sync_service.locks import job_lock
-from sync_service.runs import run_record, utcnow
+from sync_service.ops.locks import job_lock
+from sync_service.ops.runs import run_record, utcnow
 
 HELP = "compute eligibility, suspension, fatigue and score for every contact and account"
 

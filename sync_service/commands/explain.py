@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from sync_service.console import emit_json, error
+from sync_service.commands.console import emit_json, error
 from sync_service.context import AppContext
-from sync_service.evaluation import SNAPSHOT_NAME, load_policy_or_last_valid
-from sync_service.explain import explain_entity
-from sync_service.runs import utcnow
+from sync_service.evaluate.evaluation import SNAPSHOT_NAME, load_policy_or_last_valid
+from sync_service.evaluate.explain import explain_entity
+from sync_service.ops.runs import utcnow
 
 HELP = "show why a contact or account has its status"
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from sync_service.console import StreamProgress, emit_json
+from sync_service.commands.console import StreamProgress, emit_json, print_run
 from sync_service.context import AppContext
 from sync_service.pipeline import run_cycle
-from sync_service.reporting import print_run
 
 HELP = "one full cycle: sync every configured source, evaluate, write back"
 

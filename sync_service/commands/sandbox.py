@@ -11,8 +11,8 @@ import signal
 import threading
 import time
 
+from sandbox import Sandbox
 from sync_service.context import AppContext
-from sync_service.sandbox import Sandbox
 
 HELP = "start the local Salesforce and Gainsight sandbox for a person to point a config at"
 

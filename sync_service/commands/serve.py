@@ -19,9 +19,9 @@ from types import FrameType
 
 from canonical.errors import SettingsError
 from sync_service.context import AppContext
-from sync_service.http import HealthServer
-from sync_service.logs import configure_logging
-from sync_service.scheduler import InFlight, build_scheduler, scheduled_next_runs
+from sync_service.ops.health import HealthServer
+from sync_service.ops.logs import configure_logging
+from sync_service.ops.scheduler import InFlight, build_scheduler, scheduled_next_runs
 
 HELP = "run the scheduled jobs with health and metrics over HTTP"
 

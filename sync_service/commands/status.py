@@ -15,10 +15,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync_service.console import emit_json
+from sync_service.commands.console import emit_json
 from sync_service.context import AppContext
-from sync_service.runs import utcnow
-from sync_service.scheduler import last_successes, next_due
+from sync_service.ops.runs import utcnow
+from sync_service.ops.scheduler import last_successes, next_due
 from sync_service.settings import JobSettings
 from sync_service.store.models import evaluations, quarantine, runs, sync_state, writeback_outbox
 

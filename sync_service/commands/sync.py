@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 
-from sync_service.console import StreamProgress, emit_json
+from sync_service.commands.console import StreamProgress, emit_json, print_run
 from sync_service.context import AppContext
+from sync_service.ops.runs import Run
 from sync_service.pipeline import SYNC_JOBS, reconcile_job, sync_job
-from sync_service.reporting import print_run
-from sync_service.runs import Run
 
 HELP = "pull Salesforce and Gainsight into the store (incremental; --full to resync)"
 

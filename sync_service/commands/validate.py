@@ -19,7 +19,7 @@ from typing import Any
 from canonical.errors import ConfigError, ServiceError, SettingsError
 from canonical.model import Entity
 from rules.policy import Policy, load_policy
-from sync_service.console import error
+from sync_service.commands.console import error
 from sync_service.context import AppContext
 from sync_service.factory import build_connector
 from sync_service.mapping import Mappings, load_mappings

@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 from sync_service.context import AppContext
-from sync_service.locks import job_lock
-from sync_service.runs import run_record
+from sync_service.ops.locks import job_lock
+from sync_service.ops.runs import run_record
 from sync_service.writeback.job import writeback_job
 from sync_service.writeback.report import WritebackReport
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from canonical.errors import MappingError
 from canonical.model import CANONICAL_FIELDS, COMMON_FIELDS, RESULT_FIELDS, Entity, FieldType
+from canonical.yamlio import YamlDocument, load_yaml
 from connectors.base import FieldFilter, FilterOperator
 from sync_service.mapping.convert import build_converter, convert_static
 from sync_service.mapping.model import (
@@ -44,7 +45,6 @@ from sync_service.mapping.schema import (
     FilterSpec,
     WritebackSpec,
 )
-from sync_service.yamlio import YamlDocument, load_yaml
 
 #: Mapping file name -> system.
 FILES: dict[str, System] = {"salesforce.yaml": "salesforce", "gainsight.yaml": "gainsight"}

@@ -109,7 +109,7 @@ class PreparedUpsert:
 
     Building parameters is Python work, which holds the GIL; running them is mostly SQLite's,
     which does not. A sync builds the next batch's upsert in its reading thread while the
-    current batch is written (see :mod:`sync_service.ingest`).
+    current batch is written (see :mod:`sync_service.sync.ingest`).
     """
 
     def __init__(self, dialect: str, steps: list[tuple[bool, Any, list[Any]]], rows: int) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from connectors.base import Connector
 from sync_service.factory import build_connector
 from sync_service.mapping import Mappings, WritebackTarget, load_mappings
-from sync_service.runs import Run
+from sync_service.ops.runs import Run
 from sync_service.settings import Settings
 from sync_service.writeback.report import WritebackReport
 from sync_service.writeback.runner import run_writeback

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from canonical.errors import WritebackError
 from connectors.base import Connector
-from sync_service.runs import Run, utcnow
+from sync_service.ops.runs import Run, utcnow
 from sync_service.settings import WritebackSettings
 from sync_service.store.models import writeback_outbox
 from sync_service.writeback import outbox

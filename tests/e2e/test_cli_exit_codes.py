@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from sandbox import Sandbox
 from sync_service.cli import main
-from sync_service.sandbox import Sandbox
 from sync_service.store.engine import make_engine
 from sync_service.store.models import runs
 

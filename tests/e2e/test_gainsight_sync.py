@@ -20,9 +20,9 @@ from sqlalchemy.engine import Engine
 from canonical.errors import AuthError, BudgetExhaustedError
 from connectors.base import RecordChange, StreamSpec
 from connectors.gainsight import GainsightConfig, GainsightConnector, build_session
+from sandbox import Sandbox
 from sync_service.context import AppContext
 from sync_service.pipeline import sync_job
-from sync_service.sandbox import Sandbox
 from sync_service.store.models import accounts, contacts, nps_responses, quarantine
 
 NOW = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from sandbox import Sandbox
 from sync_service.context import AppContext
 from sync_service.pipeline import run_cycle
-from sync_service.sandbox import Sandbox
 from sync_service.store.models import evaluations, runs
 
 REPO = Path(__file__).resolve().parents[2]

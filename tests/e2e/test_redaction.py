@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sync_service.sandbox import Sandbox
+from sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -19,12 +19,12 @@ from sqlalchemy.engine import Engine
 
 from connectors.base import ApiUsage, Cursor
 from connectors.salesforce import SalesforceConfig, SalesforceConnector, retry
-from sync_service.ingest import IngestOptions, read_cursor, sync_source
+from sandbox import Sandbox
 from sync_service.mapping import load_mappings
-from sync_service.runs import Run, run_record
-from sync_service.sandbox import Sandbox
+from sync_service.ops.runs import Run, run_record
 from sync_service.store.initial_load import missing_indexes
 from sync_service.store.models import CANONICAL_TABLES, accounts, contacts
+from sync_service.sync.ingest import IngestOptions, read_cursor, sync_source
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPINGS = ROOT / "mappings"
@@ -205,9 +205,9 @@ _CHILD = textwrap.dedent(
     from datetime import UTC, datetime, timedelta
     from pathlib import Path
     from connectors.salesforce import SalesforceConfig, SalesforceConnector
-    from sync_service.ingest import IngestOptions, sync_source
+    from sync_service.sync.ingest import IngestOptions, sync_source
     from sync_service.mapping import load_mappings
-    from sync_service.runs import run_record
+    from sync_service.ops.runs import run_record
     from sync_service.store.engine import make_engine
 
     import time

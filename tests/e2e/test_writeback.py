@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from sandbox import Sandbox
 from sync_service.context import AppContext
 from sync_service.pipeline import evaluate_job, run_cycle, sync_job, writeback_job
-from sync_service.sandbox import Sandbox
 from sync_service.store.models import (
     accounts,
     contacts,

@@ -16,9 +16,9 @@ from ruamel.yaml import YAML
 
 from canonical.errors import MappingError, RecordError
 from canonical.model import Entity
+from canonical.yamlio import plain
 from connectors.base import DELETED_KEY
 from sync_service.mapping import EntityMapping, load_mappings
-from sync_service.yamlio import plain
 
 DEFAULTS = Path(__file__).resolve().parents[2] / "mappings"
 

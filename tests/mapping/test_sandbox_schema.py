@@ -12,7 +12,7 @@ from connectors.salesforce.describe import FieldInfo
 from sync_service.mapping import load_mappings
 from sync_service.mapping.online import validate_online
 
-schema: Any = pytest.importorskip("sync_service.sandbox.schema")
+schema: Any = pytest.importorskip("sandbox.schema")
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -181,7 +181,7 @@ def test_gainsight_writeback_mapped_but_disabled_is_a_warning(
 def test_online_against_the_sandbox_finds_a_renamed_writeback_field(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sync_service.sandbox import Sandbox
+    from sandbox import Sandbox
 
     with Sandbox(accounts=3, seed=7) as sb:
         for key, value in sb.env().items():

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 
 from canonical.errors import FatalApiError
 from sync_service.context import AppContext
-from sync_service.locks import job_lock
-from sync_service.runs import Run, run_record
+from sync_service.ops.locks import job_lock
+from sync_service.ops.runs import Run, run_record
 from sync_service.store.models import sync_state
 
 STREAM = "Fake"

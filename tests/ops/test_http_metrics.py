@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
-from sync_service.http import HealthServer
-from sync_service.metrics import SKIPPED_RUNS
+from sync_service.ops.health import HealthServer
+from sync_service.ops.metrics import SKIPPED_RUNS
 from sync_service.store.engine import make_engine
 from sync_service.store.models import quarantine, runs, writeback_outbox
 

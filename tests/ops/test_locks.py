@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from canonical.errors import LockBusyError
-from sync_service.locks import job_lock, lock_key
-from sync_service.runs import last_runs, open_run
+from sync_service.ops.locks import job_lock, lock_key
+from sync_service.ops.runs import last_runs, open_run
 from sync_service.store.engine import make_engine, upgrade
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +85,7 @@ def _holder_script(url: str) -> str:
     return textwrap.dedent(
         f"""
         import sys, time
-        from sync_service.locks import job_lock
+        from sync_service.ops.locks import job_lock
         from sync_service.store.engine import make_engine, upgrade
         engine = make_engine({url!r})
         with job_lock(engine, "salesforce"):

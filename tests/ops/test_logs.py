@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from sync_service.logs import (
+from sync_service.ops.logs import (
     build_handler,
     clear_registered_secrets,
     configure_logging,

@@ -19,11 +19,11 @@ from sqlalchemy.engine import Engine
 
 from canonical.errors import SettingsError
 from sync_service.context import AppContext
-from sync_service.locks import job_lock, lock_key
-from sync_service.metrics import SKIPPED_RUNS
-from sync_service.notify import notify
-from sync_service.runs import Run, last_runs, run_record
-from sync_service.scheduler import (
+from sync_service.ops.locks import job_lock, lock_key
+from sync_service.ops.metrics import SKIPPED_RUNS
+from sync_service.ops.notify import notify
+from sync_service.ops.runs import Run, last_runs, run_record
+from sync_service.ops.scheduler import (
     InFlight,
     LockWatch,
     build_scheduler,

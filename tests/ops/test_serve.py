@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
-from sync_service.runs import last_runs
+from sync_service.ops.runs import last_runs
 from sync_service.store.engine import make_engine, upgrade
 from tests.ops import fake_jobs
 from tests.ops.support import overlaps

@@ -14,10 +14,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from sync_service.ingest import read_cursor
-from sync_service.runs import last_runs
-from sync_service.sandbox import Sandbox
+from sandbox import Sandbox
+from sync_service.ops.runs import last_runs
 from sync_service.store.models import accounts, contacts
+from sync_service.sync.ingest import read_cursor
 from tests.ops.support import overlaps
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import pytest
 import requests
 from simple_salesforce import Salesforce
 
-from sync_service.sandbox import Sandbox
+from sandbox import Sandbox
 
 NOW = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from sync_service.sandbox import Sandbox
+from sandbox import Sandbox
 
 
 def _query(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from sync_service.sandbox.ids import checksum_suffix, gsid, is_sf_id, sf_id, to18
+from sandbox.ids import checksum_suffix, gsid, is_sf_id, sf_id, to18
 
 
 def test_checksum_matches_salesforce_for_a_known_id() -> None:

@@ -10,7 +10,7 @@ import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from sync_service.sandbox import Sandbox
+from sandbox import Sandbox
 
 
 def _rows(chunks: list[str]) -> list[dict[str, str]]:

@@ -14,7 +14,7 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from sync_service.sandbox import Sandbox
+from sandbox import Sandbox
 
 
 def test_sobject_get_create_delete(sb: Sandbox, sf: Salesforce) -> None:

@@ -17,8 +17,8 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from sync_service.sandbox import Sandbox
-from sync_service.sandbox.ids import is_sf_id
+from sandbox import Sandbox
+from sandbox.ids import is_sf_id
 
 
 def _jwt(sb: Sandbox, **overrides: object) -> str:

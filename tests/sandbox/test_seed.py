@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from sync_service.sandbox import Sandbox
-from sync_service.sandbox.ids import is_sf_id
-from sync_service.sandbox.seed import seed
-from sync_service.sandbox.store import SandboxStore
+from sandbox import Sandbox
+from sandbox.ids import is_sf_id
+from sandbox.seed import seed
+from sandbox.store import SandboxStore
 
 NOW = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
 

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from canonical.errors import RetriableError, WritebackError
 from connectors.base import RecordChange, WriteResult
-from sync_service.runs import run_record
+from sync_service.ops.runs import run_record
 from sync_service.store.models import (
     accounts,
     runs,

@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from canonical.model import Entity
-from sync_service.ingest import IngestOptions, sync_source
 from sync_service.mapping import load_mappings
-from sync_service.runs import run_record
+from sync_service.ops.runs import run_record
 from sync_service.store.models import accounts, nps_responses, quarantine
+from sync_service.sync.ingest import IngestOptions, sync_source
 from tests.connectors.gainsight.gainsight_fake import BASE, envelope, make_connector, ms
 
 MAPPINGS = Path(__file__).resolve().parents[3] / "mappings"

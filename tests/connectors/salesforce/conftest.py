@@ -10,9 +10,9 @@ import pytest
 import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sf_fakes import LOGIN
 
 from connectors.salesforce import SalesforceConfig, SalesforceConnector, retry
+from tests.connectors.salesforce.sf_fakes import LOGIN
 
 
 @pytest.fixture(autouse=True)

@@ -11,11 +11,18 @@ from urllib.parse import parse_qs
 import jwt
 import pytest
 import responses
-from sf_fakes import API, INSTANCE, LOGIN, TOKEN_URL, bearer, token_response
 
 from canonical.errors import AuthError, ConfigError
 from connectors.salesforce import SalesforceConfig, SalesforceConnector
 from connectors.salesforce.auth import audience, resolve_flow
+from tests.connectors.salesforce.sf_fakes import (
+    API,
+    INSTANCE,
+    LOGIN,
+    TOKEN_URL,
+    bearer,
+    token_response,
+)
 
 
 def _form(call: Any) -> dict[str, str]:

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 import requests
 import responses
-from sf_fakes import API, INSTANCE, bearer, sf_error, token_response
 
 from canonical.errors import (
     AuthError,
@@ -18,6 +17,7 @@ from canonical.errors import (
     RetriableError,
 )
 from connectors.salesforce import SalesforceConfig, SalesforceConnector, build_session
+from tests.connectors.salesforce.sf_fakes import API, INSTANCE, bearer, sf_error, token_response
 
 QUERY = f"{API}/query/"
 

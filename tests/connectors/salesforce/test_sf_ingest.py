@@ -9,15 +9,15 @@ from typing import Any
 
 import responses
 import sqlalchemy as sa
-from sf_fakes import API, describe_response, token_response
 from sqlalchemy.engine import Engine
 
 from canonical.model import Entity
 from connectors.salesforce import SalesforceConnector
-from sync_service.ingest import IngestOptions, read_cursor, sync_source
 from sync_service.mapping import load_mappings
-from sync_service.runs import run_record
+from sync_service.ops.runs import run_record
 from sync_service.store.models import quarantine, tickets
+from sync_service.sync.ingest import IngestOptions, read_cursor, sync_source
+from tests.connectors.salesforce.sf_fakes import API, describe_response, token_response
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 QUERY_ALL = f"{API}/queryAll/"

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 import responses
-from sf_fakes import API, describe_response, token_response
 
 from canonical.errors import BudgetExhaustedError
 from connectors.base import StreamSpec
 from connectors.salesforce import SalesforceConfig, SalesforceConnector
 from connectors.salesforce.limits import ApiBudget, parse_limit_info
+from tests.connectors.salesforce.sf_fakes import API, describe_response, token_response
 
 
 @pytest.mark.parametrize(

@@ -8,13 +8,19 @@ from typing import Any
 import pytest
 import responses
 from responses import matchers
-from sf_fakes import API, INSTANCE, describe_response, sf_error, token_response
 
 from canonical.errors import FatalApiError, MappingError
 from connectors.base import DELETED_KEY, MERGED_INTO_KEY, Cursor, StreamSpec
 from connectors.salesforce import SalesforceConnector, soql
 from connectors.salesforce.describe import FieldInfo, ObjectInfo
 from connectors.salesforce.streams import parse_csv_page
+from tests.connectors.salesforce.sf_fakes import (
+    API,
+    INSTANCE,
+    describe_response,
+    sf_error,
+    token_response,
+)
 
 UNTIL = datetime(2026, 11, 23, 19, 0, tzinfo=UTC)
 SPEC = StreamSpec(

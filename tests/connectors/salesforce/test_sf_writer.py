@@ -8,10 +8,10 @@ from typing import Any
 
 import responses
 from responses import matchers
-from sf_fakes import API, sf_error, token_response
 
 from connectors.base import RecordChange
 from connectors.salesforce import SalesforceConfig, SalesforceConnector
+from tests.connectors.salesforce.sf_fakes import API, sf_error, token_response
 
 COLLECTIONS = f"{API}/composite/sobjects"
 

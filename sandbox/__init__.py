@@ -1,0 +1,13 @@
+"""A local Salesforce org and Gainsight tenant speaking the real wire protocols over HTTPS.
+
+``from sandbox import Sandbox``; see ``sandbox.py`` for the API, ``salesforce.py``
+and ``gainsight.py`` for what each side serves, ``faults.py`` for fault injection and
+``seed.py`` for the data.
+"""
+
+from __future__ import annotations
+
+from sandbox.faults import Faults
+from sandbox.sandbox import Sandbox
+
+__all__ = ["Faults", "Sandbox"]

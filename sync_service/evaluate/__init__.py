@@ -1,0 +1,1 @@
+"""Stage two: features read from the store, the policy evaluated, verdicts stored and explained."""

@@ -1,0 +1,1 @@
+"""Running unattended: scheduler, locks, runs, housekeeping, API usage, metrics, logs, health."""

@@ -1,0 +1,1 @@
+"""Stage one of the cycle: streams into the store (ingest), identity links, read-ahead."""

@@ -1,0 +1,664 @@
+"""Features computed in SQL over the store: each family, links across systems, time windows."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from sqlalchemy.engine import Engine
+
+from canonical.model import Entity
+from rules import load_policy, parse_policy
+from rules.asks import ASK_SCHEMA, ask_features
+from sync_service.evaluate.features import compute_features, iter_feature_chunks
+from tests.store_seed import seed
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+TODAY = NOW.date()
+
+POLICY_TEXT = (ROOT / "config" / "rules.yaml").read_text()
+EXTRA_FEATURES = """\
+features:
+  open_tickets: integer
+  open_tickets_p1: integer
+  tickets_last_30d: integer
+  asks_last_30d: integer
+  account_asks_last_90d: integer
+  days_since_last_ask: integer
+  nps_previous: integer
+  nps_responses: integer
+  account_nps_latest: integer
+  has_open_renewal: boolean
+  churn_risk: boolean
+  industry: string
+  partner_tier: {type: string, extra: partner_tier, entity: account}
+  champion: {type: boolean, extra: champion}
+"""
+
+
+def policy() -> Any:
+    return parse_policy(POLICY_TEXT.replace("features:\n", EXTRA_FEATURES, 1), "rules.yaml")
+
+
+def d(days_ago: int) -> date:
+    return TODAY - timedelta(days=days_ago)
+
+
+def ts(days_ago: float) -> datetime:
+    return NOW - timedelta(days=days_ago)
+
+
+def seed_world(engine: Engine) -> None:
+    seed(
+        engine,
+        Entity.ACCOUNT,
+        [
+            {
+                "id": "001A",
+                "customer_since": date(2024, 1, 1),
+                "health_score": 50.0,
+                "payment_overdue": False,
+                "industry": "Healthcare",
+                "extra": {"partner_tier": "Gold"},
+            },
+            {"id": "001B", "customer_since": d(30), "payment_overdue": None},
+            {"id": "001D", "customer_since": d(400), "deleted": True},
+            {
+                "source": "gainsight",
+                "id": "GA",
+                "sf_account_id": "001A",
+                "health_score": 91.5,
+                "payment_overdue": True,
+            },
+        ],
+    )
+    seed(
+        engine,
+        Entity.CONTACT,
+        [
+            {"id": "003A", "account_id": "001A", "opted_in": True, "extra": {"champion": True}},
+            {"id": "003B", "account_id": "001A", "opted_in": False},
+            {"id": "003C", "account_id": "001B", "opted_in": True, "opted_out": True},
+            {"id": "003D", "account_id": None, "opted_in": True},
+            {"id": "003E", "account_id": "001A", "deleted": True},
+            {"source": "gainsight", "id": "P1", "sf_contact_id": "003B", "opted_out": True},
+        ],
+    )
+    seed(
+        engine,
+        Entity.NPS_RESPONSE,
+        [
+            {
+                "id": "n1",
+                "contact_id": "003A",
+                "account_id": "001A",
+                "score": 7,
+                "responded_at": ts(400),
+            },
+            {
+                "id": "n2",
+                "contact_id": "003A",
+                "account_id": "001A",
+                "score": 10,
+                "responded_at": ts(10),
+            },
+            {
+                "source": "gainsight",
+                "id": "n3",
+                "contact_id": "003B",
+                "account_id": "001A",
+                "score": 3,
+                "responded_at": ts(5),
+            },
+            {
+                "id": "n4",
+                "contact_id": "003A",
+                "account_id": "001A",
+                "score": 0,
+                "responded_at": ts(1),
+                "deleted": True,
+            },
+        ],
+    )
+    seed(
+        engine,
+        Entity.TICKET,
+        [
+            {
+                "id": "t1",
+                "account_id": "001A",
+                "priority": "P1",
+                "is_closed": False,
+                "opened_at": ts(9),
+            },
+            {
+                "id": "t2",
+                "account_id": "001A",
+                "priority": "P2",
+                "is_closed": False,
+                "is_escalated": True,
+                "opened_at": datetime(2026, 11, 2, 23, 30, tzinfo=UTC),
+            },
+            {
+                "id": "t3",
+                "account_id": "001A",
+                "priority": "P1",
+                "is_closed": True,
+                "opened_at": ts(40),
+            },
+            {
+                "id": "t4",
+                "account_id": "001B",
+                "priority": "P3",
+                "is_closed": None,
+                "opened_at": ts(31),
+            },
+        ],
+    )
+    seed(
+        engine,
+        Entity.OPPORTUNITY,
+        [
+            {
+                "id": "o1",
+                "account_id": "001A",
+                "opportunity_type": "Renewal",
+                "is_closed": False,
+                "close_date": date(2027, 3, 1),
+                "renewal_risk": "Low",
+            },
+            {
+                "id": "o2",
+                "account_id": "001A",
+                "opportunity_type": "Renewal",
+                "is_closed": False,
+                "close_date": date(2027, 1, 31),
+                "renewal_risk": "At Risk",
+            },
+            {
+                "id": "o3",
+                "account_id": "001B",
+                "opportunity_type": "New Business",
+                "is_closed": False,
+            },
+        ],
+    )
+    asks = [
+        (
+            "a1",
+            "003A",
+            "001A",
+            "Reference Call",
+            30,
+        ),  # exactly 30 days ago: out of the 30-day window
+        ("a2", "003A", "001A", "reference call", 29),
+        ("a3", "003A", "001A", "Case Study", 89),
+        ("a4", "003B", "001A", "Review", 90),  # exactly 90 days: out of the quarter
+        ("a5", "003B", "001A", "Review", 3),
+    ]
+    seed(
+        engine,
+        Entity.ASK,
+        [
+            {
+                "id": i,
+                "contact_id": c,
+                "account_id": a,
+                "ask_type": t,
+                "team": "Sales",
+                "requested_date": d(n),
+            }
+            for i, c, a, t, n in asks
+        ],
+    )
+
+
+def by_id(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
+    return {r["contact_id"]: r for r in frame.iter_rows(named=True)}
+
+
+def test_features_per_contact_and_account(engine: Engine) -> None:
+    seed_world(engine)
+    p = policy()
+    f = compute_features(engine, p, NOW)
+    assert f.schema == pl.Schema(p.input_schema())
+    rows = by_id(f)
+    assert set(rows) == {"003A", "003B", "003C", "003D"}  # deleted rows ignored
+    a = rows["003A"]
+    assert (a["nps_latest"], a["nps_previous"], a["nps_trend"], a["nps_responses"]) == (10, 7, 3, 2)
+    assert a["nps_latest_date"] == d(10)
+    assert a["nps_age_days"] == 10
+    assert (a["open_tickets"], a["open_tickets_p1"], a["open_escalations"]) == (2, 1, 1)
+    assert a["oldest_open_escalation_date"] == date(2026, 11, 2)  # UTC date of the timestamp
+    assert a["oldest_open_p1_days"] == 9
+    assert a["tickets_last_30d"] == 2
+    assert (a["has_open_renewal"], a["renewal_risk"], a["renewal_close_date"]) == (
+        True,
+        "At Risk",
+        date(2027, 1, 31),
+    )
+    assert a["health_score"] == 91.5  # Gainsight's health wins
+    assert a["payment_overdue"] is True  # Gainsight says overdue
+    assert a["tenure_days"] == (TODAY - date(2024, 1, 1)).days
+    assert a["industry"] == "Healthcare"
+    assert a["partner_tier"] == "Gold"
+    assert a["champion"] is True
+    assert a["account_nps_latest"] == 3
+    assert a["last_ask_date"] == d(29)
+    assert a["days_since_last_ask"] == 29
+    assert a["asks_last_30d"] == 1  # the ask exactly 30 days ago is out
+    assert a["cap__reference_calls__count"] == 1
+    assert a["cap__reference_calls__nth"] == d(29)
+    assert a["cap__contact_quarter__count"] == 3
+    assert a["cap__contact_quarter__nth"] == d(89)
+    assert a["cap__account_quarter__count"] == 4  # a4 is exactly 90 days old
+    assert a["account_asks_last_90d"] == 4
+    b = rows["003B"]
+    assert b["opted_out"] is True
+    assert b["opted_in"] is False
+    assert b["nps_latest"] == 3
+    assert b["nps_trend"] is None
+    assert b["cap__contact_quarter__count"] == 1
+    c = rows["003C"]
+    assert c["opted_out"] is True
+    assert c["payment_overdue"] is None
+    assert c["tenure_days"] == 30
+    assert c["open_tickets"] == 1
+    assert c["has_open_renewal"] is False
+    assert c["nps_latest"] is None
+    assert c["cap__account_quarter__count"] == 0
+    orphan = rows["003D"]
+    assert orphan["account_id"] is None
+    assert orphan["open_tickets"] is None
+    assert orphan["cap__account_quarter__count"] == 0
+    assert orphan["opted_in"] is True
+
+
+def test_chunks_cover_every_contact_once(engine: Engine) -> None:
+    accounts = [{"id": f"001{i:04d}", "customer_since": d(200)} for i in range(30)]
+    contacts = [
+        {"id": f"003{i:04d}", "account_id": f"001{i % 30:04d}" if i % 7 else None, "opted_in": True}
+        for i in range(250)
+    ]
+    seed(engine, Entity.ACCOUNT, accounts)
+    seed(engine, Entity.CONTACT, contacts)
+    p = load_policy(ROOT / "config" / "rules.yaml")
+    with engine.connect() as conn:
+        chunks = list(iter_feature_chunks(conn, p, NOW, chunk_size=40))
+    ids = [i for ch in chunks for i in ch.contacts["contact_id"].to_list()]
+    assert sorted(ids) == sorted(c["id"] for c in contacts)
+    assert len(chunks) > 5
+    acc_ids = [i for ch in chunks for i in ch.accounts["account_id"].to_list()]
+    assert sorted(acc_ids) == sorted(a["id"] for a in accounts)
+    for ch in chunks:  # a contact's account is in its own chunk
+        linked = ch.contacts.filter(pl.col("account_id").is_not_null())
+        assert set(linked["account_id"]) <= set(ch.accounts["account_id"])
+        assert linked["tenure_days"].to_list() == [200] * linked.height
+
+
+def test_sql_ask_counts_match_the_pure_twin(engine: Engine) -> None:
+    rng = random.Random(7)
+    seed(engine, Entity.ACCOUNT, [{"id": f"A{i}"} for i in range(5)])
+    contacts = [{"id": f"C{i:02d}", "account_id": f"A{i % 5}"} for i in range(20)]
+    seed(engine, Entity.CONTACT, contacts)
+    asks = [
+        {
+            "id": f"k{i:03d}",
+            "contact_id": f"C{rng.randrange(20):02d}",
+            "ask_type": rng.choice(["Reference Call", "Review"]),
+            "team": rng.choice(["Sales", "PR"]),
+            "requested_date": d(rng.randrange(-3, 120)),
+        }
+        for i in range(300)
+    ]
+    for a in asks:
+        a["account_id"] = f"A{int(a['contact_id'][1:]) % 5}"
+    seed(engine, Entity.ASK, asks)
+    p = load_policy(ROOT / "config" / "rules.yaml")
+    sql = compute_features(engine, p, NOW).sort("contact_id")
+    base = pl.DataFrame(contacts).rename({"id": "contact_id"})
+    pure = ask_features(p, base, pl.DataFrame(asks).select(list(ASK_SCHEMA)), NOW).sort(
+        "contact_id"
+    )
+    cols = [c for c in sql.columns if c.startswith("cap__")] + ["last_ask_date"]
+    assert sql.select(cols).equals(pure.select(cols))
+
+
+@pytest.mark.parametrize("name", ["opted_in", "nps_latest", "open_escalations"])
+def test_only_what_the_policy_declares_is_computed(engine: Engine, name: str) -> None:
+    seed_world(engine)
+    text = f'version: "x"\nfeatures:\n  {name}: {"boolean" if name == "opted_in" else "integer"}\n'
+    f = compute_features(engine, parse_policy(text, "r.yaml"), NOW)
+    assert f.columns == ["contact_id", "account_id", name]
+    assert f.height == 4
+
+
+@pytest.mark.parametrize(("zone", "count"), [("UTC", 0), ("America/Los_Angeles", 1)])
+def test_ask_windows_follow_the_policy_time_zone(engine: Engine, zone: str, count: int) -> None:
+    # 03:00 UTC on the 23rd is the 22nd in Los Angeles: an ask dated 2026-10-24 is 30 days old
+    # in UTC (outside the 30-day reference-call window) but 29 days old on Pacific time.
+    now = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+    seed(engine, Entity.ACCOUNT, [{"id": "001A"}])
+    seed(engine, Entity.CONTACT, [{"id": "003A", "account_id": "001A"}])
+    seed(
+        engine,
+        Entity.ASK,
+        [
+            {
+                "id": "k1",
+                "contact_id": "003A",
+                "account_id": "001A",
+                "ask_type": "Reference Call",
+                "requested_date": date(2026, 10, 24),
+            },
+        ],
+    )
+    p = parse_policy(POLICY_TEXT.replace("timezone: UTC", f"timezone: {zone}"), "rules.yaml")
+    row = compute_features(engine, p, now).row(0, named=True)
+    assert row["cap__reference_calls__count"] == count
+
+
+def test_asks_and_answers_filed_under_another_account_are_counted_once(engine: Engine) -> None:
+    # contact 003C moved from 001A to 001B: its old ask and answer still carry 001A
+    seed(engine, Entity.ACCOUNT, [{"id": "001A"}, {"id": "001B"}, {"id": "001C"}])
+    seed(
+        engine,
+        Entity.CONTACT,
+        [
+            {"id": "003A", "account_id": "001A"},
+            {"id": "003C", "account_id": "001B"},
+            {"id": "003D", "account_id": "001C"},
+        ],
+    )
+    seed(
+        engine,
+        Entity.ASK,
+        [
+            {"id": "k1", "contact_id": "003C", "account_id": "001A", "requested_date": d(5)},
+            {"id": "k2", "contact_id": "003C", "account_id": "001B", "requested_date": d(6)},
+            {"id": "k3", "contact_id": "003D", "account_id": None, "requested_date": d(7)},
+        ],
+    )
+    seed(
+        engine,
+        Entity.NPS_RESPONSE,
+        [
+            {
+                "id": "n1",
+                "contact_id": "003C",
+                "account_id": "001A",
+                "score": 9,
+                "responded_at": ts(2),
+            },
+        ],
+    )
+    p = policy()
+    for chunk_size in (1, 2, 100):
+        rows = by_id(compute_features(engine, p, NOW, chunk_size=chunk_size))
+        assert rows["003C"]["cap__contact_quarter__count"] == 2, chunk_size
+        assert rows["003C"]["nps_latest"] == 9
+        assert rows["003D"]["cap__contact_quarter__count"] == 1
+        assert rows["003A"]["cap__contact_quarter__count"] == 0
+        assert rows["003A"]["nps_latest"] is None
+        # account caps count the asks filed on the account
+        assert rows["003A"]["cap__account_quarter__count"] == 1
+        assert rows["003C"]["cap__account_quarter__count"] == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_streamed_reader_yields_every_chunk_and_raises_its_errors(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    from sync_service.evaluate import features
+
+    seed(engine, Entity.ACCOUNT, [{"id": f"001{i}"} for i in range(5)])
+    seed(engine, Entity.CONTACT, [{"id": f"003{i}", "account_id": f"001{i}"} for i in range(5)])
+    p = load_policy(ROOT / "config" / "rules.yaml")
+    chunks = list(features.stream_feature_chunks(engine, p, NOW, chunk_size=2, workers=workers))
+    assert sorted(i for c in chunks for i in c.contacts["contact_id"]) == [
+        f"003{i}" for i in range(5)
+    ]
+
+    real = features._range_chunk
+
+    def broken(conn: Any, q: Any, lo: str | None, hi: str | None) -> Any:
+        if lo is not None:  # every range but the first
+            raise RuntimeError("the database went away")
+        return real(conn, q, lo, hi)
+
+    monkeypatch.setattr(features, "_range_chunk", broken)
+    got: list[Any] = []
+
+    def consume() -> None:
+        got.extend(features.stream_feature_chunks(engine, p, NOW, chunk_size=2, workers=workers))
+
+    with pytest.raises(RuntimeError, match="went away"):
+        consume()
+    assert len(got) == 1
+
+
+def test_a_failed_prepare_is_raised_and_every_connection_returned(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from sync_service.evaluate import features
+
+    seed(engine, Entity.ACCOUNT, [{"id": f"001{i}"} for i in range(5)])
+    seed(engine, Entity.CONTACT, [{"id": f"003{i}", "account_id": f"001{i}"} for i in range(5)])
+
+    def broken(self: Any, table: Any, stray: Any, conn: Any) -> None:
+        raise RuntimeError("disk full while preparing")
+
+    monkeypatch.setattr(features.FeatureQuery, "_fill_strays", broken)
+    p = load_policy(ROOT / "config" / "rules.yaml")
+    with pytest.raises(RuntimeError, match="disk full"):
+        list(features.stream_feature_chunks(engine, p, NOW, chunk_size=2, workers=2))
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert not [t for t in threading.enumerate() if t.name.startswith("features-")]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 100])
+def test_parallel_readers_compute_what_one_reader_does(engine: Engine, chunk_size: int) -> None:
+    # strays (asks and answers filed under another account or none), Gainsight opt flags,
+    # contacts without an account: the readers share prepare()'s tables through one connection
+    from sync_service.evaluate import features
+
+    rnd = random.Random(7)
+    accounts_ = [f"001{i:02d}" for i in range(12)]
+    seed(engine, Entity.ACCOUNT, [{"id": a, "customer_since": d(400)} for a in accounts_])
+    people = [
+        {"id": f"003{i:02d}", "account_id": rnd.choice([*accounts_, None]), "opted_in": True}
+        for i in range(40)
+    ]
+    people += [
+        {"source": "gainsight", "id": f"G{i}", "sf_contact_id": f"003{i:02d}", "opted_out": True}
+        for i in range(0, 40, 7)
+    ]
+    seed(engine, Entity.CONTACT, people)
+    ids = [f"003{i:02d}" for i in range(40)]
+    seed(
+        engine,
+        Entity.ASK,
+        [
+            {
+                "id": f"a{i}",
+                "contact_id": rnd.choice(ids),
+                "account_id": rnd.choice([*accounts_, None]),
+                "ask_type": "Reference Call",
+                "requested_date": d(rnd.randrange(0, 200)),
+            }
+            for i in range(120)
+        ],
+    )
+    seed(
+        engine,
+        Entity.NPS_RESPONSE,
+        [
+            {
+                "id": f"n{i}",
+                "contact_id": rnd.choice(ids),
+                "account_id": rnd.choice([*accounts_, None]),
+                "score": rnd.randrange(11),
+                "responded_at": ts(rnd.randrange(0, 300)),
+            }
+            for i in range(80)
+        ],
+    )
+    p = policy()
+    one = compute_features(engine, p, NOW).sort("contact_id")
+    chunks = list(features.stream_feature_chunks(engine, p, NOW, chunk_size=chunk_size, workers=2))
+    two = pl.concat([c.contacts for c in chunks]).sort("contact_id")
+    assert two["contact_id"].to_list() == sorted(ids)
+    assert two.equals(one)
+
+
+def test_the_latest_answer_is_the_latest_time_then_the_highest_id(engine: Engine) -> None:
+    # answers are ranked in polars on the time read as text: fractions of a second of any
+    # length and equal times must order as they would in SQL
+    t = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    answers = [
+        ("n1", "003A", 5, t),
+        ("n2", "003A", 6, t),  # same time as n1: the higher id is the later one
+        ("n3", "003B", 1, t),
+        ("n4", "003B", 2, t + timedelta(microseconds=500_000)),
+        ("n5", "003B", 3, t + timedelta(microseconds=123_456)),
+        ("n6", "003C", 7, t + timedelta(microseconds=1)),
+        ("n7", "003C", 8, t),
+        ("n8", "003C", 9, t - timedelta(days=1, microseconds=1)),
+    ]
+    seed(engine, Entity.ACCOUNT, [{"id": "001A"}])
+    seed(
+        engine, Entity.CONTACT, [{"id": c, "account_id": "001A"} for c in ("003A", "003B", "003C")]
+    )
+    seed(
+        engine,
+        Entity.NPS_RESPONSE,
+        [
+            {"id": i, "contact_id": c, "account_id": "001A", "score": s, "responded_at": at}
+            for i, c, s, at in answers
+        ],
+    )
+    rows = by_id(compute_features(engine, policy(), NOW))
+    got = {k: (r["nps_latest"], r["nps_previous"], r["nps_responses"]) for k, r in rows.items()}
+    assert got == {"003A": (6, 5, 2), "003B": (2, 3, 3), "003C": (7, 8, 3)}
+    assert rows["003C"]["nps_latest_date"] == date(2026, 11, 20)
+    assert rows["003A"]["account_nps_latest"] == 2  # n4: the latest answer on the account
+
+
+def test_text_values_and_ties_come_through_unchanged(engine: Engine) -> None:
+    # values with the CSV separator, quotes, a line break, and '' (not NULL) survive the read
+    tricky = "Acme, \"the\" O'Brien's \nsecond line"
+    seed(
+        engine,
+        Entity.ACCOUNT,
+        [
+            {"id": "001A", "industry": tricky, "extra": {"partner_tier": ""}},
+            {"id": "001B", "industry": "", "extra": {"partner_tier": "a,b"}},
+            {"id": "001C"},
+        ],
+    )
+    seed(engine, Entity.CONTACT, [{"id": f"003{a}", "account_id": f"001{a}"} for a in "ABC"])
+    close = date(2027, 1, 31)
+    seed(
+        engine,
+        Entity.OPPORTUNITY,
+        [  # two renewals closing the same day: the lowest id is "the" renewal
+            {
+                "id": "o2",
+                "account_id": "001A",
+                "opportunity_type": "Renewal",
+                "is_closed": False,
+                "close_date": close,
+                "renewal_risk": "Low, for now",
+            },
+            {
+                "id": "o1",
+                "account_id": "001A",
+                "opportunity_type": "renewal",
+                "is_closed": None,
+                "close_date": close,
+                "renewal_risk": "High",
+            },
+            {
+                "id": "o3",
+                "account_id": "001B",
+                "opportunity_type": "Renewal",
+                "is_closed": True,
+                "close_date": close,
+                "renewal_risk": "High",
+            },
+        ],
+    )
+    rows = by_id(compute_features(engine, policy(), NOW))
+    assert (rows["003A"]["industry"], rows["003A"]["partner_tier"]) == (tricky, "")
+    assert (rows["003B"]["industry"], rows["003B"]["partner_tier"]) == ("", "a,b")
+    assert (rows["003C"]["industry"], rows["003C"]["partner_tier"]) == (None, None)
+    assert (rows["003A"]["has_open_renewal"], rows["003A"]["renewal_risk"]) == (True, "High")
+    assert rows["003A"]["renewal_close_date"] == close
+    assert (rows["003B"]["has_open_renewal"], rows["003B"]["renewal_risk"]) == (False, None)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 100])
+def test_gainsight_opt_flags_reach_their_contact_in_any_chunk(
+    engine: Engine, chunk_size: int
+) -> None:
+    seed(engine, Entity.ACCOUNT, [{"id": f"001{a}"} for a in "ABC"])
+    seed(
+        engine,
+        Entity.CONTACT,
+        [
+            {"id": "003A", "account_id": "001A", "opted_in": True},
+            {"id": "003B", "account_id": "001B", "opted_in": None},
+            {"id": "003C", "account_id": "001C", "opted_in": False},
+            {"id": "003D", "account_id": None, "opted_in": None},
+            {"source": "gainsight", "id": "G1", "sf_contact_id": "003A", "opted_out": True},
+            {"source": "gainsight", "id": "G2", "sf_contact_id": "003B", "opted_in": True},
+            {"source": "gainsight", "id": "G3", "sf_contact_id": "003D", "opted_in": True},
+            {
+                "source": "gainsight",
+                "id": "G4",
+                "sf_contact_id": "003C",
+                "deleted": True,
+                "opted_in": True,
+            },
+        ],
+    )
+    rows = by_id(compute_features(engine, policy(), NOW, chunk_size=chunk_size))
+    got = {k: (r["opted_in"], r["opted_out"]) for k, r in rows.items()}
+    assert got == {
+        "003A": (True, True),
+        "003B": (True, None),
+        "003C": (False, None),
+        "003D": (True, None),
+    }
+
+
+def test_values_holding_the_separators_are_read_again_as_csv(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sync_service.evaluate import features
+
+    odd = {"001A": "unit\x1fseparator", "001B": "record\x1eseparator", "001C": "plain"}
+    seed(engine, Entity.ACCOUNT, [{"id": a, "industry": v} for a, v in odd.items()])
+    seed(engine, Entity.CONTACT, [{"id": f"003{a[-1]}", "account_id": a} for a in odd])
+    real = features._read_text
+    quoted: list[list[str]] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        if kwargs["quoted"]:
+            quoted.append(args[4])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(features, "_read_text", spy)
+    for chunk_size in (1, 100):  # a range of one account each: only theirs go again
+        quoted.clear()
+        rows = by_id(compute_features(engine, policy(), NOW, chunk_size=chunk_size))
+        assert {a: rows[f"003{a[-1]}"]["industry"] for a in odd} == odd
+        assert all("industry" in names for names in quoted)
+        assert len(quoted) == (2 if chunk_size == 1 else 1)
