@@ -62,7 +62,7 @@ def run_demo(
         runs = run_cycle(demo)
         return runs, summarise(demo.engine, runs)
     finally:
-        demo.engine.dispose()
+        demo.close()
 
 
 def run(args: argparse.Namespace, ctx: AppContext) -> int:

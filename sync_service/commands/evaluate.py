@@ -50,12 +50,7 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
     Exit 0 on success; 2 when the rules file is invalid (the run still used the last valid
     policy, and says so); 1 when the run failed.
     """
-    try:
-        return _run(args, ctx)
-    finally:
-        # one invocation, one engine: close its pooled connections before the process moves on
-        if "engine" in ctx.__dict__:
-            ctx.engine.dispose()
+    return _run(args, ctx)
 
 
 def _run(args: argparse.Namespace, ctx: AppContext) -> int:

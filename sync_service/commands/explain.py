@@ -71,12 +71,7 @@ def _text(out: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
     """Explain one contact or account; exit 2 when the id is not in the store."""
-    try:
-        return _run(args, ctx)
-    finally:
-        # one invocation, one engine: close its pooled connections before the process moves on
-        if "engine" in ctx.__dict__:
-            ctx.engine.dispose()
+    return _run(args, ctx)
 
 
 def _run(args: argparse.Namespace, ctx: AppContext) -> int:

@@ -21,7 +21,7 @@ from canonical.errors import SettingsError
 from sync_service.context import AppContext
 from sync_service.ops.health import HealthServer
 from sync_service.ops.logs import configure_logging
-from sync_service.ops.scheduler import InFlight, build_scheduler, scheduled_next_runs
+from sync_service.ops.scheduler import InFlight, JobRunner, build_scheduler, scheduled_next_runs
 
 HELP = "run the scheduled jobs with health and metrics over HTTP"
 
@@ -50,14 +50,17 @@ def _hard_exit(code: int) -> None:
     os._exit(code)
 
 
-def run(args: argparse.Namespace, ctx: AppContext) -> int:
-    """Serve until SIGTERM/SIGINT; return 0 after a clean stop."""
+def run(args: argparse.Namespace, ctx: AppContext, runner: JobRunner | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; return 0 after a clean stop.
+
+    ``runner`` replaces the pipeline's ``run_job`` (tests serve fake jobs through it).
+    """
     settings = ctx.settings
     configure_logging(settings)
     engine = ctx.engine  # migrates the store to the newest schema on first use
     stop = threading.Event()
     in_flight = InFlight()
-    scheduler = build_scheduler(ctx, stop=stop, in_flight=in_flight)
+    scheduler = build_scheduler(ctx, stop=stop, in_flight=in_flight, runner=runner)
 
     signals: list[int] = []
 

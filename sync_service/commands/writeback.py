@@ -75,12 +75,7 @@ def print_report(report: WritebackReport) -> None:
 
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
     """Run the writeback (or its dry run); exit 1 when held, partial or failed."""
-    try:
-        return _run(args, ctx)
-    finally:
-        # One invocation, one engine: close its pooled connections before the process moves on.
-        if "engine" in ctx.__dict__:
-            ctx.engine.dispose()
+    return _run(args, ctx)
 
 
 def _run(args: argparse.Namespace, ctx: AppContext) -> int:

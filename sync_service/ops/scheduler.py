@@ -16,13 +16,11 @@ job, missed a fire time since then) runs at once, so a restarted service catches
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -47,9 +45,6 @@ log = logging.getLogger(__name__)
 #: Jobs the pipeline knows. ``salesforce``/``gainsight`` sync and then evaluate and write back.
 KNOWN_JOBS = ("salesforce", "gainsight", "reconcile", "evaluate", "writeback", "cycle")
 
-#: ``module:function`` of another job runner, for tests and special deployments.
-RUNNER_ENV = "SYNC_JOB_RUNNER"
-
 
 class JobRunner(Protocol):
     """``run_job(ctx, job, *, stop=None) -> Run``: the pipeline's entry point."""
@@ -59,16 +54,11 @@ class JobRunner(Protocol):
         ...
 
 
-def resolve_runner(env: Mapping[str, str]) -> JobRunner:
-    """The pipeline's ``run_job``, or the ``module:function`` named by ``SYNC_JOB_RUNNER``."""
-    spec = env.get(RUNNER_ENV) or "sync_service.pipeline:run_job"
-    module, _, name = spec.partition(":")
-    try:
-        runner: JobRunner = getattr(importlib.import_module(module), name or "run_job")
-    except (ImportError, AttributeError) as exc:
-        msg = f"cannot load the job runner '{spec}' ({exc}); check {RUNNER_ENV}"
-        raise SettingsError(msg) from None
-    return runner
+def _pipeline_runner() -> JobRunner:
+    # Imported late: the pipeline imports the stages, which a scheduler test never needs.
+    from sync_service.pipeline import run_job
+
+    return run_job
 
 
 class InFlight:
@@ -219,7 +209,7 @@ def _execute_job(
     mark: list[int],
 ) -> Run | None:
     try:
-        run_fn = runner or resolve_runner(ctx.env)
+        run_fn = runner or _pipeline_runner()
         with job_lock(ctx.engine, job) as handle:
             log.info("job '%s' started", job, extra={"job": job})
             mark.append(_newest_run_id(ctx.engine))

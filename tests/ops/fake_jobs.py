@@ -1,6 +1,6 @@
 """A cheap but real job for the scheduler tests: batches committed with their watermark.
 
-``serve`` loads it through ``SYNC_JOB_RUNNER=tests.ops.fake_jobs:run_job``. Each batch sleeps
+``serve`` runs it when started as ``python -m tests.ops.serve_fake serve``. Each batch sleeps
 (the "API call"), then commits its rows count and the advanced cursor in one transaction, like
 the real ingest; it checks ``stop`` between batches and ends ``partial`` when asked to stop.
 

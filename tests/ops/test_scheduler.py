@@ -26,10 +26,10 @@ from sync_service.ops.runs import Run, last_runs, run_record
 from sync_service.ops.scheduler import (
     InFlight,
     LockWatch,
+    _pipeline_runner,
     build_scheduler,
     execute_job,
     next_due,
-    resolve_runner,
 )
 from sync_service.settings import JobSettings
 from sync_service.store.engine import make_engine
@@ -478,7 +478,7 @@ def test_unknown_jobs_and_bad_cron_are_config_errors(make_ctx: CtxFactory) -> No
         build_scheduler(ctx, stop=threading.Event())
 
 
-def test_runner_hook_is_resolved_from_the_environment() -> None:
-    assert resolve_runner({"SYNC_JOB_RUNNER": "tests.ops.fake_jobs:run_job"}) is fake_jobs.run_job
-    with pytest.raises(SettingsError, match="SYNC_JOB_RUNNER"):
-        resolve_runner({"SYNC_JOB_RUNNER": "tests.ops.nope:run_job"})
+def test_without_an_injected_runner_jobs_run_the_pipeline() -> None:
+    from sync_service.pipeline import run_job
+
+    assert _pipeline_runner() is run_job

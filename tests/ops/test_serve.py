@@ -47,13 +47,12 @@ class Serve:
             **{k: v for k, v in os.environ.items() if not k.startswith(("SYNC_", "FAKE_JOB"))},
             "SYNC_CONFIG": str(cfg),
             "SYNC_HTTP_PORT": "0",
-            "SYNC_JOB_RUNNER": "tests.ops.fake_jobs:run_job",
             "SYNC_LOG_FORMAT": "json",
             "FAKE_JOB_BATCH_SECONDS": "0.05",
             **env,
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sync_service", "serve", "--shutdown-grace", grace],
+            [sys.executable, "-m", "tests.ops.serve_fake", "serve", "--shutdown-grace", grace],
             cwd=ROOT,
             env=full_env,
             stdout=subprocess.PIPE,
