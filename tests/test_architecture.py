@@ -4,7 +4,7 @@ Every ``import`` and ``from ... import`` of a module counts, also those inside f
 import is still a dependency. Dependencies point one way:
 
 - ``canonical`` imports none of the project's packages;
-- ``rules`` imports only ``canonical``; ``connectors`` only ``canonical``; neither imports the other;
+- ``rules`` and ``connectors`` import only ``canonical``, never each other;
 - ``sandbox`` (the local CRM) imports none of the product's packages, and the product imports it
   only from the ``sandbox`` and ``demo`` commands;
 - ``sync_service.store`` imports only ``canonical`` and itself (its migrations' env may read the
