@@ -117,8 +117,7 @@ def test_only_the_sandbox_and_demo_commands_import_the_sandbox() -> None:
     found = [
         f"{where}: {importer} imports {imported}"
         for importer, imported, where in GRAPH
-        if _within(imported, "sandbox")
-        and not _within(importer, "sandbox", *SANDBOX_USERS)
+        if _within(imported, "sandbox") and not _within(importer, "sandbox", *SANDBOX_USERS)
     ]
     assert not found, "\n".join(found)
 
