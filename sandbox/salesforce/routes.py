@@ -54,7 +54,12 @@ class RouteTable:
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self.routes = tuple(routes)
-        self._compiled = [(r.method, r.segments, r.handler) for r in self.routes]
+        # Only routes with as many segments as the path can match it: look at those alone.
+        self._by_length: dict[int, list[tuple[str, tuple[str, ...], Handler]]] = {}
+        for r in self.routes:
+            self._by_length.setdefault(len(r.segments), []).append(
+                (r.method, r.segments, r.handler)
+            )
 
     def resolve(self, method: str, path: str) -> Match:
         """The handler for ``method`` on ``path``.
@@ -63,7 +68,7 @@ class RouteTable:
         """
         parts = [p for p in path.split("/") if p]
         allowed: list[str] = []
-        for route_method, segments, handler in self._compiled:
+        for route_method, segments, handler in self._by_length.get(len(parts), ()):
             params = _match(segments, parts)
             if params is None:
                 continue
@@ -75,8 +80,6 @@ class RouteTable:
 
 
 def _match(segments: tuple[str, ...], parts: list[str]) -> dict[str, str] | None:
-    if len(segments) != len(parts):
-        return None
     params: dict[str, str] = {}
     for segment, part in zip(segments, parts, strict=True):
         if segment.startswith("{") and segment.endswith("}"):
