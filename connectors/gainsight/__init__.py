@@ -1,10 +1,10 @@
 """Gainsight NXT connector: Company, Person, survey answers and any mapped object.
 
-Split by job: ``config`` (settings dataclass), ``session`` (the HTTP session), ``errors`` (the
-one translation of answers into :mod:`canonical.errors`), ``retry`` (the one retry policy),
-``budget`` (per-minute pacing and the daily stop), ``client`` (one call = budget + request +
-translation, retried), ``query`` (request bodies), ``streams`` (incremental reads), ``writer``
-(updates, 50 a call) and ``connector`` (the :class:`~connectors.base.Connector`).
+Split by job: ``config`` (settings), ``session`` (the HTTP session), ``errors`` (the one
+translation of answers into :mod:`canonical.errors`), ``budget`` (per-minute pacing and the
+daily stop), ``client`` (one call = budget + request + translation, retried under
+:mod:`connectors.retry`), ``query`` (request bodies), ``streams`` (incremental reads),
+``writer`` (updates, 50 a call) and ``connector`` (the :class:`~connectors.base.Connector`).
 """
 
 from __future__ import annotations

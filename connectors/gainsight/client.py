@@ -7,7 +7,7 @@ translation and retries cannot be skipped by a stream or the writer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
 from typing import Any
 
 import requests
@@ -16,9 +16,12 @@ from canonical.errors import BudgetExhaustedError, RateLimitedError
 from connectors.gainsight.budget import MINUTE, CallBudget
 from connectors.gainsight.config import GainsightConfig
 from connectors.gainsight.errors import SYSTEM, check_response, translate_transport_error
-from connectors.gainsight.retry import retrying
+from connectors.retry import RetryAfter, Sleep, UntilNextWindow, jittered, retrying
 
 log = logging.getLogger(__name__)
+
+#: The first step of the jittered exponential backoff, in seconds.
+BACKOFF_BASE = 1.0
 
 
 class GainsightClient:
@@ -31,6 +34,11 @@ class GainsightClient:
             plain session works.
         budget: the call budget; built from ``config`` when omitted.
         sleep: how retries wait (tests pass a recorder).
+
+    Retries wait what a 429's ``Retry-After`` says (capped at ``config.max_retry_wait``); a 429
+    without one waits at least until the next whole minute, because Gainsight documents its
+    limits as *fixed-window* ("the server will only serve 100 requests between 10:00 am and
+    10:01 am"); everything else waits a jittered exponential backoff.
     """
 
     def __init__(
@@ -39,7 +47,7 @@ class GainsightClient:
         session: requests.Session,
         *,
         budget: CallBudget | None = None,
-        sleep: Callable[[float], None] | None = None,
+        sleep: Sleep | None = None,
     ) -> None:
         self.config = config
         self.session = session
@@ -49,10 +57,17 @@ class GainsightClient:
             calls_per_day=config.calls_per_day,
             calls_today=config.calls_today,
         )
-        kwargs: dict[str, Any] = {"max_wait": config.max_retry_wait, "clock": self.budget.clock}
-        if sleep is not None:
-            kwargs["sleep"] = sleep
-        self._policy = retrying(config.max_attempts, **kwargs)
+        backoff = jittered(BACKOFF_BASE, config.max_retry_wait)
+        wait = RetryAfter(
+            backoff,
+            cap=config.max_retry_wait,
+            rate_limited=UntilNextWindow(
+                backoff, window=MINUTE, cap=config.max_retry_wait, clock=self.budget.clock
+            ),
+        )
+        self._policy = retrying(
+            config.max_attempts, wait=wait, what="gainsight", sleep=sleep or time.sleep
+        )
         self._headers = {
             "accesskey": config.access_key,
             "Content-Type": "application/json",

@@ -4,26 +4,29 @@ Every API call of the connector goes through :meth:`SalesforceConnector.call`, w
 checks the API budget, runs the call with simple-salesforce (built on the connector's session),
 translates any failure (:mod:`.errors`), renews the token once on 401 INVALID_SESSION_ID and
 repeats the call (simple-salesforce objects, the Bulk 2.0 handlers included, are rebuilt from
-the new token), and retries retriable failures under the one policy (:mod:`.retry`).
+the new token), and retries retriable failures under the one policy (:mod:`connectors.retry`:
+``Retry-After`` honoured, else jittered exponential backoff).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import requests
 from simple_salesforce.api import Salesforce
+from tenacity import Retrying
 
 from canonical.errors import AuthError, ConnectorError
 from connectors.base import ApiUsage, Connector, RecordChange, StreamSpec, WriteResult
+from connectors.retry import RetryAfter, Sleep, jittered, retrying
 from connectors.salesforce.auth import Authenticator, Token
 from connectors.salesforce.config import SalesforceConfig
 from connectors.salesforce.describe import DescribeCache, ObjectInfo
 from connectors.salesforce.errors import SYSTEM, is_invalid_session, translate
 from connectors.salesforce.limits import ApiBudget
-from connectors.salesforce.retry import call_with_retry
 from connectors.salesforce.session import build_session
 from connectors.salesforce.soql import object_name as valid_object
 from connectors.salesforce.streams import SalesforceStream
@@ -33,6 +36,14 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: Backoff shape: random in [0, min(MAX_WAIT, MULTIPLIER * 2**attempt)] seconds.
+MULTIPLIER = 1.0
+MAX_WAIT = 60.0
+#: A Retry-After longer than this is capped: the run would rather fail and resume later.
+MAX_RETRY_AFTER = 300.0
+#: Retry-After when Salesforce sent one, else jittered exponential backoff.
+WAIT = RetryAfter(jittered(MULTIPLIER, MAX_WAIT), cap=MAX_RETRY_AFTER)
+
 
 class SalesforceConnector(Connector):
     """The Salesforce side of the service: read streams, write changes, report API usage.
@@ -40,12 +51,20 @@ class SalesforceConnector(Connector):
     Args:
         config: the connector's settings.
         session: the HTTP session to use (built by :func:`.session.build_session` when None).
+        sleep: how retries and bulk job polls wait (tests pass a recorder).
     """
 
     system: ClassVar[str] = SYSTEM
 
-    def __init__(self, config: SalesforceConfig, session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        config: SalesforceConfig,
+        session: requests.Session | None = None,
+        *,
+        sleep: Sleep = time.sleep,
+    ) -> None:
         self.config = config
+        self.sleep = sleep
         self.session = session if session is not None else build_session(config)
         self.budget = ApiBudget(config.budget_share, config.run_budget_share)
         self._last_headers: Mapping[str, str] = {}
@@ -71,7 +90,7 @@ class SalesforceConnector(Connector):
             raise translate(exc, what=f"{self.auth.flow} login") from exc
 
     def _login(self) -> Salesforce:
-        token = call_with_retry(self._fetch_token, self.config.max_attempts)
+        token = self._retrying()(self._fetch_token)
         self._sf = Salesforce(
             instance_url=token.instance_url,
             session_id=token.access_token,
@@ -81,6 +100,9 @@ class SalesforceConnector(Connector):
             object_pairs_hook=dict,
         )
         return self._sf
+
+    def _retrying(self) -> Retrying:
+        return retrying(self.config.max_attempts, wait=WAIT, what="Salesforce", sleep=self.sleep)
 
     def client(self) -> Salesforce:
         """The simple-salesforce client, logging in on first use."""
@@ -140,7 +162,7 @@ class SalesforceConnector(Connector):
                     raise AuthError(msg, system=SYSTEM, status=401, code=err.code) from err
                 raise
 
-        return call_with_retry(attempt, self.config.max_attempts)
+        return self._retrying()(attempt)
 
     def _describe(self, object_name: str) -> Mapping[str, Any]:
         result = self.call(

@@ -34,7 +34,7 @@ from simple_salesforce.bulk2 import Operation
 
 from canonical.errors import FatalApiError, RetriableError
 from connectors.base import DELETED_KEY, MERGED_INTO_KEY, Batch, Cursor, Stream, StreamSpec
-from connectors.salesforce import retry, soql
+from connectors.salesforce import soql
 from connectors.salesforce.describe import (
     BOOLEAN_TYPES,
     FLOAT_TYPES,
@@ -384,7 +384,7 @@ class SalesforceStream(Stream):
                     f"{self.config.bulk_job_timeout_seconds:.0f}s: the run stops and retries later"
                 )
                 raise RetriableError(msg, system=SYSTEM)
-            retry.sleep(interval)
+            self.connector.sleep(interval)
             interval = min(interval * 2, self.config.bulk_poll_max)
 
     def _read_bulk(

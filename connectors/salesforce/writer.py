@@ -29,7 +29,7 @@ from simple_salesforce.bulk2 import Operation
 
 from canonical.errors import ConnectorError, FatalApiError, MappingError, RetriableError
 from connectors.base import RecordChange, WriteResult
-from connectors.salesforce import retry, soql
+from connectors.salesforce import soql
 from connectors.salesforce.errors import SYSTEM, record_error, redact
 
 if TYPE_CHECKING:
@@ -317,5 +317,5 @@ def _wait(connector: SalesforceConnector, object_name: str, job_id: str) -> Mapp
         if time.monotonic() > deadline:
             msg = f"Salesforce bulk update job on {object_name} still {state}: retried later"
             raise RetriableError(msg, system=SYSTEM)
-        retry.sleep(interval)
+        connector.sleep(interval)
         interval = min(interval * 2, cfg.bulk_poll_max)

@@ -6,8 +6,8 @@ that records its verdicts:
 
 * confirmed → ``writeback_state`` updated, ``writeback_log`` appended, row done;
 * retryable (``UNABLE_TO_LOCK_ROW``, or no verdict at all) → attempts+1, still pending;
-  retried after a jittered, doubling wait up to ``max_attempts`` times in this run, then left
-  for the next run;
+  retried under the one retry policy (:mod:`connectors.retry`, a jittered doubling wait) up to
+  ``max_attempts`` times in this run, then left for the next run;
 * permanent → row failed with the CRM's code and message.
 
 A crash at any point loses nothing: what the CRM confirmed is committed per call, the rest is
@@ -16,9 +16,9 @@ still pending and the next run sends it again (the same values, so a repeat is h
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -26,9 +26,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from tenacity import RetryCallState, Retrying
 
 from canonical.errors import RetriableError
 from connectors.base import Connector, RecordChange, WriteResult
+from connectors.retry import Doubling, Sleep, retrying
 from sync_service.store.models import contacts
 from sync_service.writeback.audit import record_confirmed
 from sync_service.writeback.outbox import (
@@ -45,11 +47,12 @@ from sync_service.writeback.targets import WritebackTargetLike, entity_kind
 logger = logging.getLogger(__name__)
 
 
-def backoff_seconds(attempt: int, base: float, cap: float) -> float:
-    """Wait before retry ``attempt`` (1-based): doubling from ``base``, capped, with jitter."""
-    delay: float = min(cap, base * 2 ** (attempt - 1))
-    # Jitter spreads the retries of records that collided on the same parent lock.
-    return delay * random.uniform(0.5, 1.0)
+class _RecordsToRetry(Exception):
+    """Some records of a call failed retryably: the policy sends them again after a wait."""
+
+    def __init__(self, rows: list[OpenRow]) -> None:
+        super().__init__(f"{len(rows)} records to send again")
+        self.rows = rows
 
 
 def _verdicts(
@@ -146,7 +149,7 @@ def apply_pending(
     retry_max_seconds: float,
     run_id: int | None,
     now: Callable[[], datetime],
-    sleep: Callable[[float], None],
+    sleep: Sleep,
 ) -> None:
     """Send the target's pending rows to ``connector`` and record every verdict.
 
@@ -154,6 +157,14 @@ def apply_pending(
     rows stay pending. Other connector errors (auth, budget, a rejected request) propagate.
     """
     allowed = set(target.fields.values())
+    policy = retrying(
+        max_attempts,
+        wait=Doubling(retry_base_seconds, retry_max_seconds),
+        what=f"{target.target} writeback",
+        sleep=sleep,
+        retry_on=_RecordsToRetry,
+        before_sleep=_count_retried(report),
+    )
     for batch in pending_batches(engine, target.target, target.object_name, batch_size):
         # Only mapped fields are ever written, whatever an older row holds; a row left with
         # nothing mapped has nothing to send.
@@ -164,39 +175,72 @@ def apply_pending(
                 mark_done(conn, empty, now())
             todo = [r for r in todo if r.fields]
         parents = _parents(engine, target, [r.record_id for r in todo])
-        attempt = 0
-        while todo:
-            attempt += 1
-            changes = [RecordChange(r.record_id, dict(r.fields)) for r in todo]
-            try:
-                results = _write(connector, target.object_name, changes, parents)
-            except RetriableError as exc:
-                with engine.begin() as conn:
-                    mark_attempted(conn, [(r, str(exc)) for r in todo], state=PENDING, now=now())
-                report.stopped = (
-                    f"{target.target} unreachable while writing {target.object_name} ({exc}); "
-                    f"{len(todo):,} records stay pending for the next run"
-                )
-                logger.warning("writeback stopped: %s", report.stopped)
-                return
-            retry = _record(engine, target, todo, results, report, run_id, now())
-            outage = _request_level_retryable(results)
-            if outage is not None:
-                # The whole call failed (outage, spent budget, expired credentials) rather than
-                # some records: waiting out the next batches would only burn time and calls.
-                report.stopped = (
-                    f"{target.target} refused the whole write of {target.object_name} "
-                    f"({outage}); {len(retry):,} records stay pending for the next run"
-                )
-                logger.warning("writeback stopped: %s", report.stopped)
-                return
-            if retry and attempt < max_attempts:
-                report.counts["retried"] += len(retry)
-                sleep(backoff_seconds(attempt, retry_base_seconds, retry_max_seconds))
-                # The rows carry their attempt count as stored by _record.
-                todo = [replace(r, attempts=r.attempts + 1) for r in retry]
-            else:
-                todo = []
+        if not _send(engine, connector, target, todo, parents, report, run_id, now, policy):
+            return
+
+
+def _send(
+    engine: Engine,
+    connector: Connector,
+    target: WritebackTargetLike,
+    rows: list[OpenRow],
+    parents: dict[str, str] | None,
+    report: WritebackReport,
+    run_id: int | None,
+    now: Callable[[], datetime],
+    policy: Retrying,
+) -> bool:
+    """Write ``rows``, sending the retryable ones again under ``policy``; False to stop."""
+    todo = rows
+    go_on = True
+
+    def attempt() -> None:
+        nonlocal todo, go_on
+        if not todo:
+            return
+        changes = [RecordChange(r.record_id, dict(r.fields)) for r in todo]
+        try:
+            results = _write(connector, target.object_name, changes, parents)
+        except RetriableError as exc:
+            with engine.begin() as conn:
+                mark_attempted(conn, [(r, str(exc)) for r in todo], state=PENDING, now=now())
+            report.stopped = (
+                f"{target.target} unreachable while writing {target.object_name} ({exc}); "
+                f"{len(todo):,} records stay pending for the next run"
+            )
+            logger.warning("writeback stopped: %s", report.stopped)
+            go_on = False
+            return
+        retry = _record(engine, target, todo, results, report, run_id, now())
+        outage = _request_level_retryable(results)
+        if outage is not None:
+            # The whole call failed (outage, spent budget, expired credentials) rather than
+            # some records: waiting out the next batches would only burn time and calls.
+            report.stopped = (
+                f"{target.target} refused the whole write of {target.object_name} "
+                f"({outage}); {len(retry):,} records stay pending for the next run"
+            )
+            logger.warning("writeback stopped: %s", report.stopped)
+            go_on = False
+            return
+        # The rows carry their attempt count as stored by _record.
+        todo = [replace(r, attempts=r.attempts + 1) for r in retry]
+        if retry:
+            raise _RecordsToRetry(retry)
+
+    # Attempts spent: the rows stay pending for the next run.
+    with contextlib.suppress(_RecordsToRetry):
+        policy(attempt)
+    return go_on
+
+
+def _count_retried(report: WritebackReport) -> Callable[[RetryCallState], None]:
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, _RecordsToRetry):
+            report.counts["retried"] += len(exc.rows)
+
+    return before_sleep
 
 
 def _record(

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from connectors.base import ApiUsage, Cursor
-from connectors.salesforce import SalesforceConfig, SalesforceConnector, retry
+from connectors.salesforce import SalesforceConfig, SalesforceConnector
 from sandbox import Sandbox
 from sync_service.mapping import load_mappings
 from sync_service.ops.runs import Run, run_record
@@ -34,7 +34,13 @@ def _cred(sb: Sandbox, name: str) -> str:
     return sb.credentials[name]
 
 
-def connector_for(sb: Sandbox, **overrides: Any) -> SalesforceConnector:
+def no_sleep(_seconds: float) -> None:
+    """Retries and polls of these tests do not wait."""
+
+
+def connector_for(
+    sb: Sandbox, *, sleep: Callable[[float], None] = no_sleep, **overrides: Any
+) -> SalesforceConnector:
     cfg = SalesforceConfig(
         login_url=sb.salesforce_url,
         auth_flow="client_credentials",
@@ -44,7 +50,7 @@ def connector_for(sb: Sandbox, **overrides: Any) -> SalesforceConnector:
         timeout_seconds=30,
         **overrides,
     )
-    return SalesforceConnector(cfg)
+    return SalesforceConnector(cfg, sleep=sleep)
 
 
 def entities() -> list[Any]:
@@ -54,9 +60,14 @@ def entities() -> list[Any]:
 
 
 def sync(
-    engine: Engine, sb: Sandbox, *, full: bool = False, **overrides: Any
+    engine: Engine,
+    sb: Sandbox,
+    *,
+    full: bool = False,
+    sleep: Callable[[float], None] = no_sleep,
+    **overrides: Any,
 ) -> tuple[Run, ApiUsage]:
-    conn = connector_for(sb, **overrides)
+    conn = connector_for(sb, sleep=sleep, **overrides)
     try:
         with run_record(engine, "salesforce") as run:
             opts = IngestOptions(overlap=timedelta(seconds=300), now=datetime.now(UTC), full=full)
@@ -86,11 +97,10 @@ def sb() -> Iterator[Sandbox]:
         yield sandbox
 
 
-@pytest.fixture(autouse=True)
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    recorded: list[float] = []
-    monkeypatch.setattr(retry, "sleep", recorded.append)
-    return recorded
+@pytest.fixture
+def waits() -> list[float]:
+    """Retry and poll waits, recorded instead of slept (pass ``sleep=waits.append``)."""
+    return []
 
 
 def test_full_sync_copies_every_record_of_every_stream(engine: Engine, sb: Sandbox) -> None:
@@ -165,7 +175,9 @@ def test_sync_survives_a_20_percent_503_rate(
     engine: Engine, sb: Sandbox, waits: list[float]
 ) -> None:
     sb.faults.rate_503 = 0.2
-    run, _ = sync(engine, sb, max_attempts=10, batch_size=5, query_batch_size=200)
+    run, _ = sync(
+        engine, sb, sleep=waits.append, max_attempts=10, batch_size=5, query_batch_size=200
+    )
     assert run.status == "success", run.error
     assert waits  # faults were met and retried
     sb.faults.rate_503 = 0.0

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from responses import matchers
 from sqlalchemy.engine import Engine
 
-from connectors.salesforce import SalesforceConfig, SalesforceConnector, retry
+from connectors.salesforce import SalesforceConfig, SalesforceConnector
 from sync_service.store.models import writeback_log, writeback_outbox
 from sync_service.writeback import run_writeback
 from tests.writeback.fakes import (
@@ -33,11 +33,6 @@ INSTANCE = "https://acme.my.example.test"
 API = f"{INSTANCE}/services/data/v62.0"
 COLLECTIONS = f"{API}/composite/sobjects"
 A, B, C = "003000000000000001", "003000000000000002", "003000000000000003"
-
-
-@pytest.fixture(autouse=True)
-def no_waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(retry, "sleep", lambda _s: None)
 
 
 @pytest.fixture
@@ -59,7 +54,8 @@ def connector(bulk_write_threshold: int = 2000) -> SalesforceConnector:
             max_attempts=2,
             bulk_write_threshold=bulk_write_threshold,
             bulk_poll_seconds=0.0,
-        )
+        ),
+        sleep=lambda _s: None,
     )
 
 

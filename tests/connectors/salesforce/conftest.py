@@ -11,16 +11,14 @@ import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from connectors.salesforce import SalesforceConfig, SalesforceConnector, retry
+from connectors.salesforce import SalesforceConfig, SalesforceConnector
 from tests.connectors.salesforce.sf_fakes import LOGIN
 
 
-@pytest.fixture(autouse=True)
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Retry and poll waits, recorded instead of slept."""
-    recorded: list[float] = []
-    monkeypatch.setattr(retry, "sleep", recorded.append)
-    return recorded
+@pytest.fixture
+def waits() -> list[float]:
+    """Retry and poll waits of the ``connector`` fixture, recorded instead of slept."""
+    return []
 
 
 @pytest.fixture
@@ -45,8 +43,8 @@ def config() -> SalesforceConfig:
 
 
 @pytest.fixture
-def connector(config: SalesforceConfig) -> Iterator[SalesforceConnector]:
-    conn = SalesforceConnector(config)
+def connector(config: SalesforceConfig, waits: list[float]) -> Iterator[SalesforceConnector]:
+    conn = SalesforceConnector(config, sleep=waits.append)
     yield conn
     conn.close()
 

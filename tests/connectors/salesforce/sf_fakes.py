@@ -47,6 +47,10 @@ CONTACT_FIELDS: list[dict[str, Any]] = [
 ]
 
 
+def no_sleep(_seconds: float) -> None:
+    """A connector's ``sleep`` in tests that do not look at the waits."""
+
+
 def token_response(rsps: responses.RequestsMock, token: str = "tok-1", **kw: Any) -> Any:
     return rsps.post(
         TOKEN_URL,

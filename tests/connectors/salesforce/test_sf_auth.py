@@ -21,6 +21,7 @@ from tests.connectors.salesforce.sf_fakes import (
     LOGIN,
     TOKEN_URL,
     bearer,
+    no_sleep,
     token_response,
 )
 
@@ -46,7 +47,7 @@ def test_jwt_bearer_signs_rs256_assertion_for_login_host_with_short_expiry(
     )
     token_response(rsps, "jwt-token")
     _limits_call(rsps, "jwt-token")
-    conn = SalesforceConnector(cfg)
+    conn = SalesforceConnector(cfg, sleep=no_sleep)
     conn.call(lambda sf: sf.limits(), what="limits")
     form = _form(rsps.calls[0])
     assert form["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -62,7 +63,7 @@ def test_client_credentials_posts_client_id_and_secret_to_the_token_endpoint(
 ) -> None:
     token_response(rsps, "cc-token")
     _limits_call(rsps, "cc-token")
-    SalesforceConnector(config).call(lambda sf: sf.limits(), what="limits")
+    SalesforceConnector(config, sleep=no_sleep).call(lambda sf: sf.limits(), what="limits")
     assert rsps.calls[0].request.url == TOKEN_URL
     assert _form(rsps.calls[0]) == {
         "grant_type": "client_credentials",
@@ -86,7 +87,7 @@ def test_password_flow_appends_security_token_and_warns_it_is_being_retired(
     token_response(rsps, "pw-token")
     _limits_call(rsps, "pw-token")
     with caplog.at_level(logging.WARNING):
-        SalesforceConnector(cfg).call(lambda sf: sf.limits(), what="limits")
+        SalesforceConnector(cfg, sleep=no_sleep).call(lambda sf: sf.limits(), what="limits")
     form = _form(rsps.calls[0])
     assert form["grant_type"] == "password"
     assert form["password"] == "pwTKN"
@@ -99,7 +100,7 @@ def test_password_flow_appends_security_token_and_warns_it_is_being_retired(
 def test_given_token_is_used_without_a_login_call(rsps: responses.RequestsMock) -> None:
     cfg = SalesforceConfig(access_token="given", instance_url=INSTANCE)
     _limits_call(rsps, "given")
-    SalesforceConnector(cfg).call(lambda sf: sf.limits(), what="limits")
+    SalesforceConnector(cfg, sleep=no_sleep).call(lambda sf: sf.limits(), what="limits")
     assert len(rsps.calls) == 1
 
 
@@ -149,7 +150,7 @@ def test_rejected_login_is_auth_error_with_action_and_without_the_secret(
         json={"error": "invalid_client_id", "error_description": "client identifier invalid"},
     )
     with pytest.raises(AuthError) as info:
-        SalesforceConnector(config).call(lambda sf: sf.limits(), what="limits")
+        SalesforceConnector(config, sleep=no_sleep).call(lambda sf: sf.limits(), what="limits")
     assert "SALESFORCE_CLIENT_ID" in str(info.value)
     assert "s3cret-value" not in str(info.value)
     assert len(rsps.calls) == 1  # not retried
@@ -161,7 +162,7 @@ def test_token_endpoint_outage_is_retried(
     rsps.post(TOKEN_URL, status=503, body="unavailable")
     token_response(rsps, "after-outage")
     _limits_call(rsps, "after-outage")
-    SalesforceConnector(config).call(lambda sf: sf.limits(), what="limits")
+    SalesforceConnector(config, sleep=waits.append).call(lambda sf: sf.limits(), what="limits")
     assert len(waits) == 1
 
 

@@ -17,7 +17,14 @@ from canonical.errors import (
     RetriableError,
 )
 from connectors.salesforce import SalesforceConfig, SalesforceConnector, build_session
-from tests.connectors.salesforce.sf_fakes import API, INSTANCE, bearer, sf_error, token_response
+from tests.connectors.salesforce.sf_fakes import (
+    API,
+    INSTANCE,
+    bearer,
+    no_sleep,
+    sf_error,
+    token_response,
+)
 
 QUERY = f"{API}/query/"
 
@@ -61,7 +68,9 @@ def test_second_401_after_renewal_surfaces_as_auth_error(
 def test_given_token_cannot_be_renewed_and_says_what_to_configure(
     rsps: responses.RequestsMock,
 ) -> None:
-    conn = SalesforceConnector(SalesforceConfig(access_token="given", instance_url=INSTANCE))
+    conn = SalesforceConnector(
+        SalesforceConfig(access_token="given", instance_url=INSTANCE), sleep=no_sleep
+    )
     rsps.get(QUERY, status=401, body=sf_error("INVALID_SESSION_ID", "Session expired or invalid"))
     with pytest.raises(AuthError, match="SALESFORCE_ACCESS_TOKEN"):
         _query(conn)

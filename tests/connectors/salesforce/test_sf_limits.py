@@ -11,7 +11,7 @@ from canonical.errors import BudgetExhaustedError
 from connectors.base import StreamSpec
 from connectors.salesforce import SalesforceConfig, SalesforceConnector
 from connectors.salesforce.limits import ApiBudget, parse_limit_info
-from tests.connectors.salesforce.sf_fakes import API, describe_response, token_response
+from tests.connectors.salesforce.sf_fakes import API, describe_response, no_sleep, token_response
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,7 @@ def test_read_stops_cleanly_when_usage_passes_budget_share(rsps: responses.Reque
         batch_size=2,
         budget_share=0.8,
     )
-    conn = SalesforceConnector(cfg)
+    conn = SalesforceConnector(cfg, sleep=no_sleep)
     token_response(rsps)
     describe_response(rsps, headers={"Sforce-Limit-Info": "api-usage=70/100"})
     rsps.get(

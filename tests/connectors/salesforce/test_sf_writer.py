@@ -11,7 +11,7 @@ from responses import matchers
 
 from connectors.base import RecordChange
 from connectors.salesforce import SalesforceConfig, SalesforceConnector
-from tests.connectors.salesforce.sf_fakes import API, sf_error, token_response
+from tests.connectors.salesforce.sf_fakes import API, no_sleep, sf_error, token_response
 
 COLLECTIONS = f"{API}/composite/sobjects"
 
@@ -140,7 +140,9 @@ def test_a_rejected_request_becomes_per_record_failures_not_an_exception(
 def test_transient_request_failures_are_retried_then_reported_retryable(
     rsps: responses.RequestsMock, config: SalesforceConfig
 ) -> None:
-    conn = SalesforceConnector(SalesforceConfig(**{**config.__dict__, "max_attempts": 2}))
+    conn = SalesforceConnector(
+        SalesforceConfig(**{**config.__dict__, "max_attempts": 2}), sleep=no_sleep
+    )
     token_response(rsps)
     rsps.patch(COLLECTIONS, status=503, body="unavailable")
     rsps.patch(COLLECTIONS, status=503, body="unavailable")
@@ -151,7 +153,9 @@ def test_transient_request_failures_are_retried_then_reported_retryable(
 def test_bulk_ingest_above_threshold_reports_each_record_and_clears_with_na(
     rsps: responses.RequestsMock, config: SalesforceConfig
 ) -> None:
-    conn = SalesforceConnector(SalesforceConfig(**{**config.__dict__, "bulk_write_threshold": 2}))
+    conn = SalesforceConnector(
+        SalesforceConfig(**{**config.__dict__, "bulk_write_threshold": 2}), sleep=no_sleep
+    )
     token_response(rsps)
     rsps.post(
         f"{API}/jobs/ingest",
@@ -219,7 +223,9 @@ def _ingest_job(rsps: responses.RequestsMock, state: str, **info: Any) -> None:
 
 
 def _bulk_connector(config: SalesforceConfig) -> SalesforceConnector:
-    return SalesforceConnector(SalesforceConfig(**{**config.__dict__, "bulk_write_threshold": 2}))
+    return SalesforceConnector(
+        SalesforceConfig(**{**config.__dict__, "bulk_write_threshold": 2}), sleep=no_sleep
+    )
 
 
 def test_a_failed_bulk_job_keeps_what_it_wrote_and_retries_what_it_never_reached(
