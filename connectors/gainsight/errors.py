@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +46,7 @@ from canonical.errors import (
     RateLimitedError,
     RetriableError,
 )
+from canonical.redaction import safe_message
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +112,12 @@ RATE_LIMIT_CODES = frozenset({"GU_2400"})
 NO_DATA_CODES = frozenset({"GSOBJ_1011"})
 _NO_DATA_TEXT = ("no data found for given criteria", "no entity matches the given criteria")
 
-_EMAIL = re.compile(r"[^\s@,;:\"'<>()\[\]]+@[^\s@,;:\"'<>()\[\]]+\.[A-Za-z]{2,}")
 _DESC_MAX = 160
 
 
 def safe_text(text: object) -> str:
     """``text`` shortened, with e-mail addresses masked: fit for a message or a log line."""
-    s = _EMAIL.sub("<email>", str(text or "")).replace("\n", " ").strip()
-    return s if len(s) <= _DESC_MAX else s[: _DESC_MAX - 1] + "…"
+    return safe_message(text, _DESC_MAX)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -23,7 +23,6 @@ Messages carry the Salesforce code, its message (emails redacted), and what to d
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,6 +41,7 @@ from canonical.errors import (
     RateLimitedError,
     RetriableError,
 )
+from canonical.redaction import safe_message
 
 SYSTEM = "salesforce"
 
@@ -119,14 +119,12 @@ _PERMISSION_CODES = frozenset(
 _RETRYABLE_CODES = frozenset(
     {"SERVER_UNAVAILABLE", "UNABLE_TO_LOCK_ROW", "REQUEST_RUNNING_TOO_LONG"}
 )
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _MAX_MESSAGE = 300
 
 
 def redact(text: str) -> str:
     """Remove email addresses (personal data) from a CRM message and bound its length."""
-    text = _EMAIL.sub("<email>", " ".join(text.split()))
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+    return safe_message(text, _MAX_MESSAGE)
 
 
 def action_for(code: str | None) -> str | None:

@@ -13,7 +13,7 @@ import socket
 import requests
 from pydantic import SecretStr
 
-from sync_service.ops.logs import redact
+from canonical.redaction import redact
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from canonical.errors import FatalApiError, MappingError, RecordError
 from canonical.model import Entity
+from canonical.redaction import mask_emails
 from connectors.base import Batch, Connector, Cursor, StreamSpec
-from sync_service.ops.logs import mask_emails
 from sync_service.ops.runs import Run, utcnow
 from sync_service.store.initial_load import deferred_indexes, restore_indexes
 from sync_service.store.models import CANONICAL_TABLES, quarantine, sync_state
