@@ -17,7 +17,6 @@ Semantics (tested in ``tests/rules``):
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -25,6 +24,7 @@ from datetime import date, datetime
 import polars as pl
 
 from canonical.model import FieldType
+from canonical.yaml import did_you_mean
 
 POLARS_TYPES: dict[FieldType, pl.DataType] = {
     "string": pl.String(),
@@ -133,8 +133,7 @@ def parse_template(text: str, known: dict[str, pl.DataType]) -> Template:
 
 
 def _did_you_mean(name: str, known: dict[str, pl.DataType] | list[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else "; declare it under features:"
+    return did_you_mean(name, known, otherwise="; declare it under features:")
 
 
 def referenced_names(text: str) -> set[str]:

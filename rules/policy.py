@@ -23,12 +23,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
 from canonical.errors import PolicyError
 from canonical.model import FieldType
+from canonical.yaml import YamlDocument, did_you_mean, parse_yaml, plain
 from rules import catalogue
 from rules.expressions import (
     POLARS_TYPES,
@@ -283,24 +281,14 @@ def parse_policy(text: str, path: str = "rules.yaml") -> Policy:
         PolicyError: listing every problem as ``file:line:col: where: what``.
     """
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    try:
-        data = YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
-        problem = (exc.problem or exc.context or "invalid YAML").strip()
-        msg = f"{where}: YAML syntax error: {problem}"
-        raise PolicyError(msg) from None
-    except Exception as exc:  # ruamel raises a few unmarked errors on odd input
-        msg = f"{path}: YAML syntax error: {str(exc).splitlines()[0] if str(exc) else exc!r}"
-        raise PolicyError(msg) from None
+    doc = parse_yaml(text, path, PolicyError)
+    data = doc.data
     if not isinstance(data, dict):
         msg = f"{path}:1:1: the rules file must be a mapping with version, features, ..."
         raise PolicyError(msg)
 
-    locate = _Locator(path, text)
     try:
-        model = PolicyModel.model_validate(_plain(data))
+        model = PolicyModel.model_validate(plain(data))
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -315,15 +303,15 @@ def parse_policy(text: str, path: str = "rules.yaml") -> Policy:
                 loc = loc[:-1]
             elif err["type"].startswith("literal_error") or err["type"] == "union_tag_invalid":
                 text_ = f"{text_} (got {err.get('input')!r})"
-            problems.append(f"{locate.where(loc, data)}: {_label(loc, data)}: {text_}")
+            problems.append(f"{doc.where(loc)}: {_label(loc, data)}: {text_}")
         raw_features = data.get("features")
         if isinstance(raw_features, dict):
-            _check_features(_plain(raw_features), locate, data, problems)
+            _check_features(plain(raw_features), doc, problems)
         problems = _unique(problems)
         raise PolicyError(problems[0], problems=problems) from None
 
     problems = []
-    policy = _compile(model, path, digest, text, locate, data, problems)
+    policy = _compile(model, path, digest, text, doc, problems)
     if problems:
         raise PolicyError(problems[0], problems=problems)
     assert policy is not None
@@ -335,11 +323,10 @@ def _compile(
     path: str,
     digest: str,
     text: str,
-    locate: _Locator,
-    data: Any,
+    doc: YamlDocument,
     problems: list[str],
 ) -> Policy | None:
-    features = _check_features(model.features, locate, data, problems)
+    features = _check_features(model.features, doc, problems)
 
     schema: dict[str, pl.DataType] = {k: POLARS_TYPES[t] for k, t in catalogue.KEY_COLUMNS.items()}
     schema.update({n: POLARS_TYPES[s.type] for n, s in features.items()})
@@ -352,21 +339,21 @@ def _compile(
             label = f"{kind}[{i}] ({rule.id})"
             if rule.id in seen:
                 problems.append(
-                    f"{locate.where((*base, 'id'), data)}: {label}: duplicate rule id "
+                    f"{doc.where((*base, 'id'))}: {label}: duplicate rule id "
                     f"'{rule.id}' (first at {seen[rule.id]}); ids must be unique"
                 )
                 continue
-            seen[rule.id] = locate.where((*base, "id"), data)
+            seen[rule.id] = doc.where((*base, "id"))
             try:
                 expr = compile_expression(rule.when, schema)
             except ExpressionError as exc:
-                problems.append(f"{locate.where((*base, 'when'), data)}: {label}.when: {exc}")
+                problems.append(f"{doc.where((*base, 'when'))}: {label}.when: {exc}")
                 continue
             try:
                 reason = parse_template(rule.reason, schema)
                 null_reason = parse_template(rule.null_reason or rule.reason, schema)
             except ExpressionError as exc:
-                problems.append(f"{locate.where((*base, 'reason'), data)}: {label}.reason: {exc}")
+                problems.append(f"{doc.where((*base, 'reason'))}: {label}.reason: {exc}")
                 continue
             rules.append(
                 CompiledRule(kind, rule.id, rule.when, expr, reason, null_reason, rule.description)  # type: ignore[arg-type]
@@ -376,26 +363,23 @@ def _compile(
         label = f"fatigue.caps[{i}] ({cap.id})"
         if cap.id in seen:
             problems.append(
-                f"{locate.where(('fatigue', 'caps', i, 'id'), data)}: {label}: duplicate rule id "
+                f"{doc.where(('fatigue', 'caps', i, 'id'))}: {label}: duplicate rule id "
                 f"'{cap.id}' (first at {seen[cap.id]}); ids must be unique"
             )
-        seen[cap.id] = locate.where(("fatigue", "caps", i, "id"), data)
+        seen[cap.id] = doc.where(("fatigue", "caps", i, "id"))
 
     terms: list[CompiledTerm] = []
     for i, term in enumerate(model.score.terms):
         label = f"score.terms[{i}] ({term.id})"
         if term.min == term.max:
             problems.append(
-                f"{locate.where(('score', 'terms', i, 'max'), data)}: {label}: "
-                "min and max must differ"
+                f"{doc.where(('score', 'terms', i, 'max'))}: {label}: min and max must differ"
             )
             continue
         try:
             expr = compile_expression(term.value, schema, want="number")
         except ExpressionError as exc:
-            problems.append(
-                f"{locate.where(('score', 'terms', i, 'value'), data)}: {label}.value: {exc}"
-            )
+            problems.append(f"{doc.where(('score', 'terms', i, 'value'))}: {label}.value: {exc}")
             continue
         terms.append(CompiledTerm(term.id, term.value, expr, term.min, term.max, term.weight))
 
@@ -414,11 +398,11 @@ def _compile(
 
 
 def _check_features(
-    declared: dict[str, Any], locate: _Locator, data: Any, problems: list[str]
+    declared: dict[str, Any], doc: YamlDocument, problems: list[str]
 ) -> dict[str, FeatureSpec]:
     features: dict[str, FeatureSpec] = {}
     for name, decl in declared.items():
-        where = locate.where(("features", name), data)
+        where = doc.where(("features", name))
         try:
             d = FeatureDecl.model_validate(decl if isinstance(decl, dict) else {"type": decl})
         except ValidationError as exc:
@@ -439,7 +423,7 @@ def _check_features(
             continue
         info = catalogue.lookup(name)
         if info is None:
-            close = _close(name, catalogue.known_names())
+            close = did_you_mean(name, catalogue.known_names())
             problems.append(
                 f"{where}: features.{name}: unknown feature{close}; "
                 "map an admin field with {type: ..., extra: Field__c}"
@@ -454,13 +438,6 @@ def _check_features(
         features[name] = FeatureSpec(name, d.type, info.level)
 
     return features
-
-
-def _close(name: str, names: list[str]) -> str:
-    import difflib
-
-    match = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
-    return f"; did you mean '{match[0]}'?" if match else ""
 
 
 def _unique(items: list[str]) -> list[str]:
@@ -481,50 +458,3 @@ def _label(loc: Sequence[Any], data: Any) -> str:
         parts.append(str(key))
         node = node.get(key) if isinstance(node, dict) else None
     return ".".join(parts) or "policy"
-
-
-class _Locator:
-    """Finds the 1-based line and column of a key path in a ruamel round-trip document."""
-
-    def __init__(self, path: str, text: str) -> None:
-        self.path = path
-        self.lines = text.splitlines()
-
-    def where(self, keys: Sequence[Any], data: Any) -> str:
-        node = data
-        line, col = 1, 1
-        for key in keys:
-            lc = getattr(node, "lc", None)
-            if lc is None:
-                break
-            try:
-                if isinstance(key, int) and isinstance(node, list) and key < len(node):
-                    ln, cl = lc.item(key)
-                    node = node[key]
-                elif isinstance(node, dict) and key in node:
-                    ln, cl = lc.key(key)
-                    if isinstance(node[key], FoldedScalarString | LiteralScalarString):
-                        # point at the condition itself: a block string starts on the next line
-                        ln, cl = self._block_start(lc.value(key)[0])
-                    node = node[key]
-                else:
-                    break
-            except (KeyError, IndexError, TypeError):
-                break
-            line, col = ln + 1, cl + 1
-        return f"{self.path}:{line}:{col}"
-
-    def _block_start(self, indicator_line: int) -> tuple[int, int]:
-        for ln in range(indicator_line + 1, len(self.lines)):
-            text = self.lines[ln]
-            if text.strip():
-                return ln, len(text) - len(text.lstrip())
-        return indicator_line, 0
-
-
-def _plain(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {str(k): _plain(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_plain(v) for v in data]
-    return data

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from canonical.errors import SettingsError
-from canonical.yamlio import YamlDocument, load_yaml, plain
+from canonical.yaml import YamlDocument, load_yaml, plain
 
 DEFAULT_CONFIG_PATH = Path("config/settings.yaml")
 

@@ -12,7 +12,6 @@ duplicates. Checks against the CRM's own schema live in :mod:`sync_service.mappi
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -24,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from canonical.errors import MappingError
 from canonical.model import CANONICAL_FIELDS, COMMON_FIELDS, RESULT_FIELDS, Entity, FieldType
-from canonical.yamlio import YamlDocument, load_yaml
+from canonical.yaml import YamlDocument, did_you_mean, load_yaml, plain
 from connectors.base import FieldFilter, FilterOperator
 from sync_service.mapping.convert import build_converter, convert_static
 from sync_service.mapping.model import (
@@ -102,34 +101,6 @@ _SHAPES: dict[str, str] = {
 }
 
 
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean '{match[0]}'?" if match else ""
-
-
-def _plain(data: Any) -> Any:
-    """Turn ruamel containers and scalar subclasses as plain Python values (key types kept)."""
-    if isinstance(data, dict):
-        return {_plain_key(k): _plain(v) for k, v in data.items()}
-    if isinstance(data, list | tuple):
-        return [_plain(v) for v in data]
-    if isinstance(data, bool):
-        return bool(data)
-    if isinstance(data, int):
-        return int(data)
-    if isinstance(data, float):
-        return float(data)
-    if isinstance(data, str):
-        return str(data)
-    return data
-
-
-def _plain_key(key: Any) -> Any:
-    if isinstance(key, list | tuple):  # a YAML complex key: kept hashable, fails validation
-        return str(tuple(key))
-    return _plain(key)
-
-
 def _clip(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -146,7 +117,7 @@ def _pydantic_problems(
         last = str(loc[-1]) if loc else ""
         if kind == "extra_forbidden":
             allowed = _allowed_keys(model, loc[:-1])
-            text = f"unknown key '{last}'{_suggest(last, allowed)}"
+            text = f"unknown key '{last}'{did_you_mean(last, allowed)}"
             if allowed:
                 text += f" (allowed here: {', '.join(allowed)})"
         elif kind == "missing":
@@ -234,7 +205,7 @@ class _FileLoader:
         return False
 
     def load(self) -> SourceMapping | None:
-        data = _plain(self.doc.data)
+        data = plain(self.doc.data, text_keys=False)
         if data is None:
             self.add([], "the file is empty; map at least one entity under 'entities:'")
             return None
@@ -282,7 +253,7 @@ class _FileLoader:
         else:
             self.add(
                 loc,
-                f"unknown canonical entity {_clip(name)}{_suggest(str(name), valid_names)} "
+                f"unknown canonical entity {_clip(name)}{did_you_mean(str(name), valid_names)} "
                 f"(one of {', '.join(valid_names)})",
             )
         parsed = self._validate(EntitySpec, body, loc)
@@ -317,7 +288,7 @@ class _FileLoader:
             if fname not in canon:
                 self.add(
                     floc,
-                    f"{entity.value} has no canonical field '{fname}'{_suggest(fname, canon)}"
+                    f"{entity.value} has no canonical field '{fname}'{did_you_mean(fname, canon)}"
                     " (map other CRM fields under 'extra:')",
                 )
                 continue
@@ -479,7 +450,7 @@ class _FileLoader:
                 self.add(
                     loc,
                     f"unknown writeback entry {_clip(name)}"
-                    f"{_suggest(str(name), WRITEBACK_ENTITIES)} (one of contact, account)",
+                    f"{did_you_mean(str(name), WRITEBACK_ENTITIES)} (one of contact, account)",
                 )
             parsed = self._validate(WritebackSpec, body, loc)
             if parsed is None or not valid:
@@ -502,7 +473,7 @@ class _FileLoader:
                 if result not in RESULT_FIELDS:
                     self.add(
                         rloc,
-                        f"unknown result '{result}'{_suggest(result, RESULT_FIELDS)} "
+                        f"unknown result '{result}'{did_you_mean(result, RESULT_FIELDS)} "
                         f"(one of {', '.join(RESULT_FIELDS)})",
                     )
                     ok = False
@@ -610,7 +581,7 @@ def load_mappings(mappings_dir: Path) -> Mappings:
         if p.suffix in (".yaml", ".yml") and p.name not in FILES:
             problems.append(
                 f"{p}: unknown mapping file; name it one of {', '.join(FILES)} "
-                f"or move it out of {mappings_dir}{_suggest(p.name, FILES)}"
+                f"or move it out of {mappings_dir}{did_you_mean(p.name, FILES)}"
             )
     sources: dict[System, SourceMapping] = {}
     for name, system in FILES.items():

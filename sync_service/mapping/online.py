@@ -16,13 +16,13 @@ Problems and warnings are ``file:line:col: message`` lines, like the offline one
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from canonical.errors import FatalApiError
 from canonical.model import RESULT_FIELDS, FieldType, Status
+from canonical.yaml import did_you_mean
 from sync_service.mapping.model import EntityMapping, FieldMapping, SourceMapping, WritebackTarget
 
 
@@ -126,9 +126,7 @@ class _Object:
         return self.fields.get(field_name) or self.lower.get(field_name.lower())
 
     def missing(self, field_name: str) -> str:
-        match = difflib.get_close_matches(field_name, list(self.fields), n=1, cutoff=0.6)
-        hint = f"; did you mean '{match[0]}'?" if match else ""
-        return f"{self.name} has no field '{field_name}'{hint}"
+        return f"{self.name} has no field '{field_name}'{did_you_mean(field_name, self.fields)}"
 
 
 def _readable(info: FieldInfo) -> bool:
@@ -224,8 +222,7 @@ def _check_field(
         allowed = list(info.picklist_values)
         for key in doc_map:
             if str(key) not in allowed:
-                match = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
-                hint = f"; did you mean '{match[0]}'?" if match else ""
+                hint = did_you_mean(str(key), allowed)
                 report.problems.append(
                     f"{source.where(*base, section, f.name, 'map', key)}: {label} has no "
                     f"picklist value '{key}'{hint}"

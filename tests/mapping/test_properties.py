@@ -16,7 +16,7 @@ from ruamel.yaml import YAML
 
 from canonical.errors import MappingError, RecordError
 from canonical.model import Entity
-from canonical.yamlio import plain
+from canonical.yaml import plain
 from connectors.base import DELETED_KEY
 from sync_service.mapping import EntityMapping, load_mappings
 
