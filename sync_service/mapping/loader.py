@@ -17,14 +17,14 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any, cast, get_args
+from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 
 from canonical.errors import MappingError
 from canonical.model import CANONICAL_FIELDS, COMMON_FIELDS, RESULT_FIELDS, Entity, FieldType
 from canonical.yaml import YamlDocument, did_you_mean, load_yaml, plain
-from connectors.base import FieldFilter, FilterOperator
+from connectors.base import FieldFilter
 from sync_service.mapping.convert import build_converter, convert_static
 from sync_service.mapping.model import (
     WRITEBACK_ENTITIES,
@@ -35,6 +35,12 @@ from sync_service.mapping.model import (
     System,
     WritebackEntity,
     WritebackTarget,
+)
+from sync_service.mapping.problems import (
+    Problem,
+    clip,
+    format_problems,
+    pydantic_problems,
 )
 from sync_service.mapping.schema import (
     EntitySpec,
@@ -59,115 +65,9 @@ SYSTEM_DEFAULTS: dict[System, tuple[str, str, str | None]] = {
     "gainsight": ("Gsid", "ModifiedDate", None),
 }
 
-FIELD_TYPES: tuple[str, ...] = get_args(FieldType)
-OPERATORS: tuple[str, ...] = get_args(FilterOperator)
 _SINGLE_VALUE_OPERATORS = {"=", "!=", "<", "<=", ">", ">=", "LIKE"}
 
-#: What to say when a key is missing, by key name.
-_MISSING_HINTS: dict[str, str] = {
-    "object": "name the CRM object to read or write (e.g. Contact)",
-    "fields": "list the fields to map (canonical name: CRM field)",
-    "entities": "map at least one canonical entity (e.g. contacts)",
-    "from": "name the CRM field this value comes from",
-    "type": "extra fields need a type: one of " + ", ".join(FIELD_TYPES),
-    "field": "name the CRM field to filter on",
-    "operator": "give one of " + ", ".join(OPERATORS),
-    "values": "give a list of values, e.g. [Customer]",
-}
-
-_Problem = tuple[Sequence[str | int], str]
-
 _SYNTAX_HINT = "check the indentation (spaces, not tabs) and quote values that contain ': ' or ' #'"
-
-#: What to write instead, by pydantic error type.
-_TYPE_HINTS: dict[str, str] = {
-    "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false",
-    "string_type": "must be text (a name)",
-    "dict_type": "must be a mapping of keys (name: value)",
-    "list_type": "must be a list, e.g. [a, b]",
-    "int_type": "must be a whole number",
-    "int_parsing": "must be a whole number",
-}
-
-#: What a whole entry should look like, by model (for an entry of the wrong shape).
-_SHAPES: dict[str, str] = {
-    "FileSpec": "the file must be a mapping with 'entities:' (and 'writeback:')",
-    "EntitySpec": "an entity is a mapping with object: and fields:",
-    "FieldSpec": "give the CRM field name, or a mapping like {from: Field__c, default: ...}",
-    "ExtraFieldSpec": "an extra field is a mapping like {from: Field__c, type: string}",
-    "FilterSpec": "a filter is a mapping like {field: Type, operator: IN, values: [Customer]}",
-    "WritebackSpec": "a writeback entry is a mapping with object: and fields:",
-}
-
-
-def _clip(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _pydantic_problems(
-    exc: ValidationError, prefix: Sequence[str | int], model: type[BaseModel]
-) -> list[_Problem]:
-    out: list[_Problem] = []
-    for err in exc.errors():
-        loc = [p for p in err["loc"] if p != "[key]"]
-        full = [*prefix, *loc]
-        kind = err["type"]
-        last = str(loc[-1]) if loc else ""
-        if kind == "extra_forbidden":
-            allowed = _allowed_keys(model, loc[:-1])
-            text = f"unknown key '{last}'{did_you_mean(last, allowed)}"
-            if allowed:
-                text += f" (allowed here: {', '.join(allowed)})"
-        elif kind == "missing":
-            hint = _MISSING_HINTS.get(last, "add it")
-            text = f"'{last}' is missing; {hint}"
-        elif kind == "literal_error":
-            expected = str(err.get("ctx", {}).get("expected", ""))
-            text = f"'{last}' cannot be {_clip(err['input'])}; use one of {expected}"
-        elif kind == "value_error":
-            text = err["msg"].removeprefix("Value error, ")
-        elif "[key]" in err["loc"]:
-            text = f"key {_clip(err['input'])} must be text"
-        elif kind in ("model_type", "model_attributes_type") and not loc:
-            shape = _SHAPES.get(model.__name__, "expected a mapping of keys here")
-            text = f"{shape} (got {_clip(err['input'])})"
-        elif kind in _TYPE_HINTS:
-            text = f"'{last}' {_TYPE_HINTS[kind]} (got {_clip(err['input'])})"
-        else:
-            what = err["msg"][:1].lower() + err["msg"][1:]
-            text = f"'{last}': {what} (got {_clip(err['input'])})" if last else what
-        out.append((full, text))
-    return out
-
-
-def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
-    """The keys allowed at ``loc`` inside ``model`` (for 'did you mean')."""
-    current: type[BaseModel] | None = model
-    for part in loc:
-        if current is None:
-            return []
-        info = next(
-            (f for n, f in current.model_fields.items() if (f.alias or n) == part),
-            None,
-        )
-        # A part that is not a field is a dict key or list index: the model stays the same.
-        if info is not None:
-            current = _model_in(info.annotation)
-    if current is None:
-        return []
-    return [f.alias or n for n, f in current.model_fields.items()]
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
 
 
 class _FileLoader:
@@ -176,7 +76,7 @@ class _FileLoader:
     def __init__(self, doc: YamlDocument, system: System) -> None:
         self.doc = doc
         self.system = system
-        self.problems: list[_Problem] = []
+        self.problems: list[Problem] = []
         pk, rk, override = SYSTEM_DEFAULTS[system]
         self.default_pk = pk
         self.default_rk = rk
@@ -191,7 +91,7 @@ class _FileLoader:
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            self.problems.extend(_pydantic_problems(exc, loc, model))
+            self.problems.extend(pydantic_problems(exc, loc, model))
             return None
 
     def identifier(self, loc: Sequence[str | int], name: str, what: str) -> bool:
@@ -199,7 +99,7 @@ class _FileLoader:
             return True
         self.add(
             loc,
-            f"{what} {_clip(name)} is not a valid API name: use letters, digits and "
+            f"{what} {clip(name)} is not a valid API name: use letters, digits and "
             "underscores, starting with a letter (no dots, spaces or quotes)",
         )
         return False
@@ -253,7 +153,7 @@ class _FileLoader:
         else:
             self.add(
                 loc,
-                f"unknown canonical entity {_clip(name)}{did_you_mean(str(name), valid_names)} "
+                f"unknown canonical entity {clip(name)}{did_you_mean(str(name), valid_names)} "
                 f"(one of {', '.join(valid_names)})",
             )
         parsed = self._validate(EntitySpec, body, loc)
@@ -313,7 +213,7 @@ class _FileLoader:
             if not FEATURE_NAME.match(xname):
                 self.add(
                     xloc,
-                    f"extra field name {_clip(xname)} must be lower_snake_case "
+                    f"extra field name {clip(xname)} must be lower_snake_case "
                     "(letters, digits, underscores; it is the feature name rules use)",
                 )
                 continue
@@ -362,7 +262,7 @@ class _FileLoader:
             except (ValueError, TypeError, OverflowError):
                 self.add(
                     [*loc, "default"],
-                    f"default {_clip(spec.default)} is not a valid {ftype} for {name}",
+                    f"default {clip(spec.default)} is not a valid {ftype} for {name}",
                 )
                 ok = False
             if spec.required:
@@ -380,7 +280,7 @@ class _FileLoader:
                 except (ValueError, TypeError, OverflowError):
                     self.add(
                         [*loc, "map", key],
-                        f"value map entry {_clip(key)}: {_clip(value)} is not a valid {ftype} "
+                        f"value map entry {clip(key)}: {clip(value)} is not a valid {ftype} "
                         f"for {name}",
                     )
                     ok = False
@@ -449,7 +349,7 @@ class _FileLoader:
             if not valid:
                 self.add(
                     loc,
-                    f"unknown writeback entry {_clip(name)}"
+                    f"unknown writeback entry {clip(name)}"
                     f"{did_you_mean(str(name), WRITEBACK_ENTITIES)} (one of contact, account)",
                 )
             parsed = self._validate(WritebackSpec, body, loc)
@@ -520,15 +420,6 @@ class _FileLoader:
         return targets
 
 
-def _format(doc: YamlDocument, problems: list[_Problem]) -> list[str]:
-    located = []
-    for loc, text in problems:
-        pos = doc.locate(loc) or (0, 0)
-        located.append((pos, f"{doc.where(loc)}: {text}"))
-    located.sort(key=lambda item: item[0])
-    return [line for _, line in located]
-
-
 def load_source(path: Path, system: System) -> SourceMapping:
     """Load one mapping file.
 
@@ -546,7 +437,7 @@ def load_source(path: Path, system: System) -> SourceMapping:
     loader = _FileLoader(doc, system)
     source = loader.load()
     if source is None:
-        lines = _format(doc, loader.problems)
+        lines = format_problems(doc, loader.problems)
         raise MappingError(lines[0], problems=lines)
     return source
 
