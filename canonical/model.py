@@ -12,6 +12,13 @@ from typing import Literal
 FieldType = Literal["string", "integer", "number", "boolean", "date", "datetime"]
 
 
+class System(StrEnum):
+    """A CRM the service syncs with. The value is what the store and the settings say."""
+
+    SALESFORCE = "salesforce"
+    GAINSIGHT = "gainsight"
+
+
 class Entity(StrEnum):
     """A canonical entity; the value is its store table."""
 

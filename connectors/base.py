@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
+from canonical.model import System
+
 #: Key a connector sets on a raw record that was deleted in the CRM.
 DELETED_KEY = "_deleted"
 #: Key holding the id of the record a deleted record was merged into (Salesforce MasterRecordId).
@@ -146,7 +148,7 @@ class Stream(ABC):
 class Connector(ABC):
     """A CRM: streams to read, a writer, and its API usage."""
 
-    system: ClassVar[str]
+    system: ClassVar[System]
 
     @abstractmethod
     def stream(self, spec: StreamSpec) -> Stream:

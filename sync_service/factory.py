@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from canonical.errors import SettingsError
+from canonical.model import System
 from sync_service.ops.api_usage import calls_today
 from sync_service.settings import Settings
 
@@ -20,9 +21,9 @@ def _ca_bundle(settings: Settings) -> str | None:
 
 def source_enabled(settings: Settings, system: str) -> bool:
     """Whether ``system`` is switched on and has somewhere to connect to."""
-    if system == "salesforce":
+    if system == System.SALESFORCE:
         return settings.salesforce.enabled
-    if system == "gainsight":
+    if system == System.GAINSIGHT:
         return settings.gainsight.enabled and settings.gainsight.base_url is not None
     return False
 
@@ -49,12 +50,12 @@ def build_connector(
     if not source_enabled(settings, system):
         what = (
             "GAINSIGHT_BASE_URL and GAINSIGHT_ACCESS_KEY"
-            if system == "gainsight"
+            if system == System.GAINSIGHT
             else "salesforce.enabled: true"
         )
         msg = f"{system} is disabled or not configured; set {what}"
         raise SettingsError(msg)
-    if system == "salesforce":
+    if system == System.SALESFORCE:
         from connectors.salesforce.config import SalesforceConfig
         from connectors.salesforce.connector import SalesforceConnector
 
@@ -82,7 +83,7 @@ def build_connector(
             calls_per_day=gs.calls_per_day,
             budget_share=gs.budget_share,
             ca_bundle=_ca_bundle(settings),
-            calls_today=calls_today(engine, "gainsight") if engine is not None else 0,
+            calls_today=calls_today(engine, System.GAINSIGHT) if engine is not None else 0,
         ),
         writes_enabled=writes_enabled,
     )

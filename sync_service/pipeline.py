@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from canonical.errors import BudgetExhaustedError, ConfigError, ServiceError
+from canonical.model import System
 from sync_service.context import AppContext
 from sync_service.factory import build_connector, source_enabled
 from sync_service.ops.housekeeping import trim_history
@@ -24,7 +25,7 @@ from sync_service.sync.ingest import IngestOptions, reconcile_stream, sync_sourc
 
 log = logging.getLogger(__name__)
 
-SYNC_JOBS = ("salesforce", "gainsight")
+SYNC_JOBS: tuple[System, ...] = tuple(System)
 JOBS = (*SYNC_JOBS, "reconcile", "evaluate", "writeback", "cycle")
 
 
@@ -38,7 +39,7 @@ def _lock(ctx: AppContext, stage: str) -> AbstractContextManager[Any]:
 def _overlap(ctx: AppContext, system: str) -> timedelta:
     seconds = (
         ctx.settings.salesforce.overlap_seconds
-        if system == "salesforce"
+        if system == System.SALESFORCE
         else ctx.settings.gainsight.overlap_seconds
     )
     return timedelta(seconds=seconds)
@@ -60,7 +61,7 @@ def sync_job(
     """Pull one source into the store (incremental, or ``full`` resync without dropping data)."""
     with _lock(ctx, system), run_record(ctx.engine, system) as run:
         mappings = ctx.mappings(run)
-        source = mappings.salesforce if system == "salesforce" else mappings.gainsight
+        source = mappings.salesforce if system == System.SALESFORCE else mappings.gainsight
         if source is None or not source_enabled(ctx.settings, system):
             run.counts["skipped"] = 1
             run.error = f"{system} is not configured (no mapping or disabled); nothing to sync"
@@ -72,7 +73,7 @@ def sync_job(
                 overlap=_overlap(ctx, system), now=utcnow(), full=full, progress=progress
             )
             sync_source(ctx.engine, connector, source.entities.values(), run, opts, stop)
-            if system == "gainsight":
+            if system == System.GAINSIGHT:
                 _link_identities(ctx, run)
         except (ConfigError, BudgetExhaustedError):
             raise
@@ -111,7 +112,7 @@ def reconcile_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Ru
                     if not reconcile_stream(ctx.engine, connector, mapping, run, opts, stop):
                         run.mark_partial("stopped by shutdown; reconciliation runs again next time")
                         return run
-                if source.system == "gainsight":
+                if source.system == System.GAINSIGHT:
                     _link_identities(ctx, run)
             finally:
                 _record_usage(run, source.system, connector)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from canonical.errors import SettingsError
+from canonical.model import System
 from canonical.yaml import YamlDocument, load_yaml, plain
 
 DEFAULT_CONFIG_PATH = Path("config/settings.yaml")
@@ -184,8 +185,8 @@ class JobSettings(BaseModel):
 
 def _default_jobs() -> dict[str, JobSettings]:
     return {
-        "salesforce": JobSettings(interval_minutes=30),
-        "gainsight": JobSettings(interval_minutes=60),
+        System.SALESFORCE.value: JobSettings(interval_minutes=30),
+        System.GAINSIGHT.value: JobSettings(interval_minutes=60),
         "reconcile": JobSettings(cron="0 3 * * *"),
     }
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 from canonical.errors import BudgetExhaustedError
+from canonical.model import System
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class CallBudget:
                     )
                     raise BudgetExhaustedError(
                         msg,
-                        system="gainsight",
+                        system=System.GAINSIGHT,
                     )
                 minute = int(now // MINUTE)
                 if minute != self._minute:

@@ -66,7 +66,7 @@ class GainsightClient:
             ),
         )
         self._policy = retrying(
-            config.max_attempts, wait=wait, what="gainsight", sleep=sleep or time.sleep
+            config.max_attempts, wait=wait, what=SYSTEM, sleep=sleep or time.sleep
         )
         self._headers = {
             "accesskey": config.access_key,

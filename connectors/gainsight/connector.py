@@ -18,6 +18,7 @@ from types import TracebackType
 
 import requests
 
+from canonical.model import System
 from connectors.base import ApiUsage, Connector, RecordChange, StreamSpec, WriteResult
 from connectors.gainsight.budget import CallBudget
 from connectors.gainsight.client import GainsightClient
@@ -39,7 +40,7 @@ class GainsightConnector(Connector):
         sleep: how retries wait (tests pass a recorder).
     """
 
-    system = "gainsight"
+    system = System.GAINSIGHT
 
     def __init__(
         self,

@@ -46,11 +46,12 @@ from canonical.errors import (
     RateLimitedError,
     RetriableError,
 )
+from canonical.model import System
 from canonical.redaction import safe_message
 
 log = logging.getLogger(__name__)
 
-SYSTEM = "gainsight"
+SYSTEM = System.GAINSIGHT
 
 #: Error codes Gainsight documents for a rejected access key, bad auth headers, or a caller
 #: whose IP address the key does not allow.

@@ -20,6 +20,7 @@ from simple_salesforce.api import Salesforce
 from tenacity import Retrying
 
 from canonical.errors import AuthError, ConnectorError
+from canonical.model import System
 from connectors.base import ApiUsage, Connector, RecordChange, StreamSpec, WriteResult
 from connectors.retry import RetryAfter, Sleep, jittered, retrying
 from connectors.salesforce.auth import Authenticator, Token
@@ -54,7 +55,7 @@ class SalesforceConnector(Connector):
         sleep: how retries and bulk job polls wait (tests pass a recorder).
     """
 
-    system: ClassVar[str] = SYSTEM
+    system: ClassVar[System] = SYSTEM
 
     def __init__(
         self,

@@ -41,9 +41,10 @@ from canonical.errors import (
     RateLimitedError,
     RetriableError,
 )
+from canonical.model import System
 from canonical.redaction import safe_message
 
-SYSTEM = "salesforce"
+SYSTEM = System.SALESFORCE
 
 #: What an admin should do about each common error code.
 ACTIONS: dict[str, str] = {

@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 
 from canonical.errors import BudgetExhaustedError
+from canonical.model import System
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class ApiBudget:
                 f"budget_share {self.budget_share:.0%}: stopping cleanly, the next run resumes "
                 "where this one stopped; raise budget_share or the org's allocation to go further"
             )
-            raise BudgetExhaustedError(msg, system="salesforce", code="BUDGET_SHARE")
+            raise BudgetExhaustedError(msg, system=System.SALESFORCE, code="BUDGET_SHARE")
         if self.run_budget_share is not None:
             allowed = self.run_budget_share * self.limit
             if self.calls >= allowed:
@@ -107,4 +108,4 @@ class ApiBudget:
                     f"{self.run_budget_share:.0%} of {self.limit:,}: stopping cleanly, the next "
                     "run resumes where this one stopped"
                 )
-                raise BudgetExhaustedError(msg, system="salesforce", code="RUN_BUDGET_SHARE")
+                raise BudgetExhaustedError(msg, system=System.SALESFORCE, code="RUN_BUDGET_SHARE")

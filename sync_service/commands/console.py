@@ -13,7 +13,7 @@ from typing import IO, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from canonical.model import STATUS_PRECEDENCE
+from canonical.model import STATUS_PRECEDENCE, System
 from sync_service.ops.runs import Run
 from sync_service.store.models import advocacy_asks, contacts, evaluations
 
@@ -175,7 +175,7 @@ def summarise(engine: Engine, runs: list[Run], *, top: int = 5) -> CycleSummary:
                 target[status] = int(n)
         asks = (
             sa.select(advocacy_asks.c.contact_id, sa.func.count().label("asks"))
-            .where(advocacy_asks.c.deleted.is_(False), advocacy_asks.c.source == "salesforce")
+            .where(advocacy_asks.c.deleted.is_(False), advocacy_asks.c.source == System.SALESFORCE)
             .group_by(advocacy_asks.c.contact_id)
             .order_by(sa.desc("asks"), advocacy_asks.c.contact_id)
             .limit(top)
@@ -194,7 +194,7 @@ def summarise(engine: Engine, runs: list[Run], *, top: int = 5) -> CycleSummary:
             .select_from(asks)
             .outerjoin(
                 contacts,
-                sa.and_(contacts.c.id == asks.c.contact_id, contacts.c.source == "salesforce"),
+                sa.and_(contacts.c.id == asks.c.contact_id, contacts.c.source == System.SALESFORCE),
             )
             .outerjoin(
                 evaluations,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from canonical.errors import ConfigError, ServiceError, SettingsError
-from canonical.model import Entity
+from canonical.model import Entity, System
 from rules.policy import Policy, load_policy
 from sync_service.commands.console import error
 from sync_service.context import AppContext
@@ -189,7 +189,7 @@ def check_online(settings: Settings, mappings: Mappings) -> OnlineReport:
     if not settings.salesforce.enabled:
         report.warnings.append("salesforce is disabled in the settings; online check skipped")
         return report
-    connector = build_connector(settings, "salesforce")
+    connector = build_connector(settings, System.SALESFORCE)
     describe_object: Any = getattr(connector, "describe", None)
     if describe_object is None:
         connector.close()

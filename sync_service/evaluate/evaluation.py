@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from canonical.errors import PolicyError, StoreError
+from canonical.model import System
 from rules import Policy, evaluate, evaluate_accounts, load_policy, parse_policy, rule_column
 from sync_service.evaluate.features import DEFAULT_CHUNK, stream_feature_chunks
 from sync_service.ops.runs import Run
@@ -272,7 +273,7 @@ def _remove_gone(conn: Connection) -> int:
     removed = 0
     for entity_type, table in (("contact", contacts), ("account", accounts)):
         live = sa.exists().where(
-            table.c.source == "salesforce",
+            table.c.source == System.SALESFORCE,
             table.c.id == evaluations.c.entity_id,
             table.c.deleted == sa.false(),
         )
@@ -350,7 +351,7 @@ def evaluate_all(
             expected = conn.execute(
                 sa.select(sa.func.count())
                 .select_from(contacts)
-                .where(contacts.c.source == "salesforce", contacts.c.deleted == sa.false())
+                .where(contacts.c.source == System.SALESFORCE, contacts.c.deleted == sa.false())
             ).scalar_one()
         finally:
             if outer is not None:

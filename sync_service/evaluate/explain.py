@@ -13,12 +13,13 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from canonical.model import System
 from rules import Policy, evaluate, evaluate_accounts, explain, rule_column
 from sync_service.evaluate.features import FeatureQuery
 from sync_service.store.models import accounts, contacts, evaluation_history, evaluations
 from sync_service.writeback.audit import history as writeback_history
 
-SALESFORCE = "salesforce"
+SALESFORCE = System.SALESFORCE
 HISTORY_ROWS = 10
 CONTACTS_SHOWN = 20
 

@@ -22,7 +22,14 @@ from typing import Any, cast
 from pydantic import BaseModel, ValidationError
 
 from canonical.errors import MappingError
-from canonical.model import CANONICAL_FIELDS, COMMON_FIELDS, RESULT_FIELDS, Entity, FieldType
+from canonical.model import (
+    CANONICAL_FIELDS,
+    COMMON_FIELDS,
+    RESULT_FIELDS,
+    Entity,
+    FieldType,
+    System,
+)
 from canonical.yaml import YamlDocument, did_you_mean, load_yaml, plain
 from connectors.base import FieldFilter
 from sync_service.mapping.convert import build_converter, convert_static
@@ -32,7 +39,6 @@ from sync_service.mapping.model import (
     FieldMapping,
     Mappings,
     SourceMapping,
-    System,
     WritebackEntity,
     WritebackTarget,
 )
@@ -52,7 +58,7 @@ from sync_service.mapping.schema import (
 )
 
 #: Mapping file name -> system.
-FILES: dict[str, System] = {"salesforce.yaml": "salesforce", "gainsight.yaml": "gainsight"}
+FILES: dict[str, System] = {f"{s}.yaml": s for s in System}
 
 #: A CRM object or field name safe to put in SOQL or a Gainsight query (no dots, spaces, quotes).
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
@@ -61,8 +67,8 @@ FEATURE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 #: Per system: default primary key and replication key, and the default override field.
 SYSTEM_DEFAULTS: dict[System, tuple[str, str, str | None]] = {
-    "salesforce": ("Id", "SystemModstamp", "Advocate_Override__c"),
-    "gainsight": ("Gsid", "ModifiedDate", None),
+    System.SALESFORCE: ("Id", "SystemModstamp", "Advocate_Override__c"),
+    System.GAINSIGHT: ("Gsid", "ModifiedDate", None),
 }
 
 _SINGLE_VALUE_OPERATORS = {"=", "!=", "<", "<=", ">", ">=", "LIKE"}
@@ -496,8 +502,8 @@ def load_mappings(mappings_dir: Path) -> Mappings:
         raise MappingError(problems[0], problems=problems)
     return Mappings(
         path=mappings_dir,
-        salesforce=sources.get("salesforce"),
-        gainsight=sources.get("gainsight"),
+        salesforce=sources.get(System.SALESFORCE),
+        gainsight=sources.get(System.GAINSIGHT),
         digest=digest_files(found),
     )
 

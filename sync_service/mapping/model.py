@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 from canonical.errors import RecordError
-from canonical.model import CANONICAL_FIELDS, Entity, FieldType
+from canonical.model import CANONICAL_FIELDS, Entity, FieldType, System
 from canonical.yaml import YamlDocument
 from connectors.base import DELETED_KEY, INVALID_KEY, MERGED_INTO_KEY, FieldFilter, StreamSpec
 from sync_service.mapping.compiled import compile_to_row
 from sync_service.mapping.convert import Converter, UnmappedValueError, to_datetime
 
-System = Literal["salesforce", "gainsight"]
 WritebackEntity = Literal["contact", "account"]
 
 #: Which canonical entity a writeback target's records are read as.

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from canonical.errors import MappingError
-from canonical.model import Entity
+from canonical.model import Entity, System
 from sync_service.mapping.loader import FILES, digest_files, load_mappings
 from sync_service.mapping.model import Mappings
 
@@ -219,8 +219,8 @@ def _relocate(mappings: Mappings, where: Path) -> Mappings:
     return dataclasses.replace(
         mappings,
         path=where,
-        salesforce=sources.get("salesforce"),
-        gainsight=sources.get("gainsight"),
+        salesforce=sources.get(System.SALESFORCE),
+        gainsight=sources.get(System.GAINSIGHT),
     )
 
 
@@ -233,7 +233,7 @@ def changed_streams(old: Mappings | None, new: Mappings) -> list[tuple[str, Enti
     for source in new.sources:
         prior = None
         if old is not None:
-            prior = old.salesforce if source.system == "salesforce" else old.gainsight
+            prior = old.salesforce if source.system == System.SALESFORCE else old.gainsight
         for entity, em in source.entities.items():
             before = prior.entities.get(entity) if prior else None
             if (

@@ -32,6 +32,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
 from canonical.errors import LockBusyError, ServiceError, SettingsError
+from canonical.model import System
 from sync_service.context import AppContext
 from sync_service.ops.locks import STAGE_PREFIX, LockHandle, job_lock
 from sync_service.ops.metrics import SKIPPED_RUNS
@@ -43,7 +44,7 @@ from sync_service.store.models import runs
 log = logging.getLogger(__name__)
 
 #: Jobs the pipeline knows. ``salesforce``/``gainsight`` sync and then evaluate and write back.
-KNOWN_JOBS = ("salesforce", "gainsight", "reconcile", "evaluate", "writeback", "cycle")
+KNOWN_JOBS = (*System, "reconcile", "evaluate", "writeback", "cycle")
 
 
 class JobRunner(Protocol):
@@ -343,9 +344,11 @@ def enabled_jobs(settings: Settings) -> dict[str, JobSettings]:
     for name, job in settings.jobs.items():
         if not job.enabled:
             continue
-        if name == "salesforce" and not settings.salesforce.enabled:
+        if name == System.SALESFORCE and not settings.salesforce.enabled:
             continue
-        if name == "gainsight" and not (settings.gainsight.enabled and settings.gainsight.base_url):
+        if name == System.GAINSIGHT and not (
+            settings.gainsight.enabled and settings.gainsight.base_url
+        ):
             continue
         jobs[name] = job
     return jobs

@@ -38,12 +38,13 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import NamedFromClause
 
+from canonical.model import System
 from sync_service.store.models import accounts, contacts, nps_responses
 
 log = logging.getLogger(__name__)
 
-GAINSIGHT = "gainsight"
-SALESFORCE = "salesforce"
+GAINSIGHT = System.GAINSIGHT
+SALESFORCE = System.SALESFORCE
 
 
 @dataclass

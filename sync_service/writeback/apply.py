@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 from tenacity import RetryCallState, Retrying
 
 from canonical.errors import RetriableError
+from canonical.model import System
 from connectors.base import Connector, RecordChange, WriteResult
 from connectors.retry import Doubling, Sleep, retrying
 from sync_service.store.models import contacts
@@ -110,12 +111,12 @@ def _parents(
     Salesforce locks the parent account while updating a contact; records sharing a parent
     in different concurrent requests are what UNABLE_TO_LOCK_ROW is made of.
     """
-    if target.target != "salesforce" or entity_kind(target) != "contact" or not record_ids:
+    if target.target != System.SALESFORCE or entity_kind(target) != "contact" or not record_ids:
         return None
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(contacts.c.id, contacts.c.account_id).where(
-                contacts.c.source == "salesforce",
+                contacts.c.source == System.SALESFORCE,
                 contacts.c.id.in_(list(record_ids)),
                 contacts.c.account_id.is_not(None),
             )

@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 import sqlalchemy as sa
 
 from canonical.errors import WritebackError
-from canonical.model import RESULT_FIELDS
+from canonical.model import RESULT_FIELDS, System
 from sync_service.store.models import accounts, contacts
 
 EntityKind = Literal["contact", "account"]
@@ -77,7 +77,7 @@ def link_column(target: WritebackTargetLike) -> sa.ColumnElement[str]:
     were matched to.
     """
     table = record_table(target)
-    if target.target == "salesforce":
+    if target.target == System.SALESFORCE:
         return table.c.id
     return table.c.sf_contact_id if entity_kind(target) == "contact" else table.c.sf_account_id
 
