@@ -37,8 +37,8 @@ def _connector_config(overrides: dict[str, Any]) -> Any:
     from sync_service.settings import load_settings
 
     settings = load_settings(None, os.environ)
-    return SalesforceConfig.from_values(
-        settings.salesforce.model_dump(), ca_bundle=settings.ca_bundle, **overrides
+    return SalesforceConfig.from_options(
+        settings.salesforce, ca_bundle=settings.ca_bundle, **overrides
     )
 
 

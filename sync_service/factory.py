@@ -59,10 +59,11 @@ def build_connector(
         from connectors.salesforce.config import SalesforceConfig
         from connectors.salesforce.connector import SalesforceConnector
 
-        sf_values = settings.salesforce.model_dump()
         return SalesforceConnector(
-            SalesforceConfig.from_values(
-                sf_values, ca_bundle=_ca_bundle(settings), batch_size=settings.sync.batch_size
+            SalesforceConfig.from_options(
+                settings.salesforce,
+                ca_bundle=_ca_bundle(settings),
+                batch_size=settings.sync.batch_size,
             )
         )
     from connectors.gainsight.config import GainsightConfig
@@ -73,15 +74,8 @@ def build_connector(
         msg = "gainsight needs GAINSIGHT_BASE_URL and GAINSIGHT_ACCESS_KEY"
         raise SettingsError(msg)
     return GainsightConnector(
-        GainsightConfig(
-            base_url=gs.base_url,
-            access_key=gs.access_key.get_secret_value(),
-            timeout_seconds=gs.timeout_seconds,
-            max_attempts=gs.max_attempts,
-            page_size=gs.page_size,
-            calls_per_minute=gs.calls_per_minute,
-            calls_per_day=gs.calls_per_day,
-            budget_share=gs.budget_share,
+        GainsightConfig.from_options(
+            gs,
             ca_bundle=_ca_bundle(settings),
             calls_today=calls_today(engine, System.GAINSIGHT) if engine is not None else 0,
         ),

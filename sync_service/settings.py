@@ -4,6 +4,9 @@ Precedence: environment variable > settings file > default. Secrets (passwords, 
 webhook URLs) are read only from the environment, or from a file an ``*_FILE`` variable names;
 a secret in the settings file is an error, so it never lands in a repository.
 
+The Salesforce and Gainsight sections are the connectors' own options models (declared once, in
+``connectors/<system>/config.py``) plus a few service-only fields.
+
 Every problem is reported in one pass, one line each, naming where the value came from::
 
     config/settings.yaml:12:3: salesforce.timeout_seconds: Input should be greater than 0 (got -5)
@@ -15,7 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -23,6 +26,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from canonical.errors import SettingsError
 from canonical.model import System
 from canonical.yaml import YamlDocument, load_yaml, plain
+from connectors.gainsight.config import GainsightOptions
+from connectors.salesforce.config import SalesforceOptions
 
 DEFAULT_CONFIG_PATH = Path("config/settings.yaml")
 
@@ -66,30 +71,19 @@ SECRET_PATHS: frozenset[tuple[str, ...]] = frozenset(
 _Strict = ConfigDict(extra="forbid", validate_default=True)
 
 
-class SalesforceSettings(BaseModel):
-    """How to reach and how hard to use the Salesforce org."""
+class SalesforceSettings(SalesforceOptions):
+    """How to reach and how hard to use the Salesforce org.
+
+    The fields, defaults and limits are the connector's own (:class:`SalesforceOptions`);
+    :data:`SERVICE_FIELDS` are the service's additions.
+    """
 
     model_config = _Strict
 
+    #: Fields the service adds to the connector's options; every other field is the connector's.
+    SERVICE_FIELDS: ClassVar[frozenset[str]] = frozenset({"enabled", "overlap_seconds"})
+
     enabled: bool = True
-    login_url: str = Field("https://login.salesforce.com", pattern=r"^https?://[^\s/]+(:\d+)?/?$")
-    auth_flow: Literal["auto", "jwt", "client_credentials", "password", "token"] = "auto"
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    security_token: SecretStr | None = None
-    private_key_file: Path | None = None
-    access_token: SecretStr | None = None
-    instance_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(:\d+)?/?$")
-    api_version: str = Field("62.0", pattern=r"^\d{2,3}\.0$")
-    timeout_seconds: float = Field(120.0, gt=0, le=900)
-    max_attempts: int = Field(6, ge=1, le=20)
-    query_batch_size: int = Field(2000, ge=200, le=2000)
-    bulk_query_threshold: int = Field(10_000, ge=0)
-    bulk_write_threshold: int = Field(2_000, ge=0)
-    budget_share: float = Field(0.8, gt=0, le=1)
-    run_budget_share: float | None = Field(None, gt=0, le=1)
     overlap_seconds: int = Field(300, ge=0, le=86_400)
 
     @model_validator(mode="after")
@@ -113,20 +107,21 @@ class SalesforceSettings(BaseModel):
         return self
 
 
-class GainsightSettings(BaseModel):
-    """How to reach and how hard to use the Gainsight tenant."""
+class GainsightSettings(GainsightOptions):
+    """How to reach and how hard to use the Gainsight tenant.
+
+    The fields, defaults and limits are the connector's own (:class:`GainsightOptions`);
+    :data:`SERVICE_FIELDS` are the service's additions.
+    """
 
     model_config = _Strict
 
+    #: Fields the service adds to the connector's options; every other field is the connector's.
+    SERVICE_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"enabled", "overlap_seconds", "writeback_enabled"}
+    )
+
     enabled: bool = True
-    base_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(:\d+)?(/[^\s]*)?$")
-    access_key: SecretStr | None = None
-    timeout_seconds: float = Field(60.0, gt=0, le=900)
-    max_attempts: int = Field(6, ge=1, le=20)
-    page_size: int = Field(5000, ge=1, le=5000)
-    calls_per_minute: int = Field(100, ge=1)
-    calls_per_day: int = Field(50_000, ge=1)
-    budget_share: float = Field(0.8, gt=0, le=1)
     overlap_seconds: int = Field(300, ge=0, le=86_400)
     writeback_enabled: bool = False
 

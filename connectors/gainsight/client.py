@@ -69,7 +69,7 @@ class GainsightClient:
             config.max_attempts, wait=wait, what=SYSTEM, sleep=sleep or time.sleep
         )
         self._headers = {
-            "accesskey": config.access_key,
+            "accesskey": config.access_key.get_secret_value(),
             "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": config.user_agent,

@@ -1,17 +1,20 @@
-"""The Gainsight connector's own settings, independent of the service's settings module.
+"""The Gainsight connector's settings, declared once (see :mod:`connectors.config`).
 
-The service builds a :class:`GainsightConfig` from ``Settings.gainsight`` (and
-``GAINSIGHT_BASE_URL`` / ``GAINSIGHT_ACCESS_KEY``); the connector never reads the environment.
+:class:`GainsightOptions` is what an admin sets (``GAINSIGHT_BASE_URL`` /
+``GAINSIGHT_ACCESS_KEY`` and the limits); the service's ``GainsightSettings`` extends it.
+:class:`GainsightConfig` is what the connector runs with: the options, with the tenant and key
+now required, plus run-time values. The connector never reads the environment.
 Defaults follow Gainsight's published limits: at most 5,000 records a read, 50 a write, about
 100 synchronous calls a minute and 50,000 a day in fixed windows.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from typing import ClassVar
 
-from canonical.errors import ConfigError
+from pydantic import ConfigDict, Field, SecretStr, field_validator
+
+from connectors.config import ConnectorConfig, ConnectorOptions
 
 #: Gainsight's documented maximum for ``limit`` in a query.
 MAX_PAGE_SIZE = 5000
@@ -20,16 +23,15 @@ MAX_WRITE_BATCH = 50
 #: Gainsight's documented maximum number of ``keys`` on an update.
 MAX_UPDATE_KEYS = 3
 
-_URL = re.compile(r"^https?://[^\s/]+(:\d+)?(/[^\s]*)?$")
+_URL = r"^https?://[^\s/]+(:\d+)?(/[^\s]*)?$"
 
 
-@dataclass(frozen=True)
-class GainsightConfig:
-    """How to reach and how hard to use one Gainsight tenant.
+class GainsightOptions(ConnectorOptions):
+    """How to reach and how hard to use one Gainsight tenant: what an admin sets.
 
     Attributes:
         base_url: the tenant's API host (``https://acme.gainsightcloud.com``); paths such as
-            ``/v1/data/objects/query/Company`` are appended to it.
+            ``/v1/data/objects/query/Company`` are appended to it. None: not configured.
         access_key: the ``accesskey`` header value; never shown in ``repr`` or logs.
         timeout_seconds: connect and read timeout of every call.
         max_attempts: attempts per call, retries of 429 and 5xx included.
@@ -38,6 +40,24 @@ class GainsightConfig:
         calls_per_day: the tenant's daily allowance.
         budget_share: the share of ``calls_per_day`` this service may use; reaching it raises
             :class:`~canonical.errors.BudgetExhaustedError`.
+    """
+
+    base_url: str | None = Field(None, pattern=_URL)
+    access_key: SecretStr | None = None
+    timeout_seconds: float = Field(60.0, gt=0, le=900)
+    max_attempts: int = Field(6, ge=1, le=20)
+    page_size: int = Field(MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    calls_per_minute: int = Field(100, ge=1)
+    calls_per_day: int = Field(50_000, ge=1)
+    budget_share: float = Field(0.8, gt=0, le=1)
+
+
+class GainsightConfig(GainsightOptions, ConnectorConfig):
+    """What the Gainsight connector runs with: the options plus run-time values.
+
+    Attributes:
+        base_url: required here.
+        access_key: required here, and not empty.
         ca_bundle: a PEM file for a private CA (``REQUESTS_CA_BUNDLE``); None uses the default.
         user_agent: sent on every call so the tenant's admins can tell our traffic apart.
         max_retry_wait: the longest single wait between attempts (a larger Retry-After is capped).
@@ -51,49 +71,37 @@ class GainsightConfig:
             The rows it re-reads are dropped client-side, so it costs calls, never duplicates.
     """
 
-    base_url: str
-    access_key: str = field(repr=False)
-    timeout_seconds: float = 60.0
-    max_attempts: int = 6
-    page_size: int = MAX_PAGE_SIZE
-    calls_per_minute: int = 100
-    calls_per_day: int = 50_000
-    budget_share: float = 0.8
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+
+    OPTIONS: ClassVar[type[ConnectorOptions]] = GainsightOptions
+    SECTION: ClassVar[str] = "gainsight"
+    RUNTIME_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "ca_bundle",
+            "user_agent",
+            "max_retry_wait",
+            "write_keys",
+            "calls_today",
+            "filter_lookback_seconds",
+        }
+    )
+
+    base_url: str = Field(pattern=_URL)
+    access_key: SecretStr = Field(repr=False)
     ca_bundle: str | None = None
     user_agent: str = "advocate-sync/0.1 (+gainsight-connector)"
-    max_retry_wait: float = 120.0
-    write_keys: tuple[str, ...] = ("Gsid",)
-    calls_today: int = 0
-    filter_lookback_seconds: int = 0
+    max_retry_wait: float = Field(120.0, ge=0)
+    write_keys: tuple[str, ...] = Field(("Gsid",), min_length=1, max_length=MAX_UPDATE_KEYS)
+    calls_today: int = Field(0, ge=0)
+    filter_lookback_seconds: int = Field(0, ge=0, le=7 * 86_400)
 
-    def __post_init__(self) -> None:
-        problems: list[str] = []
-        if not _URL.match(self.base_url or ""):
-            problems.append(
-                "gainsight.base_url: give the tenant URL, e.g. https://acme.gainsightcloud.com"
-            )
-        if not self.access_key:
-            problems.append("gainsight.access_key: empty; set GAINSIGHT_ACCESS_KEY")
-        if not 0 < self.timeout_seconds <= 900:
-            problems.append("gainsight.timeout_seconds: must be in (0, 900]")
-        if self.max_attempts < 1:
-            problems.append("gainsight.max_attempts: must be at least 1")
-        if not 1 <= self.page_size <= MAX_PAGE_SIZE:
-            problems.append(
-                f"gainsight.page_size: must be 1..{MAX_PAGE_SIZE} (Gainsight's maximum)"
-            )
-        if self.calls_per_minute < 1 or self.calls_per_day < 1:
-            problems.append("gainsight.calls_per_minute / calls_per_day: must be at least 1")
-        if not 0 < self.budget_share <= 1:
-            problems.append("gainsight.budget_share: must be in (0, 1]")
-        if not 0 <= self.filter_lookback_seconds <= 7 * 86_400:
-            problems.append("gainsight.filter_lookback_seconds: must be 0..604800")
-        if self.calls_today < 0:
-            problems.append("gainsight.calls_today: must not be negative")
-        if not 1 <= len(self.write_keys) <= MAX_UPDATE_KEYS:
-            problems.append(f"gainsight.write_keys: give 1..{MAX_UPDATE_KEYS} key fields")
-        if problems:
-            raise ConfigError(problems[0], problems=problems)
+    @field_validator("access_key")
+    @classmethod
+    def _not_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            msg = "empty; set GAINSIGHT_ACCESS_KEY"
+            raise ValueError(msg)
+        return value
 
     @property
     def api_root(self) -> str:

@@ -25,7 +25,7 @@ def build_session(config: GainsightConfig) -> requests.Session:
         user_agent=config.user_agent,
         ca_bundle=config.ca_bundle,
         headers={
-            "accesskey": config.access_key,
+            "accesskey": config.access_key.get_secret_value(),
             "Content-Type": "application/json",
             "Accept": "application/json",
         },

@@ -21,8 +21,10 @@ from urllib.parse import urlsplit
 
 import jwt
 import requests
+from pydantic import SecretStr
 
 from canonical.errors import AuthError, ConfigError
+from connectors.config import reveal
 from connectors.salesforce.config import SalesforceConfig
 from connectors.salesforce.errors import SYSTEM, from_response, redact
 
@@ -62,10 +64,17 @@ class Token:
     flow: str
 
 
+def _given(value: object) -> bool:
+    """Whether a credential is set: not None and not empty (secrets are checked unwrapped)."""
+    if isinstance(value, SecretStr):
+        return bool(value.get_secret_value())
+    return value is not None and value != ""
+
+
 def resolve_flow(config: SalesforceConfig) -> str:
     """The flow to use: the configured one, or for ``auto`` the first the credentials allow."""
     if config.auth_flow != "auto":
-        missing = [n for n in _NEEDS[config.auth_flow] if getattr(config, n) in (None, "")]
+        missing = [n for n in _NEEDS[config.auth_flow] if not _given(getattr(config, n))]
         if missing:
             names = ", ".join("SALESFORCE_" + n.upper() for n in missing)
             msg = (
@@ -75,7 +84,7 @@ def resolve_flow(config: SalesforceConfig) -> str:
             raise ConfigError(msg)
         return config.auth_flow
     for flow in ("jwt", "client_credentials", "password", "token"):
-        if all(getattr(config, n) not in (None, "") for n in _NEEDS[flow]):
+        if all(_given(getattr(config, n)) for n in _NEEDS[flow]):
             return flow
     msg = (
         "no usable Salesforce credentials: set SALESFORCE_CLIENT_ID, SALESFORCE_USERNAME and "
@@ -127,14 +136,14 @@ class Authenticator:
         if self.flow == "token":
             assert cfg.access_token is not None
             assert cfg.instance_url is not None
-            return Token(cfg.access_token, cfg.instance_url.rstrip("/"), "token")
+            return Token(reveal(cfg.access_token), cfg.instance_url.rstrip("/"), "token")
         if self.flow == "jwt":
             data = {"grant_type": JWT_GRANT, "assertion": self._assertion()}
         elif self.flow == "client_credentials":
             data = {
                 "grant_type": "client_credentials",
                 "client_id": cfg.client_id or "",
-                "client_secret": cfg.client_secret or "",
+                "client_secret": reveal(cfg.client_secret),
             }
         else:
             if not self._warned:
@@ -146,9 +155,9 @@ class Authenticator:
             data = {
                 "grant_type": "password",
                 "client_id": cfg.client_id or "",
-                "client_secret": cfg.client_secret or "",
+                "client_secret": reveal(cfg.client_secret),
                 "username": cfg.username or "",
-                "password": (cfg.password or "") + (cfg.security_token or ""),
+                "password": reveal(cfg.password) + reveal(cfg.security_token),
             }
         return self._post(data)
 

@@ -15,6 +15,7 @@ import responses
 from canonical.errors import AuthError, ConfigError
 from connectors.salesforce import SalesforceConfig, SalesforceConnector
 from connectors.salesforce.auth import audience, resolve_flow
+from connectors.salesforce.config import SalesforceOptions
 from tests.connectors.salesforce.sf_fakes import (
     API,
     INSTANCE,
@@ -174,17 +175,14 @@ def test_config_repr_never_shows_secrets() -> None:
     assert not any(secret in text for secret in ("S1", "P2", "T3", "A4"))
 
 
-def test_config_from_values_unwraps_secret_strings_and_ignores_unknown_keys() -> None:
-    class Secret:
-        def get_secret_value(self) -> str:
-            return "hidden"
-
-    cfg = SalesforceConfig.from_values(
-        {"client_id": "c", "client_secret": Secret(), "enabled": True, "overlap_seconds": 5},
-        ca_bundle="ca.pem",
-    )
-    assert cfg.client_secret == "hidden"
-    assert cfg.ca_bundle == "ca.pem"
+def test_config_from_options_takes_every_option_and_refuses_unknown_names() -> None:
+    options = SalesforceOptions(client_id="c", client_secret="hidden", timeout_seconds=9)
+    cfg = SalesforceConfig.from_options(options, ca_bundle="ca.pem")
+    assert cfg.client_secret is not None
+    assert cfg.client_secret.get_secret_value() == "hidden"
+    assert (cfg.client_id, cfg.timeout_seconds, cfg.ca_bundle) == ("c", 9, "ca.pem")
+    with pytest.raises(ConfigError, match=r"salesforce\.overlap_seconds"):
+        SalesforceConfig.from_options(options, overlap_seconds=5)
 
 
 @pytest.mark.parametrize(
