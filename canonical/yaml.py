@@ -5,7 +5,7 @@ key, and offer the allowed value. ruamel.yaml keeps the position of every key an
 PyYAML's safe loader throws away. One copy of each helper:
 
 * :func:`load_yaml` / :func:`parse_yaml` -- a :class:`YamlDocument`, or a one-line error with
-  ``file:line:col`` for a syntax error;
+  ``file:line:col`` for a syntax error (:func:`read_text` for a missing file);
 * :meth:`YamlDocument.locate` / :meth:`YamlDocument.where` -- where a key path sits;
 * :func:`plain` -- ruamel's containers and scalar subclasses as plain Python values;
 * :func:`did_you_mean` -- ``; did you mean 'x'?`` for a misspelt name.
@@ -103,21 +103,43 @@ def parse_yaml(
     return YamlDocument(path=Path(path), data=data, lines=text.splitlines())
 
 
+def read_text(
+    path: Path,
+    error_cls: type[ConfigError] = ConfigError,
+    *,
+    what: str = "file",
+    missing_hint: str = "create it or point the setting at the right file",
+) -> str:
+    """The text of an admin's file; a missing or unreadable one is a one-line error.
+
+    Args:
+        path: the file.
+        error_cls: the error to raise.
+        what: names the file in messages (``rules file``).
+        missing_hint: what to do when the file does not exist.
+
+    Raises:
+        ConfigError: (or ``error_cls``) ``<path>: <what> not found; <missing_hint>``.
+    """
+    try:
+        # Line ends kept as written: the rules' digest is taken over this text.
+        with path.open(encoding="utf-8", newline="") as f:
+            return f.read()
+    except FileNotFoundError:
+        msg = f"{path}: {what} not found; {missing_hint}"
+        raise error_cls(msg) from None
+    except OSError as exc:
+        msg = f"{path}: cannot read the {what} ({exc.strerror})"
+        raise error_cls(msg) from None
+
+
 def load_yaml(path: Path, error_cls: type[ConfigError] = ConfigError) -> YamlDocument:
     """Read and parse ``path``.
 
     Raises:
         ConfigError: (or ``error_cls``) when the file is missing or is not valid YAML.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        msg = f"{path}: file not found; create it or point the setting at the right file"
-        raise error_cls(msg) from None
-    except OSError as exc:
-        msg = f"{path}: cannot read file ({exc.strerror})"
-        raise error_cls(msg) from None
-    return parse_yaml(text, path, error_cls)
+    return parse_yaml(read_text(path, error_cls), path, error_cls)
 
 
 def plain(data: Any, *, text_keys: bool = True) -> Any:

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from canonical.errors import PolicyError
 from canonical.model import FieldType
-from canonical.yaml import YamlDocument, did_you_mean, parse_yaml, plain
+from canonical.yaml import YamlDocument, did_you_mean, parse_yaml, plain, read_text
 from rules import catalogue
 from rules.expressions import (
     POLARS_TYPES,
@@ -263,15 +263,13 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
         PolicyError: listing every problem as ``file:line:col: where: what``.
     """
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        msg = f"{p}: rules file not found; create it or set rules_file / SYNC_RULES_FILE"
-        raise PolicyError(msg) from None
-    except OSError as exc:
-        msg = f"{p}: cannot read the rules file ({exc.strerror})"
-        raise PolicyError(msg) from None
-    return parse_policy(raw.decode("utf-8"), str(p))
+    text = read_text(
+        p,
+        PolicyError,
+        what="rules file",
+        missing_hint="create it or set rules_file / SYNC_RULES_FILE",
+    )
+    return parse_policy(text, str(p))
 
 
 def parse_policy(text: str, path: str = "rules.yaml") -> Policy:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from connectors.config import ConnectorConfig, ConnectorOptions
 
@@ -70,8 +70,6 @@ class GainsightConfig(GainsightOptions, ConnectorConfig):
             behind UTC, changes would be skipped: set this to cover the offset (e.g. 86400).
             The rows it re-reads are dropped client-side, so it costs calls, never duplicates.
     """
-
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
 
     OPTIONS: ClassVar[type[ConnectorOptions]] = GainsightOptions
     SECTION: ClassVar[str] = "gainsight"

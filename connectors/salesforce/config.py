@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 
 from connectors.config import ConnectorConfig, ConnectorOptions
 
@@ -75,8 +75,6 @@ class SalesforceConfig(SalesforceOptions, ConnectorConfig):
         bulk_job_timeout_seconds: how long a bulk job may run before the run stops.
         user_agent: sent on every request.
     """
-
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
 
     OPTIONS: ClassVar[type[ConnectorOptions]] = SalesforceOptions
     SECTION: ClassVar[str] = "salesforce"
