@@ -50,7 +50,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 from sqlalchemy.sql.elements import ColumnElement
 
-from canonical.model import FieldType
+from canonical.model import FieldType, System
 from rules import Policy, account_features_schema, cap_columns, today_for
 from rules.catalogue import pattern_params
 from rules.expressions import POLARS_TYPES
@@ -68,8 +68,8 @@ from sync_service.sync.readahead import read_ahead
 
 log = logging.getLogger(__name__)
 
-SALESFORCE = "salesforce"
-GAINSIGHT = "gainsight"
+SALESFORCE = System.SALESFORCE
+GAINSIGHT = System.GAINSIGHT
 DEFAULT_CHUNK = 100_000
 # readers of the features: one per core of the small host the service is sized for
 DEFAULT_WORKERS = 2
