@@ -27,7 +27,6 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
 from tenacity import (
     RetryCallState,
@@ -40,8 +39,6 @@ from tenacity import (
 from canonical.errors import RateLimitedError, RetriableError
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 #: How long to wait before the next attempt, given tenacity's state of the call.
 WaitStrategy = Callable[[RetryCallState], float]
@@ -168,8 +165,3 @@ def retrying(
         before_sleep=before_sleep or _logger(what),
         reraise=True,
     )
-
-
-def call_with_retry(policy: Retrying, fn: Callable[[], T]) -> T:
-    """Run ``fn`` under ``policy``; the last error surfaces unchanged."""
-    return policy(fn)

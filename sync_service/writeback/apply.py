@@ -16,7 +16,6 @@ still pending and the next run sends it again (the same values, so a repeat is h
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import logging
 from collections.abc import Callable, Sequence
@@ -193,12 +192,11 @@ def _send(
 ) -> bool:
     """Write ``rows``, sending the retryable ones again under ``policy``; False to stop."""
     todo = rows
-    go_on = True
 
-    def attempt() -> None:
-        nonlocal todo, go_on
+    def attempt() -> bool:
+        nonlocal todo
         if not todo:
-            return
+            return True
         changes = [RecordChange(r.record_id, dict(r.fields)) for r in todo]
         try:
             results = _write(connector, target.object_name, changes, parents)
@@ -210,8 +208,7 @@ def _send(
                 f"{len(todo):,} records stay pending for the next run"
             )
             logger.warning("writeback stopped: %s", report.stopped)
-            go_on = False
-            return
+            return False
         retry = _record(engine, target, todo, results, report, run_id, now())
         outage = _request_level_retryable(results)
         if outage is not None:
@@ -222,17 +219,17 @@ def _send(
                 f"({outage}); {len(retry):,} records stay pending for the next run"
             )
             logger.warning("writeback stopped: %s", report.stopped)
-            go_on = False
-            return
-        # The rows carry their attempt count as stored by _record.
-        todo = [replace(r, attempts=r.attempts + 1) for r in retry]
+            return False
         if retry:
+            # The rows carry their attempt count as stored by _record.
+            todo = [replace(r, attempts=r.attempts + 1) for r in retry]
             raise _RecordsToRetry(retry)
+        return True
 
-    # Attempts spent: the rows stay pending for the next run.
-    with contextlib.suppress(_RecordsToRetry):
-        policy(attempt)
-    return go_on
+    try:
+        return bool(policy(attempt))
+    except _RecordsToRetry:
+        return True  # attempts spent: the rows stay pending for the next run
 
 
 def _count_retried(report: WritebackReport) -> Callable[[RetryCallState], None]:
