@@ -15,6 +15,7 @@
     │   └── FatalApiError             the CRM rejected the request itself (INVALID_FIELD, ...)
     ├── RecordError                   one bad record: quarantine it, the batch goes on
     ├── WritebackError                the writeback cannot proceed (held, misconfigured)
+    ├── InputError                    a bad argument (command line or API request): fix it (exit 2)
     └── StoreError                    the local store is unreachable or inconsistent
         └── LockBusyError             another runner holds the job's lock
 
@@ -133,6 +134,12 @@ class RecordError(ServiceError):
 
 class WritebackError(ServiceError):
     """The writeback cannot proceed as asked (held by a guard, or misconfigured)."""
+
+
+class InputError(ServiceError):
+    """A command-line argument or API request value is malformed: fix it and repeat."""
+
+    exit_code = 2
 
 
 class StoreError(ServiceError):

@@ -40,6 +40,9 @@ class Status(StrEnum):
     ELIGIBLE = "Eligible"
 
 
+#: The reason given with the Opted Out status of a person erased on request (``forget``).
+ERASED_REASON = "Erased on request"
+
 #: Highest first: the first status that applies wins.
 STATUS_PRECEDENCE: tuple[Status, ...] = (
     Status.OPTED_OUT,

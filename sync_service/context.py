@@ -76,6 +76,12 @@ class AppContext:
             return Path(url.database).parent
         return Path("var")
 
+    def privacy_key(self) -> bytes:
+        """The tombstones' HMAC key (see :mod:`sync_service.privacy.keys`)."""
+        from sync_service.privacy.keys import load_key
+
+        return load_key(self.settings.privacy, self.var_dir)
+
     def mappings(self, run: Run | None = None) -> Mappings:
         """The field mappings, re-read from disk for every run.
 

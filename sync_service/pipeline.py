@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from canonical.errors import BudgetExhaustedError, ConfigError, ServiceError
@@ -21,7 +21,8 @@ from sync_service.factory import build_connector, source_enabled
 from sync_service.ops.housekeeping import trim_history
 from sync_service.ops.locks import job_lock
 from sync_service.ops.runs import Run, run_record, utcnow
-from sync_service.sync.ingest import IngestOptions, reconcile_stream, sync_source
+from sync_service.privacy.tombstones import load_scrubber
+from sync_service.sync.ingest import IngestOptions, RowScrubber, reconcile_stream, sync_source
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,11 @@ def _overlap(ctx: AppContext, system: str) -> timedelta:
         else ctx.settings.gainsight.overlap_seconds
     )
     return timedelta(seconds=seconds)
+
+
+def _scrubber(ctx: AppContext, now: datetime) -> RowScrubber | None:
+    # Read once per run: ``forget`` holds the sync stage locks, so no erasure lands mid-run.
+    return load_scrubber(ctx.engine, ctx.privacy_key, now)
 
 
 def _record_usage(run: Run, system: str, connector: Any) -> None:
@@ -69,8 +75,13 @@ def sync_job(
             return run
         connector = build_connector(ctx.settings, system, engine=ctx.engine)
         try:
+            now = utcnow()
             opts = IngestOptions(
-                overlap=_overlap(ctx, system), now=utcnow(), full=full, progress=progress
+                overlap=_overlap(ctx, system),
+                now=now,
+                full=full,
+                progress=progress,
+                scrub=_scrubber(ctx, now),
             )
             sync_source(ctx.engine, connector, source.entities.values(), run, opts, stop)
             if system == System.GAINSIGHT:
@@ -107,7 +118,10 @@ def reconcile_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Ru
                 continue
             connector = build_connector(ctx.settings, source.system, engine=ctx.engine)
             try:
-                opts = IngestOptions(overlap=_overlap(ctx, source.system), now=utcnow())
+                now = utcnow()
+                opts = IngestOptions(
+                    overlap=_overlap(ctx, source.system), now=now, scrub=_scrubber(ctx, now)
+                )
                 for mapping in source.entities.values():
                     if not reconcile_stream(ctx.engine, connector, mapping, run, opts, stop):
                         run.mark_partial("stopped by shutdown; reconciliation runs again next time")

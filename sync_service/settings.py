@@ -54,6 +54,7 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "SYNC_MAPPINGS_DIR": ("mappings_dir",),
     "SYNC_RULES_FILE": ("rules_file",),
     "REQUESTS_CA_BUNDLE": ("ca_bundle",),
+    "SYNC_PRIVACY_KEY": ("privacy", "key"),
 }
 
 #: Settings paths that are secrets: never from the file, and ``<VAR>_FILE`` may name a file.
@@ -65,6 +66,7 @@ SECRET_PATHS: frozenset[tuple[str, ...]] = frozenset(
         ("salesforce", "access_token"),
         ("gainsight", "access_key"),
         ("webhook_url",),
+        ("privacy", "key"),
     }
 )
 
@@ -160,6 +162,35 @@ class WritebackSettings(BaseModel):
     retry_max_seconds: float = Field(30.0, ge=0, le=600)
 
 
+#: Canonical tables whose admin-mapped extra fields may hold free text people wrote.
+FreeTextTable = Literal["contacts", "nps_responses", "advocacy_asks", "tickets"]
+
+
+class PrivacySettings(BaseModel):
+    """Erasure, tombstones and retention of personal data (README: Privacy)."""
+
+    model_config = _Strict
+
+    #: Personal data of a record deleted in the CRM is purged this many days after the
+    #: service first saw it deleted (by the daily housekeeping).
+    deleted_days: int = Field(30, ge=0, le=3650)
+    #: Free text (NPS comments and the other fields in ``free_text_fields``) is removed this
+    #: many days after it was recorded; None keeps it as long as its record.
+    free_text_days: int | None = Field(None, ge=1, le=3650)
+    #: Extra fields per canonical table that hold free text people wrote.
+    free_text_fields: dict[FreeTextTable, list[str]] = Field(
+        default_factory=lambda: {"nps_responses": ["comment"]}  # type: ignore[arg-type]
+    )
+    #: Write "Opted Out" with the reason "Erased on request" to an erased person's CRM record
+    #: (once: an unchanged value is never written again). False leaves their record alone.
+    write_erased_status: bool = True
+    #: The HMAC key of the tombstones (SYNC_PRIVACY_KEY / SYNC_PRIVACY_KEY_FILE). Without it a
+    #: random key is created on first use in ``key_file`` (mode 0600).
+    key: SecretStr | None = None
+    #: Where the generated key lives; default ``privacy.key`` beside a SQLite store, else var/.
+    key_file: Path | None = None
+
+
 class JobSettings(BaseModel):
     """One scheduled job: a cron expression or an interval."""
 
@@ -203,6 +234,7 @@ class Settings(BaseSettings):
     gainsight: GainsightSettings = Field(default_factory=GainsightSettings)  # type: ignore[arg-type]
     sync: SyncSettings = Field(default_factory=SyncSettings)
     writeback: WritebackSettings = Field(default_factory=WritebackSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     jobs: dict[str, JobSettings] = Field(default_factory=_default_jobs)
 
     #: Where the settings came from, for messages; not a setting.

@@ -32,11 +32,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from canonical.errors import PolicyError, StoreError
-from canonical.model import System
+from canonical.model import ERASED_REASON, Status, System
 from rules import Policy, evaluate, evaluate_accounts, load_policy, parse_policy, rule_column
 from sync_service.evaluate.features import DEFAULT_CHUNK, stream_feature_chunks
 from sync_service.ops.runs import Run
-from sync_service.store.models import accounts, contacts, evaluation_history, evaluations
+from sync_service.store.models import (
+    ERASED_KEY,
+    accounts,
+    contacts,
+    evaluation_history,
+    evaluations,
+)
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +292,40 @@ def _remove_gone(conn: Connection) -> int:
     return removed
 
 
+def erased_contacts(conn: Connection) -> list[str]:
+    """Salesforce contacts erased on request (``sync-service forget``): Opted Out for good."""
+    c = contacts
+    return list(
+        conn.execute(
+            sa.select(c.c.id).where(
+                c.c.source == "salesforce",
+                c.c.email.is_(None),  # an erased row has none: the cheap test first
+                c.c.extra[ERASED_KEY].as_boolean().is_(True),
+            )
+        ).scalars()
+    )
+
+
+def mark_erased(results: pl.DataFrame, erased: list[str]) -> pl.DataFrame:
+    """Make contacts erased on request Opted Out, with no score and no date.
+
+    Whatever the policy (it may have no opt-out rule) and whatever the CRM still says.
+    """
+    if not erased or results.height == 0:
+        return results
+    hit = pl.col("contact_id").is_in(erased)
+    return results.with_columns(
+        pl.when(hit)
+        .then(pl.lit(Status.OPTED_OUT.value))
+        .otherwise(pl.col("status"))
+        .alias("status"),
+        pl.when(hit).then(pl.lit(False)).otherwise(pl.col("eligible")).alias("eligible"),
+        pl.when(hit).then(None).otherwise(pl.col("score")).alias("score"),
+        pl.when(hit).then(pl.lit(ERASED_REASON)).otherwise(pl.col("reason")).alias("reason"),
+        pl.when(hit).then(None).otherwise(pl.col("next_available")).alias("next_available"),
+    )
+
+
 def evaluate_all(
     engine: Engine,
     policy: Policy,
@@ -315,6 +355,7 @@ def evaluate_all(
     rule_ids = [r.id for r in policy.rules]
     run_id = run.id if run else None
     with engine.connect() as conn:
+        erased = erased_contacts(conn)
         stage.create(conn, checkfirst=True)
         conn.commit()
         outer = conn.begin() if dry_run else None
@@ -322,7 +363,7 @@ def evaluate_all(
             # features are read by two readers on connections of their own, ahead of the writes
             for chunk in stream_feature_chunks(engine, policy, now, chunk_size=chunk_size):
                 tx = None if dry_run else conn.begin()
-                results = evaluate(policy, chunk.contacts, now)
+                results = mark_erased(evaluate(policy, chunk.contacts, now), erased)
                 acc_results = evaluate_accounts(policy, chunk.accounts, results, now)
                 frame = pl.concat(
                     [

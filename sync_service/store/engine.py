@@ -51,6 +51,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
+    # Deleted and overwritten content is zeroed on disk, not left in free space: an erasure
+    # (sync-service forget) must leave nothing of a person in the file.
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
 
 
@@ -68,6 +71,22 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(url, **kwargs)
+
+
+def checkpoint(engine: Engine) -> bool:
+    """Move the write-ahead log into the database and empty it (SQLite; no-op elsewhere).
+
+    After an erasure the log still holds the pages as they were before it; TRUNCATE copies
+    the log into the database (where ``secure_delete`` zeroed the erased values) and cuts
+    the log file to zero bytes. Returns False when a reader kept it from completing (the
+    next checkpoint, at most ``SQLITE_WAL_AUTOCHECKPOINT_PAGES`` later, finishes the job).
+    """
+    if engine.dialect.name != "sqlite":
+        return True
+    with engine.connect() as conn:
+        busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+        conn.commit()
+    return busy is None or not busy[0]
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -260,3 +260,48 @@ quarantine = sa.Table(
     sa.Column("resolved", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Index("ix_quarantine_record", "connector", "stream", "record_id"),
 )
+
+#: Privacy: one row per erasure (``sync-service forget``), what it touched and why, without the
+#: person's data: the subject is kept only as the keyed hash of the key it was asked by.
+privacy_erasures = sa.Table(
+    "privacy_erasures",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("erased_at", UTCDateTime(), nullable=False),
+    sa.Column("requested_by", sa.String(255), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("subject_digest", sa.String(64), nullable=False),
+    sa.Column("tables", JSONType, nullable=False),  # table -> rows changed
+    sa.Column("via", sa.String(16), nullable=False),  # cli, api
+)
+
+#: Privacy: keyed hashes (HMAC-SHA256) of an erased person's CRM ids and normalised e-mails.
+#: A record that hashes to one of them is stored without its personal data, whatever the CRM
+#: still holds. ``contact_id`` is the person's Salesforce contact id (kept in ``contacts`` too),
+#: so a later answer that names them only by e-mail still counts for their account.
+privacy_tombstones = sa.Table(
+    "privacy_tombstones",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(8), nullable=False),  # id, email
+    sa.Column("contact_id", sa.String(64)),
+    sa.Column("erasure_id", sa.Integer()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+#: Privacy retention: when a record was first seen deleted in the CRM (its personal data is
+#: purged ``privacy.deleted_days`` later); a record restored in the CRM loses its row.
+privacy_deleted_seen = sa.Table(
+    "privacy_deleted_seen",
+    metadata,
+    sa.Column("table_name", sa.String(32), primary_key=True),
+    sa.Column("source", sa.String(16), primary_key=True),
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("seen_at", UTCDateTime(), nullable=False),
+    sa.Column("purged_at", UTCDateTime()),
+)
+
+#: Key in a canonical row's ``extra`` marking a person erased on request (``forget``): the row
+#: keeps its ids and counts, its personal columns are empty, and the evaluation makes it
+#: Opted Out whatever the CRM says.
+ERASED_KEY = "_erased"

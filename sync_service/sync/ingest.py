@@ -14,6 +14,9 @@ The watermark rules (tests name them):
 * **The cursor only moves forward** and never past the run's start time (streams read up to
   ``until``), so a ``--full`` resync that dies half-way does not drag the next incremental run
   back to the beginning.
+* **Erased people stay erased.** Rows naming a person erased on request are stripped of their
+  personal data before they are written (``IngestOptions.scrub``; see
+  :mod:`sync_service.privacy.tombstones`), in the batch's own transaction.
 * **Suppress, never delete.** A record deleted in the CRM is kept with ``deleted = true``;
   reconciliation marks rows the CRM no longer has at all (hard deletes) the same way.
 """
@@ -38,7 +41,12 @@ from canonical.redaction import mask_emails
 from connectors.base import Batch, Connector, Cursor, StreamSpec
 from sync_service.ops.runs import Run, utcnow
 from sync_service.store.initial_load import deferred_indexes, restore_indexes
-from sync_service.store.models import CANONICAL_TABLES, quarantine, sync_state
+from sync_service.store.models import (
+    CANONICAL_TABLES,
+    privacy_tombstones,
+    quarantine,
+    sync_state,
+)
 from sync_service.store.upsert import PreparedUpsert, prepare_upsert, upsert
 from sync_service.sync.gc_pause import fewer_collections
 from sync_service.sync.readahead import read_ahead
@@ -48,6 +56,16 @@ log = logging.getLogger(__name__)
 
 #: Records of batches that do not move the cursor written in one transaction at most.
 SHARED_COMMIT_ROWS = 50_000
+
+
+class RowScrubber(Protocol):
+    """Strips the rows of people erased on request before they are stored (privacy)."""
+
+    def __call__(
+        self, entity: Entity, rows: list[dict[str, Any]], bad: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Strip ``rows`` and quarantined ``bad`` records in place; return tombstones to add."""
+        ...
 
 
 class EntityMappingLike(Protocol):
@@ -84,12 +102,15 @@ class IngestOptions:
         full: read every record from the beginning (upserts; nothing is dropped).
         now: the run's start time; streams read up to it.
         progress: told ``(stream, records)`` after each committed batch (a terminal's bar).
+        scrub: strips the rows of erased people before they are stored (see
+            :mod:`sync_service.privacy.tombstones`); None stores rows as mapped.
     """
 
     overlap: timedelta
     now: datetime
     full: bool = False
     progress: Callable[[str, int], None] | None = None
+    scrub: RowScrubber | None = None
 
 
 def read_cursor(conn: Connection, connector: str, stream: str) -> Cursor | None:
@@ -189,6 +210,20 @@ def _rows(
         row["synced_at"] = synced_at
         rows.append(row)
     return rows, bad
+
+
+def _mapped(
+    mapping: EntityMappingLike,
+    records: Iterable[dict[str, Any]],
+    system: str,
+    stream: str,
+    run: Run,
+    opts: IngestOptions,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows, quarantined records and new tombstones of a batch, erased people stripped."""
+    rows, bad = _rows(mapping, records, system, stream, run, opts.now)
+    tombs = opts.scrub(mapping.entity, rows, bad) if opts.scrub is not None else []
+    return rows, bad, tombs
 
 
 def _jsonable(raw: dict[str, Any]) -> dict[str, Any]:
@@ -310,11 +345,18 @@ def sync_stream(
     # one is written (mostly SQLite's, without the GIL); see sync.readahead. Batches are
     # still written in order, each with its cursor in the transaction that commits it.
     def batches() -> Iterator[
-        tuple[Batch, list[dict[str, Any]], list[dict[str, Any]], PreparedUpsert | None]
+        tuple[
+            Batch,
+            list[dict[str, Any]],
+            list[dict[str, Any]],
+            list[dict[str, Any]],
+            PreparedUpsert | None,
+        ]
     ]:
         for batch in stream.read(since, opts.now):
-            rows, bad = _rows(mapping, batch.records, system, spec.name, run, opts.now)
-            yield batch, rows, bad, prepare_upsert(engine.dialect, table, rows) if rows else None
+            rows, bad, marks = _mapped(mapping, batch.records, system, spec.name, run, opts)
+            write = prepare_upsert(engine.dialect, table, rows) if rows else None
+            yield batch, rows, bad, marks, write
 
     prepared = read_ahead(batches(), name=f"read-{spec.name}")
     with (
@@ -327,9 +369,11 @@ def sync_stream(
         uncommitted: list[tuple[int, list[dict[str, Any]]]] = []
         held = 0  # records in the open transaction
         try:
-            for batch, rows, bad, write in prepared:
+            for batch, rows, bad, tombs, write in prepared:
                 if write is not None:
                     write.execute(conn)
+                if tombs:
+                    upsert(conn, privacy_tombstones, tombs)
                 if bad:
                     _write_quarantine(conn, bad)
                     has_quarantine = True
@@ -423,11 +467,13 @@ def reconcile_stream(
         conn.commit()
         try:
             for batch in connector.stream(spec).read(None, opts.now):
-                rows, bad = _rows(mapping, batch.records, system, spec.name, run, opts.now)
+                rows, bad, tombs = _mapped(mapping, batch.records, system, spec.name, run, opts)
                 live = [r["id"] for r in rows if not r.get("deleted")]
                 live += [str(b["record_id"]) for b in bad if b["record_id"]]
                 if rows:
                     upsert(conn, table, rows)
+                if tombs:
+                    upsert(conn, privacy_tombstones, tombs)
                 if bad:
                     _write_quarantine(conn, bad)
                 if live:
