@@ -18,7 +18,7 @@ from canonical.errors import BudgetExhaustedError, ConfigError, ServiceError
 from canonical.model import System
 from sync_service.context import AppContext
 from sync_service.factory import build_connector, source_enabled
-from sync_service.ops.housekeeping import trim_history
+from sync_service.ops.housekeeping import housekeeping
 from sync_service.ops.locks import job_lock
 from sync_service.ops.runs import Run, run_record, utcnow
 from sync_service.privacy.tombstones import load_scrubber
@@ -46,9 +46,9 @@ def _overlap(ctx: AppContext, system: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def _scrubber(ctx: AppContext, now: datetime) -> RowScrubber | None:
+def _scrubber(ctx: AppContext, now: datetime) -> RowScrubber:
     # Read once per run: ``forget`` holds the sync stage locks, so no erasure lands mid-run.
-    return load_scrubber(ctx.engine, ctx.privacy_key, now)
+    return load_scrubber(ctx.engine, ctx.privacy_key, now, ctx.settings.privacy)
 
 
 def _record_usage(run: Run, system: str, connector: Any) -> None:
@@ -109,7 +109,8 @@ def _link_identities(ctx: AppContext, run: Run) -> None:
 def reconcile_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Run:
     """Re-read every stream in full: refresh formula fields, catch hard deletes, report drift.
 
-    Then trim the operational history older than ``sync.history_days`` (see housekeeping).
+    Then the daily housekeeping: trim the operational history older than
+    ``sync.history_days`` and apply the privacy retention (see ops.housekeeping).
     """
     with _lock(ctx, "reconcile"), run_record(ctx.engine, "reconcile") as run:
         mappings = ctx.mappings(run)
@@ -131,10 +132,8 @@ def reconcile_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Ru
             finally:
                 _record_usage(run, source.system, connector)
                 connector.close()
-        trimmed = trim_history(ctx.engine, keep_days=ctx.settings.sync.history_days, now=utcnow())
-        for table, n in trimmed.items():
-            if n:
-                run.add(f"trimmed.{table}", n)
+        for name, n in housekeeping(ctx.engine, ctx.settings, now=utcnow()).items():
+            run.add(name, n)
     return run
 
 

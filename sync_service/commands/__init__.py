@@ -18,4 +18,6 @@ COMMANDS: dict[str, str] = {
     "explain": "explain",
     "sandbox": "sandbox",
     "demo": "demo",
+    "forget": "forget",
+    "export-subject": "export_subject",
 }

@@ -38,7 +38,7 @@ from canonical.model import ERASED_REASON, Entity, Status
 from sync_service.ops.locks import STAGE_PREFIX, job_lock
 from sync_service.ops.logs import mask_emails
 from sync_service.privacy.keys import KeyedHasher
-from sync_service.privacy.personal import personal_values, stripped_extra
+from sync_service.privacy.personal import strip_where
 from sync_service.privacy.subject import Subject, parse_request, related_ids, resolve, table_filters
 from sync_service.privacy.tombstones import tombstone_rows
 from sync_service.store.engine import checkpoint
@@ -195,29 +195,9 @@ def _erase(conn: Connection, subject: Subject, related: set[str], now: datetime)
     counts: dict[str, int] = {}
     for entity in _STRIPPED:
         table = CANONICAL_TABLES[entity]
-        counts[table.name] = _strip_table(conn, entity, table, filters[table.name][1])
+        counts[table.name] = strip_where(conn, entity, filters[table.name][1], erased=True)
     counts.update(_erase_service_tables(conn, subject, related, filters, now))
     return {name: n for name, n in counts.items() if n}
-
-
-def _strip_table(conn: Connection, entity: Entity, table: sa.Table, where: Any) -> int:
-    rows = conn.execute(sa.select(table.c.source, table.c.id, table.c.extra).where(where)).all()
-    if not rows:
-        return 0
-    values = personal_values(entity, erased=True)
-    stmt = (
-        table.update()
-        .where(table.c.source == sa.bindparam("k_source"), table.c.id == sa.bindparam("k_id"))
-        .values(**values, extra=sa.bindparam("new_extra"))
-    )
-    conn.execute(
-        stmt,
-        [
-            {"k_source": r.source, "k_id": r.id, "new_extra": stripped_extra(r.extra, erased=True)}
-            for r in rows
-        ],
-    )
-    return len(rows)
 
 
 def _erase_service_tables(

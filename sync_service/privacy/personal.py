@@ -28,11 +28,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from canonical.model import Entity
-from sync_service.store.models import ERASED_KEY
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
-#: ``extra`` keys a stripped row keeps: the CRM's current values of the service's own fields.
-KEPT_EXTRA: tuple[str, ...] = ("_crm",)
+from canonical.model import Entity
+from sync_service.store.models import CANONICAL_TABLES, ERASED_KEY
+
+#: ``extra`` keys a stripped row keeps: the CRM's current values of the service's own fields,
+#: and the erasure mark.
+KEPT_EXTRA: tuple[str, ...] = ("_crm", ERASED_KEY)
 
 #: Columns emptied per canonical table (extra is handled apart).
 PERSONAL_COLUMNS: dict[Entity, tuple[str, ...]] = {
@@ -72,3 +76,32 @@ def personal_values(entity: Entity, *, erased: bool) -> dict[str, Any]:
     if erased:
         values.update(ERASED_VALUES.get(entity, {}))
     return values
+
+
+def strip_where(conn: Connection, entity: Entity, where: Any, *, erased: bool) -> int:
+    """Strip the stored rows of ``entity`` that ``where`` selects; return how many.
+
+    ``extra`` is rewritten per row (only the kept keys stay), so the rows are read first;
+    callers pass a bounded selection (one person, or one chunk of rows past retention).
+    """
+    table = CANONICAL_TABLES[entity]
+    rows = conn.execute(sa.select(table.c.source, table.c.id, table.c.extra).where(where)).all()
+    if not rows:
+        return 0
+    stmt = (
+        table.update()
+        .where(table.c.source == sa.bindparam("k_source"), table.c.id == sa.bindparam("k_id"))
+        .values(**personal_values(entity, erased=erased), extra=sa.bindparam("new_extra"))
+    )
+    conn.execute(
+        stmt,
+        [
+            {
+                "k_source": r.source,
+                "k_id": r.id,
+                "new_extra": stripped_extra(r.extra, erased=erased),
+            }
+            for r in rows
+        ],
+    )
+    return len(rows)

@@ -7,7 +7,8 @@ costs a keyed hash per id and e-mail and a set lookup each, never a query), and 
 names an erased person is stored stripped (see :mod:`~sync_service.privacy.personal`): its ids
 and figures stay, so counts stay right, its personal values never reach the store.
 
-A row recognised by e-mail alone (a duplicate contact created in the CRM after the erasure)
+The same scrubber applies retention at the door (see :class:`Scrubber`). A row recognised by
+e-mail alone (a duplicate contact created in the CRM after the erasure)
 gets its own id tombstoned in the same transaction, so it stays recognised if its e-mail
 changes later.
 """
@@ -15,7 +16,7 @@ changes later.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from canonical.model import Entity
 from sync_service.privacy.keys import KeyedHasher
 from sync_service.privacy.personal import strip_row
+from sync_service.settings import PrivacySettings
 from sync_service.store.models import privacy_tombstones
 
 #: Canonical tables whose rows can name a person, and the columns holding their ids.
@@ -94,69 +96,112 @@ class Tombstones:
 
 
 class Scrubber:
-    """Strips rows of erased people before they are stored (see the module docstring).
+    """Strips rows before they are stored: erased people, and what retention already removed.
 
-    Called by the ingest once per batch, from its read-ahead thread; it keeps no state
-    between calls beyond the tombstones read at the start of the run.
+    * a row naming an erased person loses its personal data (tombstones);
+    * a row deleted in the CRM longer than ``privacy.deleted_days`` ago (by its CRM timestamp)
+      loses it too, so a full re-read never brings back what retention purged;
+    * free-text extra fields older than ``privacy.free_text_days`` are dropped likewise.
+
+    Called by the ingest once per batch, from its read-ahead thread; it keeps no state between
+    calls beyond what it read at the start of the run.
     """
 
-    def __init__(self, tombstones: Tombstones, now: datetime) -> None:
-        self.tombstones = tombstones
+    def __init__(
+        self,
+        tombstones: Tombstones | None,
+        now: datetime,
+        *,
+        deleted_cutoff: datetime | None = None,
+        free_text: dict[Entity, tuple[str, ...]] | None = None,
+        free_text_cutoff: datetime | None = None,
+    ) -> None:
+        self.tombstones = tombstones if tombstones else None
         self.now = now
+        self.deleted_cutoff = deleted_cutoff
+        self.free_text = free_text or {}
+        self.free_text_cutoff = free_text_cutoff
 
     def __call__(
         self, entity: Entity, rows: list[dict[str, Any]], bad: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
-        """Strip the rows (and quarantined ``bad`` records) naming an erased person in place.
+        """Strip ``rows`` (and quarantined ``bad`` records) in place, as the class says.
 
         Returns:
             New id tombstones to store with the batch (rows recognised by e-mail only).
         """
-        if not self.tombstones:
+        if entity not in _ID_COLUMNS:
             return []
+        if self.tombstones is not None:
+            self._quarantined(bad)
+        new: list[dict[str, Any]] = []
+        texts = self.free_text.get(entity, ()) if self.free_text_cutoff else ()
+        for row in rows:
+            if self.tombstones is not None and self._erased(entity, row, new):
+                continue
+            stamp = row.get("source_updated_at") or self.now
+            if row.get("deleted") and self.deleted_cutoff and stamp < self.deleted_cutoff:
+                strip_row(entity, row, erased=False)
+            elif texts and self.free_text_cutoff and stamp < self.free_text_cutoff:
+                extra = row.get("extra")
+                if isinstance(extra, dict):
+                    row["extra"] = {k: v for k, v in extra.items() if k not in texts}
+        return new
+
+    def _quarantined(self, bad: list[dict[str, Any]]) -> None:
+        assert self.tombstones is not None
         for record in bad:
             payload = record.get("payload") or {}
             values = [record.get("record_id"), *(v for v in payload.values() if isinstance(v, str))]
             if self.tombstones.match([v for v in values if v and len(v) <= 64], None)[0]:
                 record["payload"] = None
                 record["reason"] = "record of a person erased on request; its content is not kept"
-        columns = _ID_COLUMNS.get(entity)
-        if columns is None or not rows:
-            return []
-        new: list[dict[str, Any]] = []
-        with_email = entity in _EMAIL_ENTITIES
-        for row in rows:
-            ids = [row.get(c) for c in columns]
-            erased, contact_id, by_id = self.tombstones.match(
-                ids, row.get("email") if with_email else None
+
+    def _erased(self, entity: Entity, row: dict[str, Any], new: list[dict[str, Any]]) -> bool:
+        assert self.tombstones is not None
+        email = row.get("email") if entity in _EMAIL_ENTITIES else None
+        erased, contact_id, by_id = self.tombstones.match(
+            [row.get(c) for c in _ID_COLUMNS[entity]], email
+        )
+        if not erased:
+            return False
+        strip_row(entity, row, erased=True)
+        if entity is Entity.NPS_RESPONSE and not row.get("contact_id") and contact_id:
+            # Named by e-mail only: without the address the identity step could not link it,
+            # so it is linked here and still counts for the person's account.
+            row["contact_id"] = contact_id
+        if entity is Entity.CONTACT and not by_id:
+            found = contact_id or (row["id"] if row.get("source") == "salesforce" else None)
+            new += tombstone_rows(
+                self.tombstones.hasher,
+                ids=[str(row["id"])],
+                emails=(),
+                contact_id=found,
+                erasure_id=None,
+                now=self.now,
             )
-            if not erased:
-                continue
-            strip_row(entity, row, erased=True)
-            if entity is Entity.NPS_RESPONSE and not row.get("contact_id") and contact_id:
-                # Named by e-mail only: without the address the identity step could not link
-                # it, so it is linked here and still counts for the person's account.
-                row["contact_id"] = contact_id
-            if entity is Entity.CONTACT and not by_id:
-                found = contact_id or (row["id"] if row.get("source") == "salesforce" else None)
-                new += tombstone_rows(
-                    self.tombstones.hasher,
-                    ids=[str(row["id"])],
-                    emails=(),
-                    contact_id=found,
-                    erasure_id=None,
-                    now=self.now,
-                )
-        return new
+        return True
 
 
-def load_scrubber(engine: Engine, key: Callable[[], bytes], now: datetime) -> Scrubber | None:
-    """The scrubber for one run, with the store's tombstones read once; None when none exist.
+def load_scrubber(
+    engine: Engine, key: Callable[[], bytes], now: datetime, settings: PrivacySettings
+) -> Scrubber:
+    """The scrubber for one run, with the store's tombstones read once.
 
     ``key`` is asked only when there are tombstones, so a store nobody was ever erased from
     needs no key (and none is created for it).
     """
+    tombstones = None
     with engine.connect() as conn:
-        if not conn.execute(sa.select(sa.func.count()).select_from(privacy_tombstones)).scalar():
-            return None
-        return Scrubber(Tombstones.load(conn, KeyedHasher(key())), now)
+        if conn.execute(sa.select(sa.func.count()).select_from(privacy_tombstones)).scalar():
+            tombstones = Tombstones.load(conn, KeyedHasher(key()))
+    free_text_cutoff = (
+        now - timedelta(days=settings.free_text_days) if settings.free_text_days else None
+    )
+    return Scrubber(
+        tombstones,
+        now,
+        deleted_cutoff=now - timedelta(days=settings.deleted_days),
+        free_text={Entity(t): tuple(f) for t, f in settings.free_text_fields.items()},
+        free_text_cutoff=free_text_cutoff,
+    )

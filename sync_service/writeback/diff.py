@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sync_service.store.models import evaluations
+from sync_service.store.models import ERASED_KEY, evaluations
 from sync_service.writeback.guards import BlastRadiusGuard, Verdict, decide, is_overridden
 from sync_service.writeback.outbox import OutboxChanges, load_open, load_written
 from sync_service.writeback.report import Conflict, Sample, WritebackReport
@@ -51,6 +51,10 @@ def _crm_values(extra: Any) -> dict[str, Any]:
     return crm if isinstance(crm, dict) else {}
 
 
+def _is_erased(extra: Any) -> bool:
+    return isinstance(extra, dict) and bool(extra.get(ERASED_KEY))
+
+
 def diff_target(
     conn: Connection,
     target: WritebackTargetLike,
@@ -60,8 +64,12 @@ def diff_target(
     now: datetime,
     run_id: int | None,
     chunk_size: int = 2000,
+    write_erased: bool = True,
 ) -> None:
-    """Enqueue the changed fields of every record of ``target``; figures go to ``report``."""
+    """Enqueue the changed fields of every record of ``target``; figures go to ``report``.
+
+    ``write_erased=False`` leaves the records of people erased on request alone.
+    """
     kind = entity_kind(target)
     table = record_table(target)
     link = link_column(target)
@@ -91,6 +99,18 @@ def diff_target(
             ).mappings()
         )
         report.counts["missing"] += len(by_entity) - len({r["entity_id"] for r in records})
+        if not write_erased:
+            erased = [r for r in records if _is_erased(r["extra"])]
+            if erased:
+                report.counts["erased"] += len(erased)
+                open_rows = load_open(
+                    conn, target.target, target.object_name, [str(r["id"]) for r in erased]
+                )
+                drop = OutboxChanges(target.target, target.object_name, run_id, now)
+                for existing in open_rows.values():
+                    drop.drop(existing)
+                drop.flush(conn)
+                records = [r for r in records if not _is_erased(r["extra"])]
         _diff_chunk(conn, target, by_entity, records, guard, report, now, run_id)
 
 

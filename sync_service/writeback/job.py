@@ -89,6 +89,7 @@ def writeback_job(
             confirm=confirm,
             retry_failed=retry_failed,
             chunk_size=settings.sync.batch_size,
+            write_erased=settings.privacy.write_erased_status,
         )
     finally:
         if own:

@@ -36,6 +36,7 @@ def run_writeback(
     confirm: bool = False,
     retry_failed: bool = False,
     chunk_size: int = 2000,
+    write_erased: bool = True,
     now: Callable[[], datetime] = utcnow,
     sleep: Callable[[float], None] = time.sleep,
 ) -> WritebackReport:
@@ -57,6 +58,8 @@ def run_writeback(
         confirm: release a held writeback (skip the blast-radius guard once).
         retry_failed: send rows the CRM refused before once more (after an admin fixed them).
         chunk_size: evaluations per diff chunk (memory holds one chunk).
+        write_erased: write the Opted Out verdict of people erased on request (once: it never
+            changes); False leaves their CRM records alone (``privacy.write_erased_status``).
         now: the clock (tests pin it).
         sleep: how to wait between retries (tests skip the wait).
 
@@ -90,6 +93,7 @@ def run_writeback(
                     now=started,
                     run_id=run_id,
                     chunk_size=chunk_size,
+                    write_erased=write_erased,
                 )
             held = None if confirm else guard.verdict()
             if dry_run or held:
