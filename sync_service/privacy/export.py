@@ -73,20 +73,24 @@ def export_subject(
             }
             digests.discard(None)
             t = privacy_tombstones
+            found = sorted(d for d in digests if d)
+            ids = {
+                int(i)
+                for i in conn.execute(
+                    sa.select(t.c.erasure_id).where(t.c.digest.in_(found))
+                ).scalars()
+                if i is not None
+            }
+            e = privacy_erasures
+            asked = e.c.subject_digest == hasher.digest(kind, subject_key)
+            ids |= set(conn.execute(sa.select(e.c.id).where(asked)).scalars())
+            # The person's tombstones: their own digests, and the others their erasures left
+            # (an e-mail no longer in the store after the erasure).
             marks = conn.execute(
-                sa.select(t).where(t.c.digest.in_(sorted(d for d in digests if d)))
+                sa.select(t).where(sa.or_(t.c.digest.in_(found), t.c.erasure_id.in_(sorted(ids))))
             )
             tables["privacy_tombstones"] = [_plain(dict(r)) for r in marks.mappings()]
-            ids = {m["erasure_id"] for m in tables["privacy_tombstones"] if m["erasure_id"]}
-            e = privacy_erasures
-            rows = conn.execute(
-                sa.select(e).where(
-                    sa.or_(
-                        e.c.id.in_(sorted(ids)),
-                        e.c.subject_digest == hasher.digest(kind, subject_key),
-                    )
-                )
-            ).mappings()
+            rows = conn.execute(sa.select(e).where(e.c.id.in_(sorted(ids)))).mappings()
             erasures = [_plain(dict(r)) for r in rows]
     return {
         "subject": {"requested_by": kind, "value": subject_key, "exported_at": now.isoformat()},
