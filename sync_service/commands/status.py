@@ -4,7 +4,7 @@ Everything comes from the store, so it shows the state of every replica, includi
 are not running now. Per job: the newest run (result, counts, API calls and budget), the last
 success and when the job is next due by its schedule. Then the watermarks, the quarantine,
 config edits that were rejected (the last valid config keeps running), held writebacks, the
-writeback outbox and the evaluations by status.
+writeback outbox, the evaluations by status, and privacy (erasures, tombstones, retention).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from sync_service.commands.console import emit_json
 from sync_service.context import AppContext
 from sync_service.ops.runs import utcnow
 from sync_service.ops.scheduler import last_successes, next_due
+from sync_service.privacy.status import privacy_status, status_lines
 from sync_service.settings import JobSettings
 from sync_service.store.models import evaluations, quarantine, runs, sync_state, writeback_outbox
 
@@ -123,6 +124,7 @@ def collect(ctx: AppContext) -> dict[str, Any]:
                 )
             )
         }
+        privacy = privacy_status(conn, settings.privacy)
         by_status = {
             f"{kind}:{status}": n
             for kind, status, n in conn.execute(
@@ -175,6 +177,7 @@ def collect(ctx: AppContext) -> dict[str, Any]:
             "done": outbox.get("done", 0),
         },
         "evaluations": by_status,
+        "privacy": privacy,
     }
 
 
@@ -251,6 +254,8 @@ def _print_text(report: dict[str, Any]) -> None:
     print(f"Writeback outbox: {o['pending']} pending, {o['failed']} failed")
     ev = ", ".join(f"{k} {v}" for k, v in report["evaluations"].items()) or "none yet"
     print(f"Evaluations: {ev}")
+    for line in status_lines(report["privacy"]):
+        print(line)
 
 
 def run(args: argparse.Namespace, ctx: AppContext) -> int:

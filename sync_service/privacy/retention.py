@@ -89,12 +89,14 @@ def _note_deleted(conn: Connection, entity: Entity, now: datetime) -> tuple[int,
                 sa.literal(now, s.c.seen_at.type),
             ).where(table.c.deleted.is_(True), ~sa.exists().where(_seen_of(table))),
         )
-    ).rowcount
+        # an INSERT ... SELECT's rowcount is -1 on psycopg: count what it returns
+        .returning(s.c.id)
+    ).all()
     live = sa.exists().where(
         table.c.source == s.c.source, table.c.id == s.c.id, table.c.deleted.is_(False)
     )
     restored = conn.execute(s.delete().where(s.c.table_name == table.name, live)).rowcount
-    return int(noted or 0), int(restored or 0)
+    return len(noted), int(restored or 0)
 
 
 def _purge_deleted(engine: Engine, entity: Entity, cutoff: datetime, now: datetime) -> int:
