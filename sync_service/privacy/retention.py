@@ -80,7 +80,8 @@ def _note_deleted(conn: Connection, entity: Entity, now: datetime) -> tuple[int,
     table = CANONICAL_TABLES[entity]
     s = privacy_deleted_seen
     noted = conn.execute(
-        s.insert().from_select(
+        s.insert()
+        .from_select(
             ["table_name", "source", "id", "seen_at"],
             sa.select(
                 sa.literal(table.name, sa.String()),
