@@ -141,3 +141,25 @@ def test_job_needs_exactly_one_trigger(tmp_path: Path):
     assert line.startswith(
         f"{path}:2:3: jobs.salesforce: give exactly one of cron or interval_minutes"
     )
+
+
+def test_privacy_settings_are_checked_whole(tmp_path: Path):
+    path = write(
+        tmp_path,
+        "privacy:\n  deleted_days: -1\n  free_text_fields: {notes: [x]}\n  retain: forever\n",
+    )
+    lines = problems(path, {})
+    assert len(lines) == 3
+    assert any(line.startswith(f"{path}:2:3: privacy.deleted_days:") for line in lines)
+    assert any("privacy.free_text_fields.notes" in line for line in lines)
+    assert any("privacy.retain: unknown setting" in line for line in lines)
+
+
+def test_the_privacy_key_is_a_secret(tmp_path: Path):
+    path = write(tmp_path, "privacy:\n  key: not-in-a-file-please\n")
+    [line] = problems(path, {})
+    assert "set SYNC_PRIVACY_KEY or SYNC_PRIVACY_KEY_FILE" in line
+    assert "not-in-a-file-please" not in line
+    key = load_settings(None, {"SYNC_PRIVACY_KEY": "k" * 20}).privacy.key
+    assert key is not None
+    assert key.get_secret_value() == "k" * 20
