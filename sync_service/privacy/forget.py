@@ -8,7 +8,8 @@ person back meanwhile:
    their records stripped (:mod:`~sync_service.privacy.tombstones`);
 3. strips their rows of personal data, table by table (:mod:`~sync_service.privacy.personal`):
    contacts, Gainsight people, NPS answers and comments, asks, tickets; their current verdict
-   becomes Opted Out, "Erased on request"; history rows lose their reasons; open outbox rows
+   becomes Opted Out, "Erased on request"; history rows lose their reasons, the values written
+   to the CRM for them keep statuses and flags but lose reasons, scores and dates; open outbox rows
    are dropped (the next writeback writes the Opted Out verdict once, if
    ``privacy.write_erased_status``), CRM error texts, quarantined payloads and run errors that
    name them are emptied;
@@ -130,7 +131,8 @@ def forget(
         subject = resolve(conn, kind, subject_key)
         erasure_id = int(
             conn.execute(
-                privacy_erasures.insert().values(
+                privacy_erasures.insert()
+                .values(
                     erased_at=now,
                     requested_by=_scrub_text(requested_by, subject)[:255],
                     reason=_scrub_text(reason, subject),
@@ -138,7 +140,8 @@ def forget(
                     tables={},
                     via=via,
                 )
-            ).inserted_primary_key[0]  # type: ignore[index]
+                .returning(privacy_erasures.c.id)
+            ).scalar_one()
         )
         result = ErasureResult(erasure_id, now, found=bool(subject.contact_rows))
         marks = tombstone_rows(
@@ -280,7 +283,41 @@ def _erase_service_tables(
         or 0
     )
     counts["runs"] = _scrub_runs(conn, subject, filters["runs"][1])
+    for name, columns in (
+        ("writeback_log", ("old_value", "new_value")),
+        ("writeback_state", ("value",)),
+    ):
+        table, where = filters[name]
+        counts[name] = _keep_statuses(conn, table, columns, where)
     return counts
+
+
+#: Values of the written fields an erasure keeps: the statuses and flags (the counts by status
+#: stay right); reasons, scores and dates described the person and go.
+_KEPT_VALUES = frozenset(s.value for s in Status)
+
+
+def _keep_status(value: Any) -> Any:
+    if (
+        value is None
+        or isinstance(value, bool)
+        or (isinstance(value, str) and value in _KEPT_VALUES)
+    ):
+        return value
+    return None
+
+
+def _keep_statuses(conn: Connection, table: sa.Table, columns: tuple[str, ...], where: Any) -> int:
+    """Null the values in ``columns`` of the selected rows but statuses and flags."""
+    keys = [c.name for c in table.primary_key.columns]
+    changed = 0
+    for row in conn.execute(sa.select(table).where(where)).mappings().all():
+        values = {c: _keep_status(row[c]) for c in columns}
+        if values == {c: row[c] for c in columns}:
+            continue
+        conn.execute(table.update().where(*(table.c[k] == row[k] for k in keys)).values(**values))
+        changed += 1
+    return changed
 
 
 def _scrub_runs(conn: Connection, subject: Subject, where: Any) -> int:

@@ -159,7 +159,15 @@ def seed_person(engine: Engine) -> None:
                     "field": "Advocate_Status__c",
                     "value": "Eligible",
                     "confirmed_at": NOW,
-                }
+                },
+                {
+                    "target": "salesforce",
+                    "object_name": "Contact",
+                    "record_id": SF_ID,
+                    "field": "Advocate_Reason__c",
+                    "value": f"Promoter: {FIRST} gave NPS 10",
+                    "confirmed_at": NOW,
+                },
             ],
         )
         conn.execute(
@@ -173,7 +181,16 @@ def seed_person(engine: Engine) -> None:
                     "old_value": None,
                     "new_value": "Eligible",
                     "written_at": NOW,
-                }
+                },
+                {
+                    "target": "salesforce",
+                    "object_name": "Contact",
+                    "record_id": SF_ID,
+                    "field": "Advocate_Reason__c",
+                    "old_value": None,
+                    "new_value": f"Promoter: {FIRST} gave NPS 10",
+                    "written_at": NOW,
+                },
             ],
         )
         conn.execute(

@@ -18,6 +18,7 @@ from sync_service.store.models import (
     nps_responses,
     privacy_erasures,
     privacy_tombstones,
+    writeback_log,
     writeback_outbox,
 )
 from tests.privacy.people import (
@@ -86,6 +87,10 @@ def test_forget_leaves_nothing_personal_in_any_table(engine: Engine, who: dict[s
             )
         ).one()
         assert tuple(verdict) == ("Opted Out", "Erased on request")
+        logged = dict(
+            conn.execute(sa.select(writeback_log.c.field, writeback_log.c.new_value)).all()
+        )
+        assert logged == {"Advocate_Status__c": "Eligible", "Advocate_Reason__c": None}
         # the stale open outbox row (it would write "Eligible") is gone
         assert (
             conn.execute(sa.select(sa.func.count()).select_from(writeback_outbox)).scalar_one() == 0
