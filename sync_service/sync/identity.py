@@ -24,6 +24,10 @@ Unmatched and ambiguous rows are kept as they are (a carried id that names nothi
 Salesforce record synced later still links) and counted; nothing is deleted. Links are sticky:
 an e-mail link, once made, is an id link on later runs.
 
+People erased on request (``sync-service forget``) reach this step already stripped by the
+ingest (:mod:`sync_service.privacy.tombstones`): their rows carry ids but no e-mail, so they
+link by carried id only, and this step writes ids, never a personal value.
+
 The counts go into ``run.counts`` as ``matched.<entity>``, ``unmatched.<entity>`` and
 ``ambiguous.<entity>``.
 """
