@@ -73,6 +73,8 @@ class ErasureResult:
     tables: dict[str, int] = field(default_factory=dict)
     tombstones: int = 0
     found: bool = False
+    #: False when a reader kept the SQLite write-ahead log from being emptied at once.
+    log_emptied: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (what the CLI and the API print)."""
@@ -82,6 +84,7 @@ class ErasureResult:
             "found": self.found,
             "tables": self.tables,
             "tombstones": self.tombstones,
+            "log_emptied": self.log_emptied,
         }
 
 
@@ -160,7 +163,7 @@ def forget(
             .where(privacy_erasures.c.id == erasure_id)
             .values(tables=result.tables)
         )
-    checkpoint(engine)
+    result.log_emptied = checkpoint(engine)
     log.info(
         "erasure %d: %d row(s) changed in %d table(s), %d tombstone(s)",
         erasure_id,
