@@ -11,7 +11,6 @@ lost key makes existing tombstones unmatchable, so back it up with the store.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import secrets
@@ -93,7 +92,9 @@ class KeyedHasher:
 
     def digest(self, kind: str, value: str) -> str:
         """HMAC-SHA256 of ``"<kind>:<value>"`` as hex (``value`` already normalised)."""
-        return hmac.new(self._key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+        # hmac.digest: the one-shot C path (OpenSSL), several times faster than hmac.new per
+        # call, which matters for the ingest's per-row checks.
+        return hmac.digest(self._key, f"{kind}:{value}".encode(), "sha256").hex()
 
     def of_id(self, value: str | None) -> str | None:
         """The digest of a CRM id (15/18 forms alike), or None for no id."""
