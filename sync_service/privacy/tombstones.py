@@ -85,7 +85,7 @@ class Tombstones:
 
     def match(self, ids: Iterable[Any], email: Any) -> tuple[bool, str | None, bool]:
         """``(erased, contact id, by id)`` for a record carrying ``ids`` and ``email``."""
-        for value in ids:
+        for value in dict.fromkeys(ids):  # a Salesforce contact's id and sf_contact_id agree
             digest = self.hasher.of_id(value) if isinstance(value, str) else None
             if digest is not None and digest in self._contact_of:
                 return True, self._contact_of[digest], True
