@@ -27,7 +27,7 @@ def _text(out: dict[str, Any]) -> None:
     print(f"  status          {out['status']}")
     print(f"  reason          {out['reason']}")
     print(f"  eligible        {'yes' if out['eligible'] else 'no'}")
-    print(f"  score           {out['score']}")
+    print(f"  score           {out['score'] if out['score'] is not None else '-'}")
     print(f"  next available  {out['next_available'] or '-'}")
     print("features")
     for k, v in out["features"].items():

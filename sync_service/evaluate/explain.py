@@ -13,8 +13,9 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from canonical.model import System
+from canonical.model import ERASED_REASON, Status, System
 from rules import Policy, evaluate, evaluate_accounts, explain, rule_column
+from sync_service.evaluate.evaluation import erased_contacts, mark_erased
 from sync_service.evaluate.features import FeatureQuery
 from sync_service.store.models import accounts, contacts, evaluation_history, evaluations
 from sync_service.writeback.audit import history as writeback_history
@@ -86,6 +87,7 @@ def explain_entity(
         return None
     entity_type, account_id = kind
     with engine.connect() as conn:
+        erased = erased_contacts(conn)
         q = FeatureQuery(policy, now, conn.dialect.name)
         acc_id = account_id if entity_type == "contact" else entity_id
         if acc_id is not None:
@@ -100,8 +102,17 @@ def explain_entity(
     if entity_type == "contact":
         out = explain(policy, feats, now)
         out["entity_type"] = "contact"
+        if entity_id in erased:
+            # what a run decides: the erasure's verdict, whatever the rules say
+            out.update(
+                status=Status.OPTED_OUT.value,
+                eligible=False,
+                score=None,
+                reason=ERASED_REASON,
+                next_available=None,
+            )
     else:
-        results = evaluate(policy, feats, now)
+        results = mark_erased(evaluate(policy, feats, now), erased)
         verdict = evaluate_accounts(policy, acc, results, now).row(0, named=True)
         values = acc.row(0, named=True) if acc.height else {}
         susp = []

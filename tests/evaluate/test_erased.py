@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from canonical.model import Entity
 from rules import load_policy
 from sync_service.evaluate.evaluation import erased_contacts, evaluate_all
+from sync_service.evaluate.explain import explain_entity
 from sync_service.store.models import evaluations
 from tests.store_seed import seed
 
@@ -56,3 +57,18 @@ def test_an_erased_promoter_is_opted_out_with_the_erasure_reason(engine: Engine)
         }
     assert rows["003E"] == ("Opted Out", False, None, "Erased on request")
     assert rows["003K"][0] != "Opted Out"
+
+
+def test_explain_shows_the_erasure_verdict(engine: Engine):
+    seed(engine, Entity.ACCOUNT, [{"id": "001A"}])
+    seed(
+        engine,
+        Entity.CONTACT,
+        [{"id": "003E", "account_id": "001A", "opted_in": True, "extra": {"_erased": True}}],
+    )
+    out = explain_entity(engine, POLICY, "003E", NOW)
+    assert out is not None
+    assert (out["status"], out["reason"], out["score"]) == ("Opted Out", "Erased on request", None)
+    account = explain_entity(engine, POLICY, "001A", NOW)
+    assert account is not None
+    assert account["contacts"]["by_status"] == {"Opted Out": 1}
