@@ -2,8 +2,8 @@
 
 A person is asked for by a CRM contact id (Salesforce or Gainsight, 15 or 18 characters) or by
 an e-mail address. Their contact rows are found by id, by the Salesforce contact id a Gainsight
-person carries, and by normalised e-mail, twice over (a Gainsight person found by e-mail brings
-its Salesforce contact id, whose row may hold another address). Every other table is then
+person carries, and by normalised e-mail, until a round finds nothing new (a Gainsight person
+found by e-mail brings its Salesforce contact id, whose row may hold another address). Every other table is then
 queried by those ids and addresses; ``forget`` and ``export-subject`` use the same queries, so
 what is exported is what is erased.
 """
@@ -35,8 +35,9 @@ from sync_service.store.models import (
     writeback_state,
 )
 
-#: Rounds of id -> e-mail -> id expansion (a person's rows link within two hops).
-_ROUNDS = 2
+#: Rounds of id -> e-mail -> id expansion, at most (it stops when a round finds nothing new;
+#: a person's rows link within two or three hops).
+_ROUNDS = 5
 
 
 @dataclass
