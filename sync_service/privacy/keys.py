@@ -1,6 +1,7 @@
 """The tombstones' secret key and the keyed hash (HMAC-SHA256) of a person's keys.
 
-A tombstone stores ``HMAC-SHA256(key, "<kind>:<normalised value>")``, never the value: without
+A tombstone stores ``HMAC-SHA256(key, "<kind>:<normalised value>")`` (an id's 15-character
+Salesforce head, see :func:`id_key`; an e-mail trimmed and lower-cased), never the value: without
 the key nobody can test a guessed e-mail against the table (a plain hash of an e-mail is
 reversed by hashing a list of e-mails). The key comes from ``SYNC_PRIVACY_KEY`` (or
 ``SYNC_PRIVACY_KEY_FILE``); without one, a random key is created on first use in
@@ -40,6 +41,20 @@ def normalise_id(value: str | None) -> str | None:
         return None
     text = str(value).strip()
     return to18(text) if text else None
+
+
+def id_key(value: str | None) -> str | None:
+    """What a tombstone hashes of an id: a Salesforce id's 15-character head, others trimmed.
+
+    The 15-character id is the record's case-sensitive identity and the 18-character form only
+    appends a checksum of it, so both forms hash alike without computing the checksum per row.
+    """
+    if value is None:
+        return None
+    text = str(value).strip()
+    if len(text) in (15, 18) and text.isascii() and text.isalnum():
+        return text[:15]
+    return text or None
 
 
 def load_key(settings: PrivacySettings, var_dir: Path) -> bytes:
@@ -98,8 +113,8 @@ class KeyedHasher:
 
     def of_id(self, value: str | None) -> str | None:
         """The digest of a CRM id (15/18 forms alike), or None for no id."""
-        norm = normalise_id(value)
-        return self.digest("id", norm) if norm else None
+        key = id_key(value)
+        return self.digest("id", key) if key else None
 
     def of_email(self, value: str | None) -> str | None:
         """The digest of an e-mail (case and surrounding spaces aside), or None."""

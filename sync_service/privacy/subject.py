@@ -3,9 +3,9 @@
 A person is asked for by a CRM contact id (Salesforce or Gainsight, 15 or 18 characters) or by
 an e-mail address. Their contact rows are found by id, by the Salesforce contact id a Gainsight
 person carries, and by normalised e-mail, until a round finds nothing new (a Gainsight person
-found by e-mail brings its Salesforce contact id, whose row may hold another address). Every other table is then
-queried by those ids and addresses; ``forget`` and ``export-subject`` use the same queries, so
-what is exported is what is erased.
+found by e-mail brings its Salesforce contact id, whose row may hold another address). Every
+other table is then queried by those ids and addresses; ``forget`` and ``export-subject`` use
+the same queries, so what is exported is what is erased.
 """
 
 from __future__ import annotations
