@@ -298,7 +298,7 @@ def erased_contacts(conn: Connection) -> list[str]:
     return list(
         conn.execute(
             sa.select(c.c.id).where(
-                c.c.source == "salesforce",
+                c.c.source == System.SALESFORCE,
                 c.c.email.is_(None),  # an erased row has none: the cheap test first
                 c.c.extra[ERASED_KEY].as_boolean().is_(True),
             )

@@ -35,9 +35,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from canonical.errors import InputError, LockBusyError
-from canonical.model import ERASED_REASON, Entity, Status
+from canonical.model import ERASED_REASON, Entity, Status, System
+from canonical.redaction import mask_emails
 from sync_service.ops.locks import STAGE_PREFIX, job_lock
-from sync_service.ops.logs import mask_emails
 from sync_service.privacy.keys import KeyedHasher
 from sync_service.privacy.personal import strip_where
 from sync_service.privacy.subject import Subject, parse_request, related_ids, resolve, table_filters
@@ -58,7 +58,7 @@ from sync_service.store.upsert import upsert
 log = logging.getLogger(__name__)
 
 #: Stages that write CRM records into the store: an erasure waits for none of them, it refuses.
-SYNC_STAGES = ("salesforce", "gainsight", "reconcile")
+SYNC_STAGES = (System.SALESFORCE.value, System.GAINSIGHT.value, "reconcile")
 #: What replaces the person's names, addresses and ids in free text.
 ERASED_TEXT = "[erased]"
 _STRIPPED = (Entity.CONTACT, Entity.NPS_RESPONSE, Entity.ASK, Entity.TICKET)

@@ -19,7 +19,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from canonical.errors import InputError
-from sync_service.ops.logs import email_token
+from canonical.model import System
+from canonical.redaction import email_token
 from sync_service.privacy.keys import normalise_email, normalise_id
 from sync_service.store.models import (
     advocacy_asks,
@@ -144,7 +145,7 @@ def resolve(conn: Connection, kind: str, key: str) -> Subject:
             subject.contact_rows.add((row.source, row.id))
             subject.add_id(row.id)
             subject.add_id(row.sf_contact_id)
-            if row.source == "salesforce":
+            if row.source == System.SALESFORCE:
                 subject.sf_contact_ids.add(str(normalise_id(row.id)))
             if row.sf_contact_id:
                 subject.sf_contact_ids.add(str(normalise_id(row.sf_contact_id)))

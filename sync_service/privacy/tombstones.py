@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from canonical.model import Entity
+from canonical.model import Entity, System
 from sync_service.privacy.keys import KeyedHasher
 from sync_service.privacy.personal import strip_row
 from sync_service.settings import PrivacySettings
@@ -171,7 +171,7 @@ class Scrubber:
             # so it is linked here and still counts for the person's account.
             row["contact_id"] = contact_id
         if entity is Entity.CONTACT and not by_id:
-            found = contact_id or (row["id"] if row.get("source") == "salesforce" else None)
+            found = contact_id or (row["id"] if row.get("source") == System.SALESFORCE else None)
             new += tombstone_rows(
                 self.tombstones.hasher,
                 ids=[str(row["id"])],
