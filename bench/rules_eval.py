@@ -38,7 +38,7 @@ import sqlalchemy as sa
 
 from rules import evaluate, evaluate_accounts, load_policy
 from sync_service.evaluate.evaluation import evaluate_all
-from sync_service.evaluate.features import stream_feature_chunks
+from sync_service.evaluate.features.parallel import stream_feature_chunks
 from sync_service.store.engine import make_engine, upgrade
 
 ROOT = Path(__file__).resolve().parents[1]

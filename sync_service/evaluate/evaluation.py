@@ -34,7 +34,8 @@ from sqlalchemy.engine import Connection, Engine
 from canonical.errors import PolicyError, StoreError
 from canonical.model import ERASED_REASON, Status, System
 from rules import Policy, evaluate, evaluate_accounts, load_policy, parse_policy, rule_column
-from sync_service.evaluate.features import DEFAULT_CHUNK, stream_feature_chunks
+from sync_service.evaluate.features.chunks import DEFAULT_CHUNK
+from sync_service.evaluate.features.parallel import stream_feature_chunks
 from sync_service.ops.runs import Run
 from sync_service.store.models import (
     ERASED_KEY,

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from canonical.model import ERASED_REASON, Status, System
 from rules import Policy, evaluate, evaluate_accounts, explain, rule_column
 from sync_service.evaluate.evaluation import erased_contacts, mark_erased
-from sync_service.evaluate.features import FeatureQuery
+from sync_service.evaluate.features.query import FeatureQuery
 from sync_service.store.models import accounts, contacts, evaluation_history, evaluations
 from sync_service.writeback.audit import history as writeback_history
 

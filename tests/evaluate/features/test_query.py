@@ -1,10 +1,9 @@
-"""Features computed in SQL over the store: each family, links across systems, time windows."""
+"""A chunk's features read from the store: each family, links across systems, time windows."""
 
 from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -14,212 +13,20 @@ from sqlalchemy.engine import Engine
 from canonical.model import Entity
 from rules import load_policy, parse_policy
 from rules.asks import ASK_SCHEMA, ask_features
-from sync_service.evaluate.features import compute_features, iter_feature_chunks
+from sync_service.evaluate.features.chunks import compute_features
+from sync_service.store import frames
+from tests.evaluate.features.helpers import (
+    NOW,
+    POLICY_TEXT,
+    ROOT,
+    TODAY,
+    by_id,
+    d,
+    policy,
+    seed_world,
+    ts,
+)
 from tests.store_seed import seed
-
-ROOT = Path(__file__).resolve().parents[2]
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-TODAY = NOW.date()
-
-POLICY_TEXT = (ROOT / "config" / "rules.yaml").read_text()
-EXTRA_FEATURES = """\
-features:
-  open_tickets: integer
-  open_tickets_p1: integer
-  tickets_last_30d: integer
-  asks_last_30d: integer
-  account_asks_last_90d: integer
-  days_since_last_ask: integer
-  nps_previous: integer
-  nps_responses: integer
-  account_nps_latest: integer
-  has_open_renewal: boolean
-  churn_risk: boolean
-  industry: string
-  partner_tier: {type: string, extra: partner_tier, entity: account}
-  champion: {type: boolean, extra: champion}
-"""
-
-
-def policy() -> Any:
-    return parse_policy(POLICY_TEXT.replace("features:\n", EXTRA_FEATURES, 1), "rules.yaml")
-
-
-def d(days_ago: int) -> date:
-    return TODAY - timedelta(days=days_ago)
-
-
-def ts(days_ago: float) -> datetime:
-    return NOW - timedelta(days=days_ago)
-
-
-def seed_world(engine: Engine) -> None:
-    seed(
-        engine,
-        Entity.ACCOUNT,
-        [
-            {
-                "id": "001A",
-                "customer_since": date(2024, 1, 1),
-                "health_score": 50.0,
-                "payment_overdue": False,
-                "industry": "Healthcare",
-                "extra": {"partner_tier": "Gold"},
-            },
-            {"id": "001B", "customer_since": d(30), "payment_overdue": None},
-            {"id": "001D", "customer_since": d(400), "deleted": True},
-            {
-                "source": "gainsight",
-                "id": "GA",
-                "sf_account_id": "001A",
-                "health_score": 91.5,
-                "payment_overdue": True,
-            },
-        ],
-    )
-    seed(
-        engine,
-        Entity.CONTACT,
-        [
-            {"id": "003A", "account_id": "001A", "opted_in": True, "extra": {"champion": True}},
-            {"id": "003B", "account_id": "001A", "opted_in": False},
-            {"id": "003C", "account_id": "001B", "opted_in": True, "opted_out": True},
-            {"id": "003D", "account_id": None, "opted_in": True},
-            {"id": "003E", "account_id": "001A", "deleted": True},
-            {"source": "gainsight", "id": "P1", "sf_contact_id": "003B", "opted_out": True},
-        ],
-    )
-    seed(
-        engine,
-        Entity.NPS_RESPONSE,
-        [
-            {
-                "id": "n1",
-                "contact_id": "003A",
-                "account_id": "001A",
-                "score": 7,
-                "responded_at": ts(400),
-            },
-            {
-                "id": "n2",
-                "contact_id": "003A",
-                "account_id": "001A",
-                "score": 10,
-                "responded_at": ts(10),
-            },
-            {
-                "source": "gainsight",
-                "id": "n3",
-                "contact_id": "003B",
-                "account_id": "001A",
-                "score": 3,
-                "responded_at": ts(5),
-            },
-            {
-                "id": "n4",
-                "contact_id": "003A",
-                "account_id": "001A",
-                "score": 0,
-                "responded_at": ts(1),
-                "deleted": True,
-            },
-        ],
-    )
-    seed(
-        engine,
-        Entity.TICKET,
-        [
-            {
-                "id": "t1",
-                "account_id": "001A",
-                "priority": "P1",
-                "is_closed": False,
-                "opened_at": ts(9),
-            },
-            {
-                "id": "t2",
-                "account_id": "001A",
-                "priority": "P2",
-                "is_closed": False,
-                "is_escalated": True,
-                "opened_at": datetime(2026, 11, 2, 23, 30, tzinfo=UTC),
-            },
-            {
-                "id": "t3",
-                "account_id": "001A",
-                "priority": "P1",
-                "is_closed": True,
-                "opened_at": ts(40),
-            },
-            {
-                "id": "t4",
-                "account_id": "001B",
-                "priority": "P3",
-                "is_closed": None,
-                "opened_at": ts(31),
-            },
-        ],
-    )
-    seed(
-        engine,
-        Entity.OPPORTUNITY,
-        [
-            {
-                "id": "o1",
-                "account_id": "001A",
-                "opportunity_type": "Renewal",
-                "is_closed": False,
-                "close_date": date(2027, 3, 1),
-                "renewal_risk": "Low",
-            },
-            {
-                "id": "o2",
-                "account_id": "001A",
-                "opportunity_type": "Renewal",
-                "is_closed": False,
-                "close_date": date(2027, 1, 31),
-                "renewal_risk": "At Risk",
-            },
-            {
-                "id": "o3",
-                "account_id": "001B",
-                "opportunity_type": "New Business",
-                "is_closed": False,
-            },
-        ],
-    )
-    asks = [
-        (
-            "a1",
-            "003A",
-            "001A",
-            "Reference Call",
-            30,
-        ),  # exactly 30 days ago: out of the 30-day window
-        ("a2", "003A", "001A", "reference call", 29),
-        ("a3", "003A", "001A", "Case Study", 89),
-        ("a4", "003B", "001A", "Review", 90),  # exactly 90 days: out of the quarter
-        ("a5", "003B", "001A", "Review", 3),
-    ]
-    seed(
-        engine,
-        Entity.ASK,
-        [
-            {
-                "id": i,
-                "contact_id": c,
-                "account_id": a,
-                "ask_type": t,
-                "team": "Sales",
-                "requested_date": d(n),
-            }
-            for i, c, a, t, n in asks
-        ],
-    )
-
-
-def by_id(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
-    return {r["contact_id"]: r for r in frame.iter_rows(named=True)}
 
 
 def test_features_per_contact_and_account(engine: Engine) -> None:
@@ -279,28 +86,6 @@ def test_features_per_contact_and_account(engine: Engine) -> None:
     assert orphan["opted_in"] is True
 
 
-def test_chunks_cover_every_contact_once(engine: Engine) -> None:
-    accounts = [{"id": f"001{i:04d}", "customer_since": d(200)} for i in range(30)]
-    contacts = [
-        {"id": f"003{i:04d}", "account_id": f"001{i % 30:04d}" if i % 7 else None, "opted_in": True}
-        for i in range(250)
-    ]
-    seed(engine, Entity.ACCOUNT, accounts)
-    seed(engine, Entity.CONTACT, contacts)
-    p = load_policy(ROOT / "config" / "rules.yaml")
-    with engine.connect() as conn:
-        chunks = list(iter_feature_chunks(conn, p, NOW, chunk_size=40))
-    ids = [i for ch in chunks for i in ch.contacts["contact_id"].to_list()]
-    assert sorted(ids) == sorted(c["id"] for c in contacts)
-    assert len(chunks) > 5
-    acc_ids = [i for ch in chunks for i in ch.accounts["account_id"].to_list()]
-    assert sorted(acc_ids) == sorted(a["id"] for a in accounts)
-    for ch in chunks:  # a contact's account is in its own chunk
-        linked = ch.contacts.filter(pl.col("account_id").is_not_null())
-        assert set(linked["account_id"]) <= set(ch.accounts["account_id"])
-        assert linked["tenure_days"].to_list() == [200] * linked.height
-
-
 def test_sql_ask_counts_match_the_pure_twin(engine: Engine) -> None:
     rng = random.Random(7)
     seed(engine, Entity.ACCOUNT, [{"id": f"A{i}"} for i in range(5)])
@@ -327,15 +112,6 @@ def test_sql_ask_counts_match_the_pure_twin(engine: Engine) -> None:
     )
     cols = [c for c in sql.columns if c.startswith("cap__")] + ["last_ask_date"]
     assert sql.select(cols).equals(pure.select(cols))
-
-
-@pytest.mark.parametrize("name", ["opted_in", "nps_latest", "open_escalations"])
-def test_only_what_the_policy_declares_is_computed(engine: Engine, name: str) -> None:
-    seed_world(engine)
-    text = f'version: "x"\nfeatures:\n  {name}: {"boolean" if name == "opted_in" else "integer"}\n'
-    f = compute_features(engine, parse_policy(text, "r.yaml"), NOW)
-    assert f.columns == ["contact_id", "account_id", name]
-    assert f.height == 4
 
 
 @pytest.mark.parametrize(("zone", "count"), [("UTC", 0), ("America/Los_Angeles", 1)])
@@ -408,114 +184,6 @@ def test_asks_and_answers_filed_under_another_account_are_counted_once(engine: E
         # account caps count the asks filed on the account
         assert rows["003A"]["cap__account_quarter__count"] == 1
         assert rows["003C"]["cap__account_quarter__count"] == 1
-
-
-@pytest.mark.parametrize("workers", [1, 2])
-def test_the_streamed_reader_yields_every_chunk_and_raises_its_errors(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch, workers: int
-) -> None:
-    from sync_service.evaluate import features
-
-    seed(engine, Entity.ACCOUNT, [{"id": f"001{i}"} for i in range(5)])
-    seed(engine, Entity.CONTACT, [{"id": f"003{i}", "account_id": f"001{i}"} for i in range(5)])
-    p = load_policy(ROOT / "config" / "rules.yaml")
-    chunks = list(features.stream_feature_chunks(engine, p, NOW, chunk_size=2, workers=workers))
-    assert sorted(i for c in chunks for i in c.contacts["contact_id"]) == [
-        f"003{i}" for i in range(5)
-    ]
-
-    real = features._range_chunk
-
-    def broken(conn: Any, q: Any, lo: str | None, hi: str | None) -> Any:
-        if lo is not None:  # every range but the first
-            raise RuntimeError("the database went away")
-        return real(conn, q, lo, hi)
-
-    monkeypatch.setattr(features, "_range_chunk", broken)
-    got: list[Any] = []
-
-    def consume() -> None:
-        got.extend(features.stream_feature_chunks(engine, p, NOW, chunk_size=2, workers=workers))
-
-    with pytest.raises(RuntimeError, match="went away"):
-        consume()
-    assert len(got) == 1
-
-
-def test_a_failed_prepare_is_raised_and_every_connection_returned(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import threading
-
-    from sync_service.evaluate import features
-
-    seed(engine, Entity.ACCOUNT, [{"id": f"001{i}"} for i in range(5)])
-    seed(engine, Entity.CONTACT, [{"id": f"003{i}", "account_id": f"001{i}"} for i in range(5)])
-
-    def broken(self: Any, table: Any, stray: Any, conn: Any) -> None:
-        raise RuntimeError("disk full while preparing")
-
-    monkeypatch.setattr(features.FeatureQuery, "_fill_strays", broken)
-    p = load_policy(ROOT / "config" / "rules.yaml")
-    with pytest.raises(RuntimeError, match="disk full"):
-        list(features.stream_feature_chunks(engine, p, NOW, chunk_size=2, workers=2))
-    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
-    assert not [t for t in threading.enumerate() if t.name.startswith("features-")]
-
-
-@pytest.mark.parametrize("chunk_size", [1, 3, 100])
-def test_parallel_readers_compute_what_one_reader_does(engine: Engine, chunk_size: int) -> None:
-    # strays (asks and answers filed under another account or none), Gainsight opt flags,
-    # contacts without an account: the readers share prepare()'s tables through one connection
-    from sync_service.evaluate import features
-
-    rnd = random.Random(7)
-    accounts_ = [f"001{i:02d}" for i in range(12)]
-    seed(engine, Entity.ACCOUNT, [{"id": a, "customer_since": d(400)} for a in accounts_])
-    people = [
-        {"id": f"003{i:02d}", "account_id": rnd.choice([*accounts_, None]), "opted_in": True}
-        for i in range(40)
-    ]
-    people += [
-        {"source": "gainsight", "id": f"G{i}", "sf_contact_id": f"003{i:02d}", "opted_out": True}
-        for i in range(0, 40, 7)
-    ]
-    seed(engine, Entity.CONTACT, people)
-    ids = [f"003{i:02d}" for i in range(40)]
-    seed(
-        engine,
-        Entity.ASK,
-        [
-            {
-                "id": f"a{i}",
-                "contact_id": rnd.choice(ids),
-                "account_id": rnd.choice([*accounts_, None]),
-                "ask_type": "Reference Call",
-                "requested_date": d(rnd.randrange(0, 200)),
-            }
-            for i in range(120)
-        ],
-    )
-    seed(
-        engine,
-        Entity.NPS_RESPONSE,
-        [
-            {
-                "id": f"n{i}",
-                "contact_id": rnd.choice(ids),
-                "account_id": rnd.choice([*accounts_, None]),
-                "score": rnd.randrange(11),
-                "responded_at": ts(rnd.randrange(0, 300)),
-            }
-            for i in range(80)
-        ],
-    )
-    p = policy()
-    one = compute_features(engine, p, NOW).sort("contact_id")
-    chunks = list(features.stream_feature_chunks(engine, p, NOW, chunk_size=chunk_size, workers=2))
-    two = pl.concat([c.contacts for c in chunks]).sort("contact_id")
-    assert two["contact_id"].to_list() == sorted(ids)
-    assert two.equals(one)
 
 
 def test_the_latest_answer_is_the_latest_time_then_the_highest_id(engine: Engine) -> None:
@@ -642,12 +310,10 @@ def test_gainsight_opt_flags_reach_their_contact_in_any_chunk(
 def test_values_holding_the_separators_are_read_again_as_csv(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sync_service.evaluate import features
-
     odd = {"001A": "unit\x1fseparator", "001B": "record\x1eseparator", "001C": "plain"}
     seed(engine, Entity.ACCOUNT, [{"id": a, "industry": v} for a, v in odd.items()])
     seed(engine, Entity.CONTACT, [{"id": f"003{a[-1]}", "account_id": a} for a in odd])
-    real = features._read_text
+    real = frames._read_text
     quoted: list[list[str]] = []
 
     def spy(*args: Any, **kwargs: Any) -> Any:
@@ -655,7 +321,7 @@ def test_values_holding_the_separators_are_read_again_as_csv(
             quoted.append(args[4])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(features, "_read_text", spy)
+    monkeypatch.setattr(frames, "_read_text", spy)
     for chunk_size in (1, 100):  # a range of one account each: only theirs go again
         quoted.clear()
         rows = by_id(compute_features(engine, policy(), NOW, chunk_size=chunk_size))
