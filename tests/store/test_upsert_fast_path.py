@@ -1,4 +1,4 @@
-"""The SQLite fast path of ``upsert`` stores exactly what the generic SQLAlchemy path stores."""
+"""Twin tests: the SQLite fast path of ``upsert`` stores exactly what the generic path stores."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
+from canonical.speed_paths import SPEED_PATHS_OFF
 from sync_service.store import upsert as upsert_module
+from sync_service.store import upsert_fast_path
 from sync_service.store.engine import make_engine, upgrade
 from sync_service.store.models import contacts, quarantine, sync_state
 from sync_service.store.upsert import upsert
@@ -38,30 +40,25 @@ def twin_engines(tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
 
 @pytest.fixture(params=[None, 3], ids=["default-statements", "3-rows-a-statement"])
 def per_statement(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Run the test as is, and again with multi-row statements of three rows (see _fast_step)."""
-    upsert_module._plan.cache_clear()
+    """Run the test as is, and again with multi-row statements of three rows (see fast_steps)."""
+    upsert_fast_path._plan.cache_clear()
     mp = pytest.MonkeyPatch()
     if request.param is not None:
-        mp.setattr(upsert_module, "ROWS_PER_STATEMENT", request.param)
+        mp.setattr(upsert_fast_path, "ROWS_PER_STATEMENT", request.param)
     yield
     mp.undo()
-    upsert_module._plan.cache_clear()
+    upsert_fast_path._plan.cache_clear()
 
 
 def _write(
     engine: Engine, table: sa.Table, rows: list[dict[str, Any]], *, fast: bool, **kw: Any
 ) -> Any:
     """Upsert ``rows`` in one transaction through the chosen path; the result or the error."""
-    mp = pytest.MonkeyPatch()
-    if not fast:
-        mp.setattr(upsert_module, "_fast_path_allowed", lambda table: False)
     try:
         with engine.begin() as conn:
-            return upsert(conn, table, rows, **kw)
+            return upsert(conn, table, rows, fast=fast, **kw)
     except sa.exc.StatementError as exc:
         return (type(exc), type(exc.orig), str(exc.orig))
-    finally:
-        mp.undo()
 
 
 def _stored(engine: Engine, table: sa.Table) -> tuple[list[Any], list[Any]]:
@@ -196,15 +193,20 @@ def test_any_batch_is_stored_identically(
     _same_on_both(twin_engines, contacts, [rows], batch_rows=16)
 
 
-def test_postgresql_takes_the_generic_path(engine: Engine, monkeypatch: pytest.MonkeyPatch):
+def _spy_fast_steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
-    real = upsert_module._fast_step
+    real = upsert_fast_path.fast_steps
 
     def spy(dialect: Any, *args: Any) -> Any:
         calls.append(dialect.name)
         return real(dialect, *args)
 
-    monkeypatch.setattr(upsert_module, "_fast_step", spy)
+    monkeypatch.setattr(upsert_module, "fast_steps", spy)
+    return calls
+
+
+def test_postgresql_takes_the_generic_path(engine: Engine, monkeypatch: pytest.MonkeyPatch):
+    calls = _spy_fast_steps(monkeypatch)
     with engine.begin() as conn:
         assert upsert(conn, contacts, [contact(i) for i in range(10)]) == 10
     with engine.connect() as conn:
@@ -219,8 +221,8 @@ def test_whole_runs_of_rows_go_as_one_statement(
     twin_engines: tuple[Engine, Engine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = twin_engines[0]  # SQLite, whatever the backend of the run: its fast path
-    upsert_module._plan.cache_clear()
-    monkeypatch.setattr(upsert_module, "ROWS_PER_STATEMENT", 4)
+    upsert_fast_path._plan.cache_clear()
+    monkeypatch.setattr(upsert_fast_path, "ROWS_PER_STATEMENT", 4)
     statements: list[tuple[str, int]] = []
 
     @sa.event.listens_for(engine, "before_cursor_execute")
@@ -230,8 +232,23 @@ def test_whole_runs_of_rows_go_as_one_statement(
 
     with engine.begin() as conn:
         assert upsert(conn, contacts, [contact(i) for i in range(10)]) == 10
-    upsert_module._plan.cache_clear()
+    upsert_fast_path._plan.cache_clear()
     # Two statements of four rows each (one executemany of two), then two rows one by one.
     assert [(sql.count("), ("), n) for sql, n in statements] == [(3, 2), (0, 2)]
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(contacts)).scalar() == 10
+
+
+def test_the_switch_sends_sqlite_upserts_down_the_generic_path(
+    twin_engines: tuple[Engine, Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _spy_fast_steps(monkeypatch)
+    engine = twin_engines[0]
+    monkeypatch.setenv(SPEED_PATHS_OFF, "upsert_fast_path")
+    with engine.begin() as conn:
+        assert upsert(conn, contacts, [contact(i) for i in range(3)]) == 3
+    assert calls == []
+    monkeypatch.delenv(SPEED_PATHS_OFF)
+    with engine.begin() as conn:
+        assert upsert(conn, contacts, [contact(i) for i in range(3, 6)]) == 3
+    assert calls == ["sqlite"]
