@@ -1,4 +1,4 @@
-"""Fewer cyclic garbage collections while a sync streams rows.
+"""Speed path: fewer cyclic garbage collections while a sync streams rows.
 
 A sync allocates millions of dicts and tuples (records, rows, parameters), none of them in
 reference cycles: reference counting frees each as soon as its batch is written. Python's cyclic
@@ -11,6 +11,14 @@ which a sync does not make.
 
 Uses may nest and overlap across threads (two jobs syncing at once): the first one in raises the
 threshold, the last one out restores what the first one found.
+
+By how much (``BENCHMARKS.md``, Salesforce sync, item 3): the collector's passes took ~6 s of
+a 45 s Bulk sync of 1.9M records; with the threshold raised it runs ~140x less often.
+
+Switch: ``SYNC_SPEED_PATHS_OFF=gc_threshold`` (see :mod:`canonical.speed_paths`), or
+``fewer_collections(enabled=False)``. Reference twin: the block run under the
+thresholds Python had (nothing changed); ``tests/sync/test_gc_pause.py`` syncs the same
+records both ways and stores the same rows.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ import gc
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from canonical.speed_paths import speed_path_on
 
 #: Allocations between two collections of the youngest generation while a sync runs.
 SYNC_GEN0_THRESHOLD = 100_000
@@ -29,8 +39,18 @@ _saved: tuple[int, int, int] | None = None
 
 
 @contextmanager
-def fewer_collections() -> Iterator[None]:
-    """Run the block with the cyclic collector's youngest threshold raised (see module doc)."""
+def fewer_collections(*, enabled: bool | None = None) -> Iterator[None]:
+    """Run the block with the cyclic collector's youngest threshold raised (see module doc).
+
+    Args:
+        enabled: raise the threshold; False runs the block as it is (the reference twin);
+            None: unless ``SYNC_SPEED_PATHS_OFF`` names ``gc_threshold``.
+    """
+    if enabled is None:
+        enabled = speed_path_on("gc_threshold")
+    if not enabled:
+        yield
+        return
     global _users, _saved
     with _lock:
         if _users == 0:

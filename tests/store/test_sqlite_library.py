@@ -1,14 +1,17 @@
-"""SQLite's memory statistics: switched off before the first connection, never under one."""
+"""SQLite's memory statistics (a speed path): off before the first connection, never under one."""
 
 from __future__ import annotations
 
 import ctypes.util
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from canonical.speed_paths import SPEED_PATHS_OFF
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +34,7 @@ _PROBE = textwrap.dedent(
 )
 
 
-def _probe(mode: str, tmp_path: Path) -> list[str]:
+def _probe(mode: str, tmp_path: Path, speed_paths_off: str = "") -> list[str]:
     if ctypes.util.find_library("sqlite3") is None:
         pytest.skip("no shared SQLite library: this Python's sqlite3 carries its own")
     out = subprocess.run(
@@ -40,6 +43,7 @@ def _probe(mode: str, tmp_path: Path) -> list[str]:
         capture_output=True,
         text=True,
         check=True,
+        env={**os.environ, SPEED_PATHS_OFF: speed_paths_off},
     )
     return out.stdout.split()
 
@@ -52,3 +56,8 @@ def test_statistics_are_switched_off_before_the_first_connection(tmp_path: Path)
 def test_an_open_connection_leaves_the_library_alone(tmp_path: Path) -> None:
     # shutting SQLite down under an open connection would break it: nothing is changed
     assert _probe("open-first", tmp_path) == ["False", "True", "499500", "False"]
+
+
+def test_switched_off_the_library_keeps_its_defaults_and_works_the_same(tmp_path: Path) -> None:
+    # twin: the statistics stay on (the reference path), and the same work gives the same sum
+    assert _probe("fresh", tmp_path, "sqlite_memstatus") == ["False", "True", "499500", "False"]
