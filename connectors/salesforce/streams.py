@@ -20,11 +20,9 @@ flattened to ``Account.Name``, and deleted or merged rows flagged with ``DELETED
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -35,13 +33,8 @@ from simple_salesforce.bulk2 import Operation
 from canonical.errors import FatalApiError, RetriableError
 from connectors.base import DELETED_KEY, MERGED_INTO_KEY, Batch, Cursor, Stream, StreamSpec
 from connectors.salesforce import soql
-from connectors.salesforce.describe import (
-    BOOLEAN_TYPES,
-    FLOAT_TYPES,
-    INTEGER_TYPES,
-    FieldInfo,
-    ObjectInfo,
-)
+from connectors.salesforce.csv_rows import parse_csv_page
+from connectors.salesforce.describe import ObjectInfo
 from connectors.salesforce.errors import SYSTEM, redact
 
 if TYPE_CHECKING:
@@ -51,8 +44,6 @@ log = logging.getLogger(__name__)
 
 IS_DELETED = "IsDeleted"
 MASTER_RECORD_ID = "MasterRecordId"
-
-Converter = Callable[[str], Any]
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -66,96 +57,6 @@ def parse_timestamp(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else None
-
-
-def _to_number(value: str) -> int | float:
-    try:
-        return int(value)
-    except ValueError:
-        number = float(value)
-        return int(number) if number.is_integer() else number
-
-
-def _is_true(cell: str) -> bool:
-    return cell == "true"
-
-
-def typed_converter(info: FieldInfo | None) -> Converter | None:
-    """How to turn a non-empty CSV cell into the value REST JSON gives; None: keep the text."""
-    if info is None:
-        return None
-    if info.type in BOOLEAN_TYPES:
-        return _is_true
-    if info.type in INTEGER_TYPES:
-        return _to_number
-    if info.type in FLOAT_TYPES:
-        return float
-    return None
-
-
-def parse_csv_page(text: str, info: ObjectInfo) -> Iterator[dict[str, Any]]:
-    """Records of one Bulk API 2.0 result page, typed like REST JSON.
-
-    Empty cells are null (Salesforce stores no empty strings); booleans and numbers are
-    converted by their describe type; everything else (dates, datetimes, ids, text) stays text
-    in the same format REST returns. This is the hot loop of a bulk read: each row becomes its
-    dict in one generated expression (see :func:`_record_builder`).
-    """
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None:
-        return
-    converters = [typed_converter(info.field(column)) for column in header]
-    build = _record_builder(header, converters)
-    width = len(header)
-    for row in reader:
-        if len(row) == width:
-            yield build(row)
-        else:  # a short or long row: whatever cells it has, by position
-            yield _record_of(header, converters, row)
-
-
-def _cell(convert: Converter | None, cell: str) -> Any:
-    if not cell:
-        return None
-    return convert(cell) if convert is not None else cell
-
-
-def _record_of(
-    header: list[str], converters: list[Converter | None], row: list[str]
-) -> dict[str, Any]:
-    return {
-        column: _cell(convert, cell)
-        for column, convert, cell in zip(header, converters, row, strict=False)
-    }
-
-
-def _record_builder(
-    header: list[str], converters: list[Converter | None]
-) -> Callable[[list[str]], dict[str, Any]]:
-    """A function building the record of a full-width row as one dict display.
-
-    A page's columns are known once its header is read, so the per-cell loop of a generic
-    parser (empty to None, then each typed column) becomes one expression per column. The
-    column names come from the server: they reach the code only through the namespace
-    (``K0``, ``K1``...), never as text of the generated source.
-    """
-    ns: dict[str, Any] = {}
-    items: list[str] = []
-    for i, convert in enumerate(converters):
-        ns[f"K{i}"] = header[i]
-        if convert is None:
-            value = f"r[{i}] or None"
-        elif convert is _is_true:  # inline: the commonest typed cell
-            value = f"(r[{i}] == 'true') if r[{i}] else None"
-        else:
-            ns[f"C{i}"] = convert
-            value = f"C{i}(r[{i}]) if r[{i}] else None"
-        items.append(f"K{i}: {value}")
-    source = "def build(r):\n    return {" + ", ".join(items) + "}\n"
-    exec(compile(source, "<bulk csv record>", "exec"), ns)  # noqa: S102 - indexes and names only
-    build: Callable[[list[str]], dict[str, Any]] = ns["build"]
-    return build
 
 
 def flatten(record: Mapping[str, Any]) -> dict[str, Any]:

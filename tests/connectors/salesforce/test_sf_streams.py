@@ -12,8 +12,6 @@ from responses import matchers
 from canonical.errors import FatalApiError, MappingError
 from connectors.base import DELETED_KEY, MERGED_INTO_KEY, Cursor, StreamSpec
 from connectors.salesforce import SalesforceConnector, soql
-from connectors.salesforce.describe import FieldInfo, ObjectInfo
-from connectors.salesforce.streams import parse_csv_page
 from tests.connectors.salesforce.sf_fakes import (
     API,
     INSTANCE,
@@ -204,38 +202,6 @@ def test_failed_bulk_job_is_fatal_with_the_jobs_message(
         list(connector.stream(SPEC).read(None, UNTIL))
 
 
-@pytest.mark.parametrize(
-    ("sf_type", "cell", "value"),
-    [
-        ("boolean", "true", True),
-        ("boolean", "false", False),
-        ("boolean", "", None),
-        ("int", "42", 42),
-        ("int", "42.0", 42),
-        ("double", "1.5", 1.5),
-        ("currency", "1000", 1000.0),
-        ("percent", "", None),
-        ("string", "", None),
-        ("string", "0042", "0042"),
-        ("date", "2026-11-23", "2026-11-23"),
-        ("datetime", "2026-11-23T10:00:00.000Z", "2026-11-23T10:00:00.000Z"),
-    ],
-)
-def test_csv_cells_are_typed_like_rest_json(sf_type: str, cell: str, value: Any) -> None:
-    info = ObjectInfo("X", {"F": FieldInfo(name="F", type=sf_type)})
-    [record] = list(parse_csv_page(f"F,Other\n{cell},x\n", info))
-    assert record == {"F": value, "Other": "x"}
-    assert type(record["F"]) is type(value)
-
-
-def test_csv_quoting_and_unknown_columns_survive_parsing() -> None:
-    info = ObjectInfo("X", {"F": FieldInfo(name="F", type="string")})
-    text = 'F,Account.Name\n"multi\nline, ""quoted""",Acme\n'
-    assert list(parse_csv_page(text, info)) == [
-        {"F": 'multi\nline, "quoted"', "Account.Name": "Acme"}
-    ]
-
-
 def test_missing_mapped_fields_name_object_and_each_field(
     rsps: responses.RequestsMock, connector: SalesforceConnector
 ) -> None:
@@ -300,22 +266,3 @@ def test_ids_lists_live_rows_for_reconciliation(
         match=[matchers.query_param_matcher({"q": "SELECT Id FROM Contact ORDER BY Id"})],
     )
     assert list(connector.stream(SPEC).ids()) == [["003A", "003B"], ["003C"]]
-
-
-def test_rows_of_another_width_are_read_by_position() -> None:
-    info = ObjectInfo("X", {"B": FieldInfo(name="B", type="boolean")})
-    text = "A,B,C\nx,true,\nshort,false\nlong,true,c,extra\n"
-    assert list(parse_csv_page(text, info)) == [
-        {"A": "x", "B": True, "C": None},
-        {"A": "short", "B": False},
-        {"A": "long", "B": True, "C": "c"},
-    ]
-
-
-def test_column_names_never_become_code() -> None:
-    # Header names come from the server; the generated row builder must treat them as data.
-    hostile = "x'): __import__('os').remove('nothing'); ('"
-    info = ObjectInfo("X", {})
-    text = f'"{hostile}",A,A\n1,2,3\n'
-    # A name given twice keeps its last cell, as a dict built from the pairs does.
-    assert list(parse_csv_page(text, info)) == [{hostile: "1", "A": "3"}]
