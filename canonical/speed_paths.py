@@ -12,6 +12,7 @@ name                   module                                                ref
 =====================  ====================================================  ==================
 ``sqlite_memstatus``   ``sync_service/store/sqlite_library.py``              SQLite's defaults
 ``upsert_fast_path``   ``sync_service/store/upsert_fast_path.py``            SQLAlchemy upsert
+``deferred_indexes``   ``sync_service/store/initial_load.py``                indexes kept
 ``bulk_csv_rows``      ``connectors/salesforce/csv_rows.py``                 per-cell CSV loop
 ``gc_threshold``       ``sync_service/sync/gc_pause.py``                     Python's thresholds
 ``reader_pragmas``     ``sync_service/evaluate/features/reader_pragmas.py``  the engine's cache
@@ -32,6 +33,7 @@ SPEED_PATHS_OFF = "SYNC_SPEED_PATHS_OFF"
 SPEED_PATHS: dict[str, str] = {
     "sqlite_memstatus": "SQLite's memory statistics switched off (threads reading side by side)",
     "upsert_fast_path": "SQLite upserts as driver tuples in multi-row INSERTs",
+    "deferred_indexes": "a table's first load builds its secondary indexes once, at the end",
     "bulk_csv_rows": "Bulk API 2.0 CSV rows built by one generated dict display per page",
     "gc_threshold": "the cyclic garbage collector run less often while a sync streams rows",
     "reader_pragmas": "a small SQLite page cache on the features' reading connections",

@@ -1,4 +1,4 @@
-"""The first load of a table builds its secondary indexes once, at the end, not row by row.
+"""Speed path: the first load of a table builds its secondary indexes once, at the end.
 
 A first sync of a large org inserts millions of rows whose index keys (e-mails, account ids,
 record ids) come in no particular order. Each row then updates a random page of every index,
@@ -12,6 +12,14 @@ stream ends, whichever way it ends. A process killed in between leaves them miss
 stream restores its table's missing indexes before it reads, and so does every start of the
 service after its migrations, so the next run puts them back. Queries are correct without them,
 only slower.
+
+By how much (``BENCHMARKS.md``, Salesforce sync, item 1): the Bulk sync of 1.9M records went
+from 22,435 to 38,877 records/s.
+
+Switch: ``SYNC_SPEED_PATHS_OFF=deferred_indexes`` (see :mod:`canonical.speed_paths`), or
+``deferred_indexes(..., enabled=False)``. Reference twin: the indexes kept during the load;
+``tests/store/test_initial_load.py`` loads the same rows both ways and finds the same rows and
+indexes. The restoring of missing indexes is not a speed path: it always runs.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from canonical.errors import StoreError
+from canonical.speed_paths import speed_path_on
 
 log = logging.getLogger(__name__)
 
@@ -83,19 +92,24 @@ def _is_empty(conn: Connection, table: sa.Table) -> bool:
 
 
 @contextmanager
-def deferred_indexes(engine: Engine, table: sa.Table, *, first_load: bool) -> Iterator[bool]:
+def deferred_indexes(
+    engine: Engine, table: sa.Table, *, first_load: bool, enabled: bool | None = None
+) -> Iterator[bool]:
     """Within the block, ``table`` has no secondary indexes if this is its first load.
 
     Yields whether the indexes were deferred: only when ``first_load`` (the stream reads from
     the start) and the table holds no row at all (of any source: a table other sources
-    already filled keeps its indexes, as readers may be using them).
+    already filled keeps its indexes, as readers may be using them), and the speed path is on
+    (``enabled``; None: unless ``SYNC_SPEED_PATHS_OFF`` names ``deferred_indexes``).
 
     Raises:
         StoreError: when the indexes cannot be built at the end of a block that succeeded
             (after a block that raised, the block's error is raised and this one logged).
     """
     dropped: list[sa.Index] = []
-    if first_load:  # an incremental read asks the catalog nothing
+    if enabled is None:
+        enabled = speed_path_on("deferred_indexes")
+    if first_load and enabled:  # an incremental read asks the catalog nothing
         with engine.begin() as conn:
             if _is_empty(conn, table):
                 present = _present(conn, table)

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from canonical.errors import StoreError
+from canonical.speed_paths import SPEED_PATHS_OFF
 from sync_service.store import initial_load
 from sync_service.store.engine import make_engine, upgrade
 from sync_service.store.initial_load import deferred_indexes, missing_indexes, restore_all
@@ -144,3 +145,28 @@ def test_an_older_revision_is_left_as_its_migrations_made_it(db_url: str) -> Non
         assert missing(engine) == []
     finally:
         engine.dispose()
+
+
+def test_a_first_load_stores_the_same_with_its_indexes_kept(engine: Engine) -> None:
+    # twin test: switched off, the indexes stay during the load; rows and indexes end the same
+    results = []
+    for enabled in (True, False):
+        with deferred_indexes(engine, contacts, first_load=True, enabled=enabled) as deferred:
+            assert deferred is enabled
+            assert missing(engine) == (DECLARED if enabled else [])
+            for i in range(5):
+                add_contact(engine, f"003{i}")
+        with engine.begin() as conn:
+            rows = conn.execute(sa.select(contacts).order_by(contacts.c.id)).mappings().all()
+            results.append(([dict(r) for r in rows], missing_indexes(conn, contacts)))
+            conn.execute(sa.delete(contacts))
+    assert results[0] == results[1]
+    assert len(results[0][0]) == 5
+    assert results[0][1] == []
+
+
+def test_the_switch_keeps_the_indexes(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SPEED_PATHS_OFF, "deferred_indexes")
+    with deferred_indexes(engine, contacts, first_load=True) as deferred:
+        assert deferred is False
+        assert missing(engine) == []

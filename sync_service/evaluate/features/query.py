@@ -180,7 +180,7 @@ class FeatureQuery(FeaturePlan):
     def _read_prepared(
         self, conn: Connection, table: sa.Table, stmt: sa.Select[Any], types: dict[str, FieldType]
     ) -> pl.DataFrame:
-        """:func:`read_frame` of a statement on ``table``, a temporary table of prepare()."""
+        """:func:`read_typed` of a statement on ``table``, a temporary table of prepare()."""
         held = self.prepared.get(table.name)
         return held.read(stmt, types) if held is not None else read_typed(conn, stmt, types)
 
