@@ -1,9 +1,11 @@
-# The advocate sync service: `sync-service serve` runs the scheduled jobs, health and metrics.
+# The advocate sync service: `sync-service serve` runs the scheduled jobs, the Ask API, health
+# and metrics. In a container it listens on every interface (SYNC_HTTP_HOST=0.0.0.0).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     SYNC_CONFIG=/app/config/settings.yaml \
+    SYNC_HTTP_HOST=0.0.0.0 \
     SYNC_HTTP_PORT=8080
 
 WORKDIR /app

@@ -103,6 +103,7 @@ class WriteResult:
         code: the CRM's error code on failure (``UNABLE_TO_LOCK_ROW``).
         message: the CRM's message on failure.
         retryable: whether the same write may succeed later.
+        crm_id: for a create, the id the CRM gave the new record.
     """
 
     record_id: str
@@ -110,6 +111,7 @@ class WriteResult:
     code: str | None = None
     message: str | None = None
     retryable: bool = False
+    crm_id: str | None = None
 
 
 @dataclass
@@ -157,6 +159,18 @@ class Connector(ABC):
     @abstractmethod
     def write(self, object_name: str, changes: Sequence[RecordChange]) -> list[WriteResult]:
         """Write field changes; one result per change, failures as data, not exceptions."""
+
+    def create(
+        self, object_name: str, records: Sequence[RecordChange], external_id_field: str
+    ) -> list[WriteResult]:
+        """Create records exactly once; one result per record, failures as data.
+
+        Each record's ``record_id`` is its key in ``external_id_field`` (an external-id field
+        of the object): a record the CRM already holds under that key (created by an earlier
+        call whose answer was lost) is reported as created, with its id, and not made twice.
+        """
+        msg = f"{type(self).__name__} cannot create records"
+        raise NotImplementedError(msg)
 
     @abstractmethod
     def usage(self) -> ApiUsage:

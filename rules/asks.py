@@ -33,6 +33,23 @@ def cap_filter(cap: CapModel, today: date) -> pl.Expr:
     return cond
 
 
+def counts_towards(
+    cap: CapModel, ask_type: str | None, team: str | None, requested: date | None, today: date
+) -> bool:
+    """Whether one ask counts towards ``cap`` today: the row-at-a-time twin of :func:`cap_filter`.
+
+    The guard recounts one contact's few asks with it, where a frame would cost more than the
+    count; a property test holds it equal to :func:`cap_filter`.
+    """
+    if requested is None or requested <= today - timedelta(days=cap.window_days):
+        return False
+    if cap.ask_types and (
+        ask_type is None or ask_type.lower() not in {t.lower() for t in cap.ask_types}
+    ):
+        return False
+    return not (cap.teams and (team is None or team.lower() not in {t.lower() for t in cap.teams}))
+
+
 def ask_features(
     policy: Policy, contacts: pl.DataFrame, asks: pl.DataFrame, now: datetime
 ) -> pl.DataFrame:

@@ -169,6 +169,7 @@ ASK_TYPES = (
     "Advisory Board",
     "Beta",
 )
+GUARD_STATUSES = ("Clear", "Conflict", "Override")
 ASK_STATUSES = ("Requested", "Accepted", "Declined", "Completed")
 TEAMS = (
     "Sales",
@@ -240,6 +241,23 @@ def _advocate_fields(with_override: bool = True) -> list[Field]:
     if with_override:
         fields.append(Field("Advocate_Override__c", "boolean", "Advocate Override", nillable=False))
     return fields
+
+
+def _guard_fields() -> list[Field]:
+    """The guard's fields on Reference_Request__c (salesforce/force-app ships the same)."""
+    return [
+        Field(
+            "Guard_Status__c",
+            "picklist",
+            "Guard Status",
+            length=255,
+            picklist=GUARD_STATUSES,
+            restricted=True,
+        ),
+        Field("Guard_Reason__c", "string", "Guard Reason", length=255),
+        Field("Guard_Ask_Id__c", "string", "Guard Ask ID", length=64, external_id=True),
+        Field("Guard_Override__c", "boolean", "Guard Override", nillable=False),
+    ]
 
 
 def _obj(name: str, label: str, prefix: str, fields: list[Field]) -> ObjectDef:
@@ -388,6 +406,7 @@ def salesforce_objects() -> dict[str, ObjectDef]:
             Field("Status__c", "picklist", "Status", length=255, picklist=ASK_STATUSES),
             Field("Requested_Date__c", "date", "Requested Date"),
             Field("Team__c", "picklist", "Team", length=255, picklist=TEAMS),
+            *_guard_fields(),
         ],
     )
     objects = [account, contact, opportunity, case, ask]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
@@ -27,7 +28,7 @@ from sync_service.sync.ingest import IngestOptions, RowScrubber, reconcile_strea
 log = logging.getLogger(__name__)
 
 SYNC_JOBS: tuple[System, ...] = tuple(System)
-JOBS = (*SYNC_JOBS, "reconcile", "evaluate", "writeback", "cycle")
+JOBS = (*SYNC_JOBS, "reconcile", "evaluate", "writeback", "cycle", "asks")
 
 
 def _lock(ctx: AppContext, stage: str) -> AbstractContextManager[Any]:
@@ -167,6 +168,76 @@ def writeback_job(ctx: AppContext, *, confirm: bool = False) -> Run:
     return run
 
 
+def asks_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Run:
+    """The frequent, cheap asks run: requests made in the CRM stamped, logged asks created.
+
+    Reads only the asks stream, incrementally; stamps each new request made in the CRM
+    (Clear / Conflict / Override); creates the asks logged through the API that the CRM lacks
+    (exactly once); writes the stamps. A CRM outage leaves everything pending for the next run.
+    """
+    from canonical.model import Entity
+    from sync_service.evaluate.evaluation import SNAPSHOT_NAME, load_policy_or_last_valid
+    from sync_service.mapping.asks import AskFields
+    from sync_service.writeback import asks as guard_writes
+    from sync_service.writeback.apply import apply_pending
+    from sync_service.writeback.report import WritebackReport
+
+    settings = ctx.settings
+    with _lock(ctx, "asks"), run_record(ctx.engine, "asks") as run:
+        source = ctx.mappings(run).salesforce
+        fields = AskFields.from_mapping(source)
+        if source is None or fields is None or not source_enabled(settings, "salesforce"):
+            run.counts["skipped"] = 1
+            run.error = "asks are not mapped for Salesforce (with the guard fields); nothing to do"
+            log.info(run.error)
+            return run
+        policy, problems = load_policy_or_last_valid(
+            settings.rules_file, ctx.var_dir / SNAPSHOT_NAME
+        )
+        run.config_errors.extend(problems)
+        connector = build_connector(settings, "salesforce", engine=ctx.engine)
+        started = utcnow()
+        since = guard_writes.stamp_window(ctx.engine, started, _overlap(ctx, "salesforce"))
+        try:
+            opts = IngestOptions(overlap=_overlap(ctx, "salesforce"), now=started)
+            sync_source(ctx.engine, connector, [source.entities[Entity.ASK]], run, opts, stop)
+            for status, n in guard_writes.stamp_requests(
+                ctx.engine, policy, fields, since=since, now=started
+            ).items():
+                run.counts[f"stamped.{status.lower()}"] = n
+            for key, n in guard_writes.apply_creates(
+                ctx.engine, connector, fields, now=utcnow
+            ).items():
+                run.counts[f"asks.{key}"] = n
+            report = WritebackReport(dry_run=False)
+            apply_pending(
+                ctx.engine,
+                connector,
+                guard_writes.stamp_target(fields),
+                report=report,
+                batch_size=settings.writeback.batch_size,
+                max_attempts=settings.writeback.max_attempts,
+                retry_base_seconds=settings.writeback.retry_base_seconds,
+                retry_max_seconds=settings.writeback.retry_max_seconds,
+                run_id=run.id,
+                now=utcnow,
+                sleep=time.sleep,
+            )
+            run.counts["stamps.written"] = report.counts["success"]
+            if report.stopped or run.counts.get("asks.pending"):
+                run.mark_partial(report.stopped or "the CRM is unreachable; asks stay pending")
+        except (ConfigError, BudgetExhaustedError):
+            raise
+        except ServiceError as exc:
+            run.status = "failed"
+            run.error = str(exc)
+            log.error("asks run failed: %s", exc)
+        finally:
+            _record_usage(run, "salesforce", connector)
+            connector.close()
+    return run
+
+
 def run_job(ctx: AppContext, job: str, *, stop: threading.Event | None = None) -> Run:
     """Run one scheduled job; a sync job is followed by evaluation and writeback.
 
@@ -190,6 +261,8 @@ def run_job(ctx: AppContext, job: str, *, stop: threading.Event | None = None) -
         return writeback_job(ctx)
     if job == "cycle":
         return run_cycle(ctx, stop=stop)[-1]
+    if job == "asks":
+        return asks_job(ctx, stop=stop)
     msg = f"unknown job '{job}'; jobs are: {', '.join(JOBS)}"
     raise ConfigError(msg)
 

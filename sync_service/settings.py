@@ -47,7 +47,9 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "SALESFORCE_API_VERSION": ("salesforce", "api_version"),
     "GAINSIGHT_BASE_URL": ("gainsight", "base_url"),
     "GAINSIGHT_ACCESS_KEY": ("gainsight", "access_key"),
+    "SYNC_HTTP_HOST": ("http_host",),
     "SYNC_HTTP_PORT": ("http_port",),
+    "SYNC_OPS_TOKEN": ("api", "ops_token"),
     "SYNC_WEBHOOK_URL": ("webhook_url",),
     "SYNC_LOG_LEVEL": ("log_level",),
     "SYNC_LOG_FORMAT": ("log_format",),
@@ -67,6 +69,7 @@ SECRET_PATHS: frozenset[tuple[str, ...]] = frozenset(
         ("gainsight", "access_key"),
         ("webhook_url",),
         ("privacy", "key"),
+        ("api", "ops_token"),
     }
 )
 
@@ -191,6 +194,19 @@ class PrivacySettings(BaseModel):
     key_file: Path | None = None
 
 
+class ApiSettings(BaseModel):
+    """The HTTP API served by ``serve``: the ops token and the per-token rate limit."""
+
+    model_config = _Strict
+
+    #: When set, ``/metrics`` and ``/readyz`` answer only with ``Authorization: Bearer <it>``
+    #: (``/healthz`` stays open for liveness probes). From ``SYNC_OPS_TOKEN`` only.
+    ops_token: SecretStr | None = None
+    #: Requests a second each API token may make on average, and the burst it may spend at once.
+    rate_limit_per_second: float = Field(50.0, gt=0, le=100_000)
+    rate_limit_burst: int = Field(100, ge=1, le=1_000_000)
+
+
 class JobSettings(BaseModel):
     """One scheduled job: a cron expression or an interval."""
 
@@ -214,6 +230,8 @@ def _default_jobs() -> dict[str, JobSettings]:
         System.SALESFORCE.value: JobSettings(interval_minutes=30),
         System.GAINSIGHT.value: JobSettings(interval_minutes=60),
         "reconcile": JobSettings(cron="0 3 * * *"),
+        # Stamps requests made directly in the CRM with the guard's verdict (cheap, incremental).
+        "asks": JobSettings(interval_minutes=2),
     }
 
 
@@ -226,6 +244,8 @@ class Settings(BaseSettings):
     mappings_dir: Path = Path("mappings")
     rules_file: Path = Path("config/rules.yaml")
     ca_bundle: Path | None = None
+    #: The address ``serve`` listens on; a container sets 0.0.0.0 (see the Dockerfile).
+    http_host: str = Field("127.0.0.1", min_length=1)
     http_port: int = Field(8080, ge=0, le=65_535)
     webhook_url: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -235,6 +255,7 @@ class Settings(BaseSettings):
     sync: SyncSettings = Field(default_factory=SyncSettings)
     writeback: WritebackSettings = Field(default_factory=WritebackSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     jobs: dict[str, JobSettings] = Field(default_factory=_default_jobs)
 
     #: Where the settings came from, for messages; not a setting.

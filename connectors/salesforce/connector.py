@@ -196,6 +196,14 @@ class SalesforceConnector(Connector):
         """Write field changes; one result per change (see :mod:`.writer`)."""
         return write_changes(self, object_name, changes, parents=parents)
 
+    def create(
+        self, object_name: str, records: Sequence[RecordChange], external_id_field: str
+    ) -> list[WriteResult]:
+        """Create records exactly once by their external key (see :mod:`.creator`)."""
+        from connectors.salesforce.creator import create_records
+
+        return create_records(self, object_name, records, external_id_field)
+
     def usage(self) -> ApiUsage:
         """Calls made by this connector and the org's usage as Salesforce last reported it."""
         latest = self.budget.latest

@@ -176,3 +176,9 @@ def ids_query(spec: StreamSpec, *, ordered: bool = True) -> str:
 def ids_count_query(spec: StreamSpec) -> str:
     """``SELECT COUNT()`` of the live rows :func:`ids_query` returns."""
     return f"SELECT COUNT() FROM {object_name(spec.object_name)}{where_clause(spec, None, None)}"
+
+
+def keys_query(object_api_name: str, key_field: str, keys: Sequence[str]) -> str:
+    """``SELECT Id, <key> FROM <object> WHERE <key> IN (...)``: records by external key."""
+    obj, key = object_name(object_api_name), field_name(key_field)
+    return format_soql(f"SELECT Id, {key} FROM {obj} WHERE {key} IN {{}}", list(keys))

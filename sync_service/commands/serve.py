@@ -1,4 +1,7 @@
-"""``sync-service serve``: run the scheduled jobs with health and metrics over HTTP.
+"""``sync-service serve``: run the scheduled jobs, and the HTTP API on ``SYNC_HTTP_HOST:PORT``.
+
+The API (the Ask API, ``/healthz``, ``/readyz``, ``/metrics``, ``/docs``) is a FastAPI app served
+by uvicorn in a thread of this process (see :mod:`sync_service.api`).
 
 Shutdown (SIGTERM or SIGINT): no new job starts, the running ones see ``stop`` set and end after
 the batch they are on (its rows and watermark committed), and the process exits 0. If they have
@@ -18,12 +21,12 @@ import time
 from types import FrameType
 
 from canonical.errors import SettingsError
+from sync_service.api.server import ApiServer, build_state
 from sync_service.context import AppContext
-from sync_service.ops.health import HealthServer
 from sync_service.ops.logs import configure_logging
 from sync_service.ops.scheduler import InFlight, JobRunner, build_scheduler, scheduled_next_runs
 
-HELP = "run the scheduled jobs with health and metrics over HTTP"
+HELP = "run the scheduled jobs and the HTTP API (asks, health, metrics)"
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace, ctx: AppContext, runner: JobRunner | None = No
     """
     settings = ctx.settings
     configure_logging(settings)
-    engine = ctx.engine  # migrates the store to the newest schema on first use
+    ctx.engine  # noqa: B018 - migrates the store to the newest schema before anything serves
     stop = threading.Event()
     in_flight = InFlight()
     scheduler = build_scheduler(ctx, stop=stop, in_flight=in_flight, runner=runner)
@@ -74,15 +77,15 @@ def run(args: argparse.Namespace, ctx: AppContext, runner: JobRunner | None = No
             os._exit(1)
 
     try:
-        http = HealthServer(
-            engine,
+        http = ApiServer(
+            build_state(ctx, lambda: bool(scheduler.running) and not stop.is_set()),
+            settings.http_host,
             settings.http_port,
-            scheduler_running=lambda: bool(scheduler.running) and not stop.is_set(),
         ).start()
     except OSError as exc:
         msg = (
-            f"cannot listen on port {settings.http_port} ({exc.strerror}); "
-            "set SYNC_HTTP_PORT to a free port"
+            f"cannot listen on {settings.http_host}:{settings.http_port} ({exc.strerror}); "
+            "set SYNC_HTTP_HOST / SYNC_HTTP_PORT to a free address"
         )
         raise SettingsError(msg) from None
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -91,7 +94,15 @@ def run(args: argparse.Namespace, ctx: AppContext, runner: JobRunner | None = No
         job: when.isoformat() if when else None
         for job, when in scheduled_next_runs(scheduler).items()
     }
-    log.info("serving", extra={"jobs": next_runs, "http_port": http.port, "pid": os.getpid()})
+    log.info(
+        "serving",
+        extra={
+            "jobs": next_runs,
+            "http_host": http.host,
+            "http_port": http.port,
+            "pid": os.getpid(),
+        },
+    )
     # Tests and supervisors read the port from here when SYNC_HTTP_PORT=0.
     print(f"serving on port {http.port}", flush=True)
     try:

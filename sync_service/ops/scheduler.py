@@ -44,7 +44,7 @@ from sync_service.store.models import runs
 log = logging.getLogger(__name__)
 
 #: Jobs the pipeline knows. ``salesforce``/``gainsight`` sync and then evaluate and write back.
-KNOWN_JOBS = (*System, "reconcile", "evaluate", "writeback", "cycle")
+KNOWN_JOBS = (*System, "reconcile", "evaluate", "writeback", "cycle", "asks")
 
 
 class JobRunner(Protocol):
@@ -344,7 +344,7 @@ def enabled_jobs(settings: Settings) -> dict[str, JobSettings]:
     for name, job in settings.jobs.items():
         if not job.enabled:
             continue
-        if name == System.SALESFORCE and not settings.salesforce.enabled:
+        if name in (System.SALESFORCE, "asks") and not settings.salesforce.enabled:
             continue
         if name == System.GAINSIGHT and not (
             settings.gainsight.enabled and settings.gainsight.base_url

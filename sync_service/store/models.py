@@ -203,6 +203,9 @@ writeback_outbox = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("run_id", sa.Integer()),
+    # update: change fields of an existing record; create: insert a new one (an ask logged
+    # through the API), found again by its external id if a crash hid the CRM's answer.
+    sa.Column("operation", sa.String(8), nullable=False, server_default="update"),
     sa.Index("ix_writeback_outbox_record", "target", "object_name", "record_id"),
     # At most one open (pending or failed) row per record: repeats replace it (migration 0002).
     sa.Index(
@@ -305,3 +308,38 @@ privacy_deleted_seen = sa.Table(
 #: keeps its ids and counts, its personal columns are empty, and the evaluation makes it
 #: Opted Out whatever the CRM says.
 ERASED_KEY = "_erased"
+
+
+#: API tokens: only a SHA-256 of each token is kept; the token itself is shown once at creation.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("team", sa.String(64)),
+    sa.Column("role", sa.String(16), nullable=False),  # admin, team, viewer
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime()),
+)
+
+#: Every check and every logged ask through the API or the CLI: who, when, what, the answer.
+ask_audit = sa.Table(
+    "ask_audit",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),  # check, ask
+    sa.Column("result", sa.String(16), nullable=False),  # allowed, refused, logged, override
+    sa.Column("team", sa.String(64)),
+    sa.Column("token_name", sa.String(64)),
+    sa.Column("contact_id", sa.String(64)),
+    sa.Column("account_id", sa.String(64)),
+    sa.Column("ask_type", sa.String(255)),
+    sa.Column("ask_id", sa.String(64)),
+    sa.Column("requested_by", sa.String(255)),
+    sa.Column("override_reason", sa.Text()),
+    sa.Column("reasons", JSONType),
+    sa.Index("ix_ask_audit_contact", "contact_id"),
+    sa.Index("ix_ask_audit_at", "at"),
+)

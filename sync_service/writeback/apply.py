@@ -42,7 +42,7 @@ from sync_service.writeback.outbox import (
     pending_batches,
 )
 from sync_service.writeback.report import SAMPLE_LIMIT, Failure, WritebackReport
-from sync_service.writeback.targets import WritebackTargetLike, entity_kind
+from sync_service.writeback.targets import WritebackTargetLike
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,13 @@ def _parents(
     Salesforce locks the parent account while updating a contact; records sharing a parent
     in different concurrent requests are what UNABLE_TO_LOCK_ROW is made of.
     """
-    if target.target != System.SALESFORCE or entity_kind(target) != "contact" or not record_ids:
+    # Only contacts have a parent account to group by (the guard's stamps on requests do not).
+    entity = str(getattr(target.entity, "value", target.entity)).lower()
+    if (
+        target.target != System.SALESFORCE
+        or entity not in ("contact", "contacts")
+        or not record_ids
+    ):
         return None
     with engine.connect() as conn:
         rows = conn.execute(

@@ -32,6 +32,10 @@ PENDING = "pending"
 FAILED = "failed"
 DONE = "done"
 
+#: Operations: change an existing record (the diff's rows), or create one (logged asks).
+UPDATE = "update"
+CREATE = "create"
+
 
 @dataclass(frozen=True)
 class OpenRow:
@@ -236,6 +240,7 @@ def pending_batches(
                         outbox.c.target == target,
                         outbox.c.object_name == object_name,
                         outbox.c.state == PENDING,
+                        outbox.c.operation == UPDATE,
                         outbox.c.id > last_id,
                     )
                     .order_by(outbox.c.id)

@@ -10,6 +10,7 @@ import pytest
 
 from canonical.model import Entity, Status
 from sync_service.mapping import load_mappings
+from sync_service.mapping.asks import AskFields
 from sync_service.mapping.online import validate_online
 from tests.mapping.sfmeta import (
     DEFAULT,
@@ -53,12 +54,19 @@ def test_default_writeback_fields_are_deployed_with_the_right_types() -> None:
         assert status.restricted_picklist
 
 
-def test_permission_set_edits_only_the_writeback_fields() -> None:
+def test_permission_set_edits_only_the_writeback_and_guard_fields() -> None:
     source = load_mappings(REPO / "mappings").salesforce
     assert source is not None
     writable = {f"{t.object_name}.{f}" for t in source.writeback for f in t.fields.values()}
+    guard = AskFields.from_mapping(source)
+    assert guard is not None
     perms = permissions()
-    assert {name for name, (_, edit) in perms.items() if edit} == writable
+    # A required field (Requested_Date__c) takes no field permission: it is always editable.
+    guard_written = {name for name in guard.written() if name in perms}
+    assert guard.written() - guard_written == {"Reference_Request__c.Requested_Date__c"}
+    assert {name for name, (_, edit) in perms.items() if edit} == writable | guard_written
+    # The requester's override box is read, never written.
+    assert perms["Reference_Request__c.Guard_Override__c"] == (True, False)
     assert all(read for read, _ in perms.values())
     for t in source.writeback:  # the override is a person's switch: readable, never written
         assert perms[f"{t.object_name}.{t.override_field}"] == (True, False)

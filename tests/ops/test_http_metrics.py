@@ -14,10 +14,11 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
-from sync_service.ops.health import HealthServer
+from sync_service.api.server import ApiServer
 from sync_service.ops.metrics import SKIPPED_RUNS
 from sync_service.store.engine import make_engine
 from sync_service.store.models import quarantine, runs, writeback_outbox
+from tests.api.support import make_state
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -55,20 +56,18 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 @pytest.fixture
-def server(engine: Engine) -> Iterator[HealthServer]:
-    srv = HealthServer(engine, 0, host="127.0.0.1").start()
+def server(engine: Engine) -> Iterator[ApiServer]:
+    srv = ApiServer(make_state(engine), "127.0.0.1", 0).start()
     yield srv
     srv.stop()
 
 
-def test_healthz_answers_while_alive(server: HealthServer) -> None:
+def test_healthz_answers_while_alive(server: ApiServer) -> None:
     assert _get(f"http://127.0.0.1:{server.port}/healthz") == (200, "ok\n")
     assert _get(f"http://127.0.0.1:{server.port}/nope")[0] == 404
 
 
-def test_metrics_are_computed_from_the_store_and_parse(
-    engine: Engine, server: HealthServer
-) -> None:
+def test_metrics_are_computed_from_the_store_and_parse(engine: Engine, server: ApiServer) -> None:
     _run(engine, "salesforce", "success", T0, 12.5)
     _run(
         engine,
@@ -153,7 +152,7 @@ def test_metrics_are_computed_from_the_store_and_parse(
     assert m[("process_resident_memory_bytes", ())] > 0
 
 
-def test_readyz_follows_the_newest_run_of_each_job(engine: Engine, server: HealthServer) -> None:
+def test_readyz_follows_the_newest_run_of_each_job(engine: Engine, server: ApiServer) -> None:
     url = f"http://127.0.0.1:{server.port}/readyz"
     status, body = _get(url)
     assert status == 200
@@ -168,7 +167,9 @@ def test_readyz_follows_the_newest_run_of_each_job(engine: Engine, server: Healt
 
 def test_readyz_is_503_when_the_scheduler_stopped(engine: Engine) -> None:
     running = [True]
-    srv = HealthServer(engine, 0, host="127.0.0.1", scheduler_running=lambda: running[0]).start()
+    srv = ApiServer(
+        make_state(engine, scheduler_running=lambda: running[0]), "127.0.0.1", 0
+    ).start()
     try:
         assert _get(f"http://127.0.0.1:{srv.port}/readyz")[0] == 200
         running[0] = False
@@ -183,7 +184,7 @@ def test_an_unreachable_store_is_not_ready_and_metrics_say_so() -> None:
     dead = make_engine(
         "postgresql://postgres@127.0.0.1:9/none", connect_args={"connect_timeout": 2}
     )
-    srv = HealthServer(dead, 0, host="127.0.0.1").start()
+    srv = ApiServer(make_state(dead), "127.0.0.1", 0).start()
     try:
         status, body = _get(f"http://127.0.0.1:{srv.port}/readyz")
         assert status == 503
@@ -196,7 +197,7 @@ def test_an_unreachable_store_is_not_ready_and_metrics_say_so() -> None:
         dead.dispose()
 
 
-def test_metrics_scrape_is_bounded_to_grouped_queries(engine: Engine, server: HealthServer) -> None:
+def test_metrics_scrape_is_bounded_to_grouped_queries(engine: Engine, server: ApiServer) -> None:
     for i in range(30):
         _run(engine, f"job{i % 3}", "success", T0 + timedelta(minutes=i), 1)
     statements: list[str] = []

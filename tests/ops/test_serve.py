@@ -215,7 +215,7 @@ def test_a_busy_port_is_a_config_error(tmp_path: Path, sqlite_url: str) -> None:
     cfg = tmp_path / "settings.yaml"
     cfg.write_text(f"database_url: {sqlite_url}\n", encoding="utf-8")
     with socket.socket() as taken:
-        taken.bind(("0.0.0.0", 0))
+        taken.bind(("127.0.0.1", 0))
         taken.listen()
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("SYNC_")},
@@ -231,7 +231,9 @@ def test_a_busy_port_is_a_config_error(tmp_path: Path, sqlite_url: str) -> None:
             timeout=60,
         )
     assert done.returncode == 2
-    assert "set SYNC_HTTP_PORT to a free port" in done.stderr
+    assert "cannot listen on 127.0.0.1:" in done.stderr
+    assert "set SYNC_HTTP_HOST / SYNC_HTTP_PORT to a free address" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_a_batch_that_outlasts_the_grace_exits_1_in_bounded_time_and_is_cleaned_up_later(

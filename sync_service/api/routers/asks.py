@@ -1,0 +1,96 @@
+"""``POST /v1/asks/check`` and ``POST /v1/asks``: the guard at the point of ask."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import JSONResponse
+
+from sync_service.api.auth import Caller, State, team_for
+from sync_service.api.models import (
+    AskCheck,
+    AskCreate,
+    AskLogged,
+    CapOut,
+    Problem,
+    Refused,
+    Verdict,
+)
+from sync_service.evaluate.guard import AskTarget, Outcome
+from sync_service.evaluate.guard import Caller as GuardCaller
+
+router = APIRouter(prefix="/v1/asks", tags=["asks"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "no valid token"},
+    403: {"model": Problem, "description": "another team's ask, or a read-only token"},
+    404: {"model": Problem, "description": "no such contact in the store"},
+    422: {"model": Problem, "description": "malformed body"},
+    429: {"model": Problem, "description": "the token's rate limit"},
+}
+
+
+def _verdict(outcome: Outcome) -> dict[str, Any]:
+    d = outcome.decision
+    return {
+        "allowed": d.allowed,
+        "status": d.status,
+        "reasons": d.reasons,
+        "next_available": d.next_available,
+        "contact_id": outcome.contact_id,
+        "account_id": outcome.account_id,
+        "caps": [CapOut.model_validate(c.as_dict()) for c in d.caps],
+    }
+
+
+def _not_found(body: AskCheck) -> HTTPException:
+    # Never echo an email back (it would land in proxies' and clients' logs).
+    what = f"contact {body.contact_id}" if body.contact_id else "contact with that email"
+    return HTTPException(404, f"no {what} in the store (synced contacts only)")
+
+
+@router.post("/check", response_model=Verdict, responses=_ERRORS)
+def check(body: AskCheck, token: Caller, state: State) -> Verdict:
+    """May this contact be asked this now? Answers from the latest verdict plus every ask since.
+
+    Changes nothing (the check is audited).
+    """
+    team = team_for(token, body.team, logging=False)
+    outcome = state.guard.check(
+        GuardCaller(token.name, token.team), AskTarget(body.contact, body.ask_type, team)
+    )
+    if outcome is None:
+        raise _not_found(body)
+    return Verdict.model_validate(_verdict(outcome))
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=AskLogged,
+    responses={**_ERRORS, 409: {"model": Refused, "description": "not allowed (no override)"}},
+)
+def log_ask(body: AskCreate, token: Caller, state: State) -> Any:
+    """Log an ask: 201 with its id when allowed (or overridden), 409 with the reasons when not.
+
+    The ask is in the store at once and reaches the CRM as a request exactly once.
+    """
+    team = team_for(token, body.team, logging=True)
+    outcome = state.guard.log(
+        GuardCaller(token.name, token.team),
+        AskTarget(body.contact, body.ask_type, team),
+        body.requested_by,
+        body.override_reason,
+    )
+    if outcome is None:
+        raise _not_found(body)
+    out = _verdict(outcome)
+    if outcome.ask_id is None:
+        refused = Refused.model_validate(
+            {**out, "detail": "not allowed: " + "; ".join(outcome.decision.reasons)}
+        )
+        return JSONResponse(refused.model_dump(mode="json"), status_code=409)
+    return AskLogged.model_validate(
+        {**out, "allowed": True, "id": outcome.ask_id, "override": outcome.overridden}
+    )
