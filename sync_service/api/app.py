@@ -28,10 +28,10 @@ def _one_line(exc: RequestValidationError) -> str:
     if not errors:
         return "malformed request"
     first = errors[0]
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
     what = str(first.get("msg", "invalid")).removeprefix("Value error, ")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{where}: {what}{more}"
+    return f"{where}: {what}{more}" if where else f"{what}{more}"
 
 
 def create_app(state: ApiState) -> FastAPI:

@@ -63,3 +63,52 @@ def serving(state: ApiState) -> Iterator[str]:
         yield f"http://127.0.0.1:{srv.port}"
     finally:
         srv.stop()
+
+
+def seed_contacts(
+    engine: Engine,
+    contacts_by_account: dict[str, list[str]],
+    *,
+    status: str = "Eligible",
+    statuses: dict[str, str] | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Store Salesforce contacts (email ``<id>@example.com``) and a verdict for each."""
+    import sqlalchemy as sa
+
+    from sync_service.store.models import accounts, contacts, evaluations
+
+    at = now or utcnow()
+    with engine.begin() as conn:
+        for account_id, ids in contacts_by_account.items():
+            conn.execute(
+                sa.insert(accounts),
+                [{"source": "salesforce", "id": account_id, "name": account_id, "synced_at": at}],
+            )
+            conn.execute(
+                sa.insert(contacts),
+                [
+                    {
+                        "source": "salesforce",
+                        "id": cid,
+                        "account_id": account_id,
+                        "email": f"{cid.lower()}@example.com",
+                        "synced_at": at,
+                    }
+                    for cid in ids
+                ],
+            )
+            conn.execute(
+                sa.insert(evaluations),
+                [
+                    {
+                        "entity_type": "contact",
+                        "entity_id": cid,
+                        "status": (statuses or {}).get(cid, status),
+                        "eligible": (statuses or {}).get(cid, status) == "Eligible",
+                        "reason": (statuses or {}).get(cid, status),
+                        "evaluated_at": at,
+                    }
+                    for cid in ids
+                ],
+            )
