@@ -18,7 +18,7 @@ from sync_service.commands import COMMANDS
 from sync_service.commands.console import error
 from sync_service.context import AppContext
 
-JSON_COMMANDS = {"status", "explain", "run-once", "check", "api-token"}
+JSON_COMMANDS = {"status", "explain", "run-once", "check"}
 
 
 def _load(module: str) -> ModuleType:

@@ -22,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     create.add_argument(
         "--role", choices=ROLES, default="team", help="team (default), admin or viewer (read only)"
     )
-    sub.add_parser("list", help="list tokens (never the tokens themselves)")
+    listing = sub.add_parser("list", help="list tokens (never the tokens themselves)")
+    for p in (create, listing):
+        p.add_argument("--json", action="store_true", help="print JSON instead of text")
     revoke = sub.add_parser("revoke", help="revoke a token by name")
     revoke.add_argument("name", metavar="NAME")
 

@@ -1,0 +1,260 @@
+"""The guard end to end: ``serve`` (uvicorn, the asks job) against the HTTPS sandbox.
+
+A real HTTP client logs asks through ``serve``; the asks job creates them in the sandbox's
+Salesforce exactly once, through an outage, and stamps requests people make in Salesforce.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from sandbox import Sandbox
+from sync_service.ops.runs import last_runs
+from sync_service.store.models import advocacy_asks, contacts, evaluations
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(sb: Sandbox, tmp_path: Path, db_url: str) -> dict[str, str]:
+    cfg = tmp_path / "settings.yaml"
+    cfg.write_text(
+        f"database_url: {db_url}\n"
+        f"mappings_dir: {ROOT / 'mappings'}\n"
+        f"rules_file: {ROOT / 'config' / 'rules.yaml'}\n"
+        "writeback: {max_attempts: 2, retry_base_seconds: 0}\n"
+        "jobs:\n"
+        "  salesforce: {interval_minutes: 600}\n"
+        "  gainsight: {interval_minutes: 600}\n"
+        "  asks: {interval_minutes: 0.02}\n",  # every 1.2 s here; 2 minutes by default
+        encoding="utf-8",
+    )
+    return {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SALESFORCE_", "GAINSIGHT_", "SYNC_", "DATABASE_URL"))
+        },
+        **sb.env("client_credentials"),
+        "SYNC_CONFIG": str(cfg),
+        "SYNC_HTTP_PORT": "0",
+        "SYNC_LOG_FORMAT": "json",
+    }
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sync_service", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = condition()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def served(tmp_path: Path, db_url: str) -> Iterator[tuple[Sandbox, str, dict[str, str]]]:
+    with Sandbox(accounts=30, seed=5) as sb:
+        env = _env(sb, tmp_path, db_url)
+        log = (tmp_path / "serve.log").open("w", encoding="utf-8")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sync_service", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert line.startswith("serving on port "), line
+            yield sb, f"http://127.0.0.1:{int(line.split()[-1])}", env
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+            if proc.stdout is not None:
+                proc.stdout.close()
+            log.close()
+
+
+def _requests_for(sb: Sandbox, ask_id: str) -> list[dict[str, Any]]:
+    return [r for r in sb.records("Reference_Request__c") if r.get("Guard_Ask_Id__c") == ask_id]
+
+
+def _contact_with(engine: Engine, status: str, skip: set[str] = frozenset()) -> tuple[str, str]:  # type: ignore[assignment]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(contacts.c.id, contacts.c.account_id)
+            .join(evaluations, evaluations.c.entity_id == contacts.c.id)
+            .where(evaluations.c.entity_type == "contact", evaluations.c.status == status)
+            .order_by(contacts.c.id)
+        ).all()
+    for cid, aid in rows:
+        if cid not in skip:
+            return str(cid), str(aid)
+    pytest.fail(f"the sandbox has no {status} contact")
+
+
+def test_asks_through_serve_reach_the_crm_once_and_crm_requests_are_stamped(
+    served: tuple[Sandbox, str, dict[str, str]], engine: Engine
+) -> None:
+    sb, base, env = served
+
+    def evaluated() -> bool:
+        # Both sources synced and evaluated (NPS comes from Gainsight): someone is eligible.
+        with engine.connect() as conn:
+            return bool(
+                conn.execute(
+                    sa.select(sa.func.count()).where(evaluations.c.status == "Eligible")
+                ).scalar_one()
+            )
+
+    _wait(evaluated, 180, "the first cycles (sync, evaluate, writeback)")
+    made = _cli(env, "api-token", "create", "--team", "Marketing", "--name", "mkt", "--json")
+    assert made.returncode == 0, made.stderr
+    tok = __import__("json").loads(made.stdout)["token"]
+    other = _cli(env, "api-token", "create", "--role", "admin", "--name", "ops", "--json")
+    admin = __import__("json").loads(other.stdout)["token"]
+    mkt = requests.Session()
+    mkt.headers["Authorization"] = f"Bearer {tok}"
+
+    contact, account = _contact_with(engine, "Eligible")
+    body = {"contact_id": contact, "ask_type": "Webinar", "requested_by": "jane"}
+
+    # Every status code, through serve.
+    assert requests.post(f"{base}/v1/asks/check", json=body, timeout=30).status_code == 401
+    r = mkt.post(f"{base}/v1/asks/check", json={"contact_id": contact, "ask_type": "Webinar"})
+    assert r.status_code == 200
+    assert r.json()["allowed"] is True
+    assert mkt.post(f"{base}/v1/asks", json={**body, "team": "Sales"}).status_code == 403
+    gone = {**body, "contact_id": "003000000000404AAA"}
+    assert mkt.post(f"{base}/v1/asks", json=gone).status_code == 404
+    assert mkt.post(f"{base}/v1/asks", json={"contact_id": contact}).status_code == 422
+
+    # The CRM is down while the ask is logged: it is in the store at once, created later.
+    sb.faults.systems = {"salesforce"}
+    sb.faults.rate_503 = 1.0
+    r = mkt.post(f"{base}/v1/asks", json=body)
+    assert r.status_code == 201, r.text
+    ask_id = r.json()["id"]
+    with engine.connect() as conn:
+        assert (
+            conn.execute(
+                sa.select(advocacy_asks.c.source).where(advocacy_asks.c.id == ask_id)
+            ).scalar_one()
+            == "api"
+        )
+    r = mkt.post(f"{base}/v1/asks", json=body)
+    assert r.status_code == 409
+    assert "rest period" in r.json()["detail"]
+
+    def failed_asks_runs() -> int:
+        return sum(1 for r in last_runs(engine, limit=50) if r["job"] == "asks")
+
+    _wait(lambda: failed_asks_runs() >= 2, 60, "two asks runs during the outage")
+    assert _requests_for(sb, ask_id) == []
+
+    sb.faults.rate_503 = 0.0
+    created = _wait(lambda: _requests_for(sb, ask_id), 60, "the ask in the CRM")
+    (request,) = created
+    assert request["Contact__c"] == contact
+    assert request["Account__c"] == account
+    assert request["Type__c"] == "Webinar"
+    assert request["Team__c"] == "Marketing"
+    assert request["Guard_Status__c"] == "Clear"
+    runs_then = failed_asks_runs()
+    _wait(lambda: failed_asks_runs() >= runs_then + 2, 60, "two more asks runs")
+    assert len(_requests_for(sb, ask_id)) == 1  # created exactly once
+    with engine.connect() as conn:
+        live = conn.execute(
+            sa.select(advocacy_asks.c.source, advocacy_asks.c.id).where(
+                advocacy_asks.c.contact_id == contact,
+                advocacy_asks.c.deleted == sa.false(),
+                advocacy_asks.c.requested_date == datetime.now(UTC).date(),
+            )
+        ).all()
+    assert live == [("salesforce", request["Id"])]  # counted once, under its CRM id
+
+    # An override through serve lands in the CRM stamped Override.
+    ops = requests.Session()
+    ops.headers["Authorization"] = f"Bearer {admin}"
+    r = ops.post(
+        f"{base}/v1/asks",
+        json={**body, "team": "Events", "override_reason": "keynote speaker, agreed by CS"},
+    )
+    assert r.status_code == 201
+    assert r.json()["override"] is True
+    (overridden,) = _wait(lambda: _requests_for(sb, r.json()["id"]), 60, "the override in the CRM")
+    assert overridden["Guard_Status__c"] == "Override"
+    assert "keynote speaker" in overridden["Guard_Reason__c"]
+
+    # People create requests in Salesforce: a fatigued contact's is stamped Conflict.
+    tired, tired_account = _contact_with(engine, "Fatigued")
+    fresh, fresh_account = _contact_with(engine, "Eligible", skip={contact})
+    today = datetime.now(UTC).date().isoformat()
+    conflict = sb.insert(
+        "Reference_Request__c",
+        {
+            "Contact__c": tired,
+            "Account__c": tired_account,
+            "Type__c": "Reference Call",
+            "Status__c": "Requested",
+            "Requested_Date__c": today,
+            "Team__c": "Sales",
+        },
+    )
+    clear = sb.insert(
+        "Reference_Request__c",
+        {
+            "Contact__c": fresh,
+            "Account__c": fresh_account,
+            "Type__c": "Case Study",
+            "Status__c": "Requested",
+            "Requested_Date__c": today,
+            "Team__c": "Marketing",
+        },
+    )
+
+    def stamped() -> bool:
+        a, b = sb.record("Reference_Request__c", conflict), sb.record("Reference_Request__c", clear)
+        return bool(a and b and a.get("Guard_Status__c") and b.get("Guard_Status__c"))
+
+    _wait(stamped, 60, "the next asks runs to stamp both requests")
+    got = sb.record("Reference_Request__c", conflict)
+    assert got is not None
+    assert got["Guard_Status__c"] == "Conflict"
+    assert got["Guard_Reason__c"]
+    ok = sb.record("Reference_Request__c", clear)
+    assert ok is not None
+    assert ok["Guard_Status__c"] == "Clear"
+    # The docs render.
+    assert requests.get(f"{base}/docs", timeout=30).status_code == 200
+    spec = requests.get(f"{base}/openapi.json", timeout=30).json()
+    assert {"/v1/asks", "/v1/asks/check", "/v1/advocates/{entity_id}"} <= set(spec["paths"])
+    adv = mkt.get(f"{base}/v1/advocates/{contact}", timeout=30)
+    assert adv.status_code == 200
+    assert [a["id"] for a in adv.json()["asks"] if a["ask_type"] == "Webinar"]
