@@ -33,7 +33,7 @@ from rules import Policy, today_for
 from rules.guard import CLEAR, OVERRIDE, Decision, LedgerAsk, Verdict, decide
 from sync_service.evaluate.ask_audit import AuditRow, AuditSink
 from sync_service.mapping.asks import AskFields
-from sync_service.store.ledger import ask_rows, find_contact, verdict_row
+from sync_service.store.ledger import ContactRow, ask_rows, asks_around, find_contact
 from sync_service.store.models import advocacy_asks, writeback_outbox
 
 SALESFORCE = "salesforce"
@@ -78,12 +78,6 @@ class Outcome:
     asks: tuple[dict[str, Any], ...] = ()
 
 
-def load_verdict(conn: Connection, contact_id: str) -> Verdict | None:
-    """The contact's latest stored verdict, if any run evaluated it."""
-    row = verdict_row(conn, "contact", contact_id)
-    return Verdict(row.status, row.reason, row.next_available) if row is not None else None
-
-
 def window_start(policy: Policy, today: date, scope: str) -> date:
     """The day before the oldest ask that can still count for ``scope`` (contact or account)."""
     days = [c.window_days for c in policy.caps if c.scope == scope]
@@ -116,19 +110,22 @@ def ask_dicts(rows: list[Any]) -> list[dict[str, Any]]:
 def decide_for(
     conn: Connection,
     policy: Policy,
-    contact_id: str,
-    account_id: str | None,
+    contact: ContactRow,
     ask_type: str,
     team: str | None,
     today: date,
 ) -> Decision:
-    """Read what the decision needs for one contact and decide."""
-    verdict = load_verdict(conn, contact_id)
-    mine = ledger(ask_rows(conn, "contact_id", contact_id, window_start(policy, today, "contact")))
-    theirs: list[LedgerAsk] = []
-    if account_id is not None and any(c.scope == "account" for c in policy.caps):
-        since = window_start(policy, today, "account")
-        theirs = ledger(ask_rows(conn, "account_id", account_id, since))
+    """Read the asks that can count for one contact (and its account) and decide."""
+    verdict = (
+        Verdict(contact.status, contact.reason, contact.next_available)
+        if contact.status is not None
+        else None
+    )
+    account = contact.account_id if any(c.scope == "account" for c in policy.caps) else None
+    since = min(window_start(policy, today, "contact"), window_start(policy, today, "account"))
+    rows = asks_around(conn, contact.id, account, since)
+    mine = ledger([r for r in rows if r.contact_id == contact.id])
+    theirs = ledger([r for r in rows if account is not None and r.account_id == account])
     return decide(policy, verdict, mine, theirs, ask_type, team, today)
 
 
@@ -180,11 +177,8 @@ class Guard:
             found = find_contact(conn, target.contact)
             if found is None:
                 return None
-            contact_id, account_id = found
-            decision = decide_for(
-                conn, policy, contact_id, account_id, target.ask_type, target.team, today
-            )
-        return Outcome(decision, contact_id, account_id)
+            decision = decide_for(conn, policy, found, target.ask_type, target.team, today)
+        return Outcome(decision, found.id, found.account_id)
 
     def check(self, who: Caller, target: AskTarget) -> Outcome | None:
         """Decide without logging; None when no such contact. Audited (buffered)."""
@@ -222,12 +216,12 @@ class Guard:
             found = find_contact(conn, target.contact)
             if found is None:
                 return None
-            contact_id, account_id = found
+            contact_id, account_id = found.id, found.account_id
             conn.rollback()  # the lookup's read transaction; the locked one starts below
             _serialise(conn, account_id or contact_id)
-            decision = decide_for(
-                conn, policy, contact_id, account_id, target.ask_type, target.team, today
-            )
+            # Read again under the lock: the verdict and the asks as they stand now.
+            found = find_contact(conn, contact_id) or found
+            decision = decide_for(conn, policy, found, target.ask_type, target.team, today)
             overridden = not decision.allowed and bool(override_reason)
             ask_id: str | None = None
             result = "refused"

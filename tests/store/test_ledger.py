@@ -1,0 +1,118 @@
+"""The ledger's speed path (SQL text on the driver's cursor) against its twin in SQLAlchemy Core."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from sync_service.store.ledger import ContactRow, asks_around, find_contact
+from sync_service.store.models import advocacy_asks, contacts, evaluations
+
+NOW = datetime(2026, 12, 7, 12, tzinfo=UTC)
+TODAY = NOW.date()
+
+
+def _seed(engine: Engine) -> None:
+    with engine.begin() as conn:
+        rows = [
+            ("salesforce", "003A", "001A", "a@x.io", False),
+            ("salesforce", "003B", "001A", "b@x.io", False),
+            ("salesforce", "003C", None, "c@x.io", False),
+            ("salesforce", "003D", "001A", "d@x.io", True),
+            ("gainsight", "003E", "001A", "e@x.io", False),
+        ]
+        conn.execute(
+            sa.insert(contacts),
+            [
+                {"source": s, "id": i, "account_id": a, "email": e, "deleted": d, "synced_at": NOW}
+                for s, i, a, e, d in rows
+            ],
+        )
+        conn.execute(
+            sa.insert(evaluations),
+            [
+                {
+                    "entity_type": "contact",
+                    "entity_id": "003A",
+                    "status": "Fatigued",
+                    "eligible": False,
+                    "reason": "3 asks in 90 days, cap 3",
+                    "next_available": date(2026, 12, 20),
+                    "score": 71.5,
+                    "evaluated_at": NOW,
+                }
+            ],
+        )
+        asks = [
+            ("salesforce", "a1", "003A", "001A", 10, False),
+            ("api", "a2", "003A", "001A", 1, False),
+            ("salesforce", "a3", "003B", "001A", 5, False),
+            ("salesforce", "a4", "003A", "001A", 200, False),  # too old
+            ("salesforce", "a5", "003A", "001A", 3, True),  # deleted
+            ("salesforce", "a6", "003A", "001Q", 2, False),  # filed under another account
+            ("salesforce", "a7", "003C", None, 4, False),
+        ]
+        conn.execute(
+            sa.insert(advocacy_asks),
+            [
+                {
+                    "source": s,
+                    "id": i,
+                    "contact_id": c,
+                    "account_id": a,
+                    "ask_type": "Webinar",
+                    "team": "Events",
+                    "status": "Requested",
+                    "requested_date": TODAY - timedelta(days=d),
+                    "deleted": gone,
+                    "synced_at": NOW,
+                }
+                for s, i, c, a, d, gone in asks
+            ],
+        )
+
+
+def _twin_contact(conn: Connection, key: str) -> ContactRow | None:
+    c, e = contacts, evaluations
+    cond = c.c.email == key.lower() if "@" in key else c.c.id == key
+    row = conn.execute(
+        sa.select(c.c.id, c.c.account_id, e.c.status, e.c.reason, e.c.next_available, e.c.score)
+        .select_from(c.outerjoin(e, sa.and_(e.c.entity_type == "contact", e.c.entity_id == c.c.id)))
+        .where(cond, c.c.source == "salesforce", c.c.deleted == sa.false())
+        .order_by(c.c.id)
+        .limit(1)
+    ).first()
+    return ContactRow(*row) if row is not None else None
+
+
+def _twin_asks(conn: Connection, contact: str, account: str | None, since: date) -> set[str]:
+    a = advocacy_asks
+    link = a.c.contact_id == contact
+    if account is not None:
+        link = sa.or_(link, a.c.account_id == account)
+    return set(
+        conn.execute(
+            sa.select(a.c.id).where(link, a.c.deleted == sa.false(), a.c.requested_date > since)
+        ).scalars()
+    )
+
+
+def test_the_speed_path_reads_what_the_core_twin_reads(engine: Engine) -> None:
+    _seed(engine)
+    since = TODAY - timedelta(days=91)
+    with engine.connect() as conn:
+        for key in ("003A", "003B", "003C", "003D", "003E", "A@X.IO", "b@x.io", "none@x.io"):
+            assert find_contact(conn, key) == _twin_contact(conn, key), key
+        for contact, account in (("003A", "001A"), ("003A", None), ("003C", None)):
+            got = asks_around(conn, contact, account, since)
+            assert {r.id for r in got} == _twin_asks(conn, contact, account, since)
+        (a1,) = [r for r in asks_around(conn, "003A", "001A", since) if r.id == "a1"]
+    assert a1.requested_date == TODAY - timedelta(days=10)
+    assert a1.source == "salesforce"
+    with engine.connect() as conn:
+        found = find_contact(conn, "003A")
+    assert found is not None
+    assert found.next_available == date(2026, 12, 20)
+    assert found.score == 71.5
