@@ -1,7 +1,9 @@
 """``sync-service demo``: the whole job on the embedded default, in under a minute.
 
 Starts the local CRM sandbox in-process, points the service at it, runs one full cycle (sync
-both sources, evaluate, write back) into a fresh SQLite store, and prints what happened.
+both sources, evaluate, write back) into a fresh SQLite store, and prints what happened. Then
+the guard: the Ask API on a loopback port, a team token, and asks logged for one eligible
+contact until the API refuses one; the asks job sends the logged ones to the CRM.
 """
 
 from __future__ import annotations
@@ -65,6 +67,76 @@ def run_demo(
         demo.close()
 
 
+#: The asks the demo makes, in turn, for its one contact.
+DEMO_ASKS = ("Reference Call", "Case Study", "Webinar", "Review", "Event Speaker")
+
+
+def run_guard_demo(
+    sandbox: Sandbox, database_url: str, config_path: str | None = None
+) -> tuple[list[str], int]:
+    """Log asks through the API for one eligible contact until refused; the lines to print.
+
+    Returns the lines and the number of asks the CRM holds afterwards (sent by the asks job).
+    """
+    import requests
+    import sqlalchemy as sa
+
+    from sync_service.api.server import ApiServer, build_state
+    from sync_service.api.tokens import create_token
+    from sync_service.ops.runs import utcnow
+    from sync_service.pipeline import asks_job
+    from sync_service.store.models import evaluations
+
+    env = {**sandbox.env(), "DATABASE_URL": database_url}
+    demo = AppContext(config_path=config_path, env=env)
+    lines: list[str] = []
+    try:
+        with demo.engine.connect() as conn:
+            contact = conn.execute(
+                sa.select(evaluations.c.entity_id)
+                .where(evaluations.c.entity_type == "contact", evaluations.c.status == "Eligible")
+                .order_by(evaluations.c.score.desc(), evaluations.c.entity_id)
+                .limit(1)
+            ).scalar()
+        if contact is None:
+            return ["guard: no eligible contact in this org; nothing to ask"], 0
+        _, token = create_token(
+            demo.engine, team="Marketing", name="demo-marketing", role="team", now=utcnow()
+        )
+        server = ApiServer(build_state(demo), "127.0.0.1", 0).start()
+        base = f"http://127.0.0.1:{server.port}"
+        lines.append(f"guard: the Ask API on {base} (OpenAPI at {base}/docs)")
+        logged: list[str] = []
+        try:
+            with requests.Session() as http:
+                http.headers["Authorization"] = f"Bearer {token}"
+                for kind in DEMO_ASKS:
+                    body = {"contact_id": contact, "ask_type": kind, "requested_by": "demo"}
+                    r = http.post(f"{base}/v1/asks", json=body, timeout=30)
+                    if r.status_code == 201:
+                        logged.append(r.json()["id"])
+                        lines.append(f"  POST /v1/asks {kind:<15} -> 201 logged {r.json()['id']}")
+                        continue
+                    lines.append(
+                        f"  POST /v1/asks {kind:<15} -> {r.status_code} {r.json()['detail']}"
+                    )
+                    nxt = r.json().get("next_available")
+                    if nxt:
+                        lines.append(f"  {contact} can be asked again from {nxt}")
+                    break
+        finally:
+            server.stop()
+        sent = asks_job(demo)
+        created = int(sent.counts.get("asks.created", 0))
+        lines.append(
+            f"  the asks job created {created} of {len(logged)} logged ask(s) in Salesforce "
+            "as Reference_Request__c (Guard_Status__c Clear)"
+        )
+        return lines, created
+    finally:
+        demo.close()
+
+
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
     """Run the demo cycle and print its summary."""
     from sandbox import Sandbox
@@ -78,11 +150,15 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
     with Sandbox(accounts=args.accounts, seed=args.seed) as sandbox:
         print(f"salesforce {sandbox.salesforce_url}, gainsight {sandbox.gainsight_url}", flush=True)
         runs, summary = run_demo(sandbox, url, ctx.config_path)
+        guard_lines, _ = run_guard_demo(sandbox, url, ctx.config_path)
     elapsed = time.monotonic() - started
     if args.json:
-        emit_json({**summary.as_dict(), "seconds": round(elapsed, 1), "database": url})
+        out = {**summary.as_dict(), "guard": guard_lines}
+        emit_json({**out, "seconds": round(elapsed, 1), "database": url})
     else:
         print()
         print(render(summary, elapsed))
+        print()
+        print("\n".join(guard_lines))
         print(f"\nstore: {url}  (try: sync-service explain <contact id> with DATABASE_URL={url})")
     return 0 if all(r.status == "success" for r in runs) else 1

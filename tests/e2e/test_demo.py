@@ -108,3 +108,19 @@ def test_demo_command_prints_a_json_summary_quickly(
     }
     assert data["seconds"] < 60
     assert sum(data["contacts_by_status"].values()) > 0
+
+
+def test_the_demo_logs_asks_through_the_api_until_refused(tmp_path: Path) -> None:
+    from sync_service.commands.demo import run_guard_demo
+
+    url = f"sqlite:///{tmp_path / 'guard.db'}"
+    with Sandbox(accounts=40, seed=11) as sb:
+        run_demo(sb, url)
+        lines, created = run_guard_demo(sb, url)
+        in_crm = [r for r in sb.records("Reference_Request__c") if r.get("Guard_Ask_Id__c")]
+    posts = [line for line in lines if "POST /v1/asks" in line]
+    assert "-> 201 logged ask-" in posts[0]
+    assert "-> 409 not allowed: " in posts[-1]
+    assert all("201" in p for p in posts[:-1])
+    assert created == len(posts) - 1 == len(in_crm)
+    assert {r["Guard_Status__c"] for r in in_crm} == {"Clear"}
