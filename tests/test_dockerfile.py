@@ -45,3 +45,8 @@ def test_config_and_mappings_are_mountable():
     volumes = " ".join(arg for word, arg in instructions() if word == "VOLUME")
     assert "/app/config" in volumes
     assert "/app/mappings" in volumes
+
+
+def test_the_container_listens_on_every_interface_the_service_on_loopback():
+    env = " ".join(arg for word, arg in instructions() if word == "ENV")
+    assert "SYNC_HTTP_HOST=0.0.0.0" in env

@@ -6,6 +6,7 @@ Salesforce exactly once, through an outage, and stamps requests people make in S
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from rules import load_policy
 from sandbox import Sandbox
 from sync_service.ops.runs import last_runs
 from sync_service.store.models import advocacy_asks, contacts, evaluations
@@ -136,9 +138,9 @@ def test_asks_through_serve_reach_the_crm_once_and_crm_requests_are_stamped(
     _wait(evaluated, 180, "the first cycles (sync, evaluate, writeback)")
     made = _cli(env, "api-token", "create", "--team", "Marketing", "--name", "mkt", "--json")
     assert made.returncode == 0, made.stderr
-    tok = __import__("json").loads(made.stdout)["token"]
+    tok = json.loads(made.stdout)["token"]
     other = _cli(env, "api-token", "create", "--role", "admin", "--name", "ops", "--json")
-    admin = __import__("json").loads(other.stdout)["token"]
+    admin = json.loads(other.stdout)["token"]
     mkt = requests.Session()
     mkt.headers["Authorization"] = f"Bearer {tok}"
 
@@ -258,3 +260,52 @@ def test_asks_through_serve_reach_the_crm_once_and_crm_requests_are_stamped(
     adv = mkt.get(f"{base}/v1/advocates/{contact}", timeout=30)
     assert adv.status_code == 200
     assert [a["id"] for a in adv.json()["asks"] if a["ask_type"] == "Webinar"]
+
+
+def test_an_ask_whose_create_answer_was_lost_is_found_not_made_twice(
+    tmp_path: Path, db_url: str, engine: Engine
+) -> None:
+    from sync_service.context import AppContext
+    from sync_service.evaluate.ask_audit import AuditSink
+    from sync_service.evaluate.guard import AskTarget, Caller, Guard
+    from sync_service.mapping.asks import AskFields
+    from sync_service.ops.runs import utcnow
+    from sync_service.pipeline import asks_job, run_cycle
+    from sync_service.store.models import writeback_outbox
+
+    with Sandbox(accounts=30, seed=5) as sb:
+        env = {**_env(sb, tmp_path, db_url), "SYNC_HTTP_PORT": "8080"}
+        ctx = AppContext(config_path=env["SYNC_CONFIG"], env=env)
+        try:
+            run_cycle(ctx)
+            contact, _ = _contact_with(engine, "Eligible")
+            fields = AskFields.from_mapping(ctx.mappings().salesforce)
+            assert fields is not None
+            policy = load_policy(ROOT / "config" / "rules.yaml")
+            guard = Guard(engine, lambda: policy, fields, AuditSink(engine, interval=0), utcnow)
+            outcome = guard.log(Caller("t", "Events"), AskTarget(contact, "Webinar", "Events"), "x")
+            assert outcome is not None
+            assert outcome.ask_id is not None
+            # The CRM created it, but the answer never came back (a timeout after the commit).
+            with engine.connect() as conn:
+                pending = conn.execute(
+                    sa.select(writeback_outbox.c.fields).where(
+                        writeback_outbox.c.record_id == outcome.ask_id
+                    )
+                ).scalar_one()
+            made = sb.insert("Reference_Request__c", {**pending, "Guard_Ask_Id__c": outcome.ask_id})
+            run = asks_job(ctx)
+            assert run.counts["asks.created"] == 1
+            assert [r["Id"] for r in _requests_for(sb, outcome.ask_id)] == [made]
+            asks_job(ctx)
+            assert len(_requests_for(sb, outcome.ask_id)) == 1
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    sa.select(advocacy_asks.c.source, advocacy_asks.c.id, advocacy_asks.c.deleted)
+                    .where(advocacy_asks.c.contact_id == contact)
+                    .where(advocacy_asks.c.id.in_([made, outcome.ask_id]))
+                    .order_by(advocacy_asks.c.source)
+                ).all()
+            assert rows == [("api", outcome.ask_id, True), ("salesforce", made, False)]
+        finally:
+            ctx.close()
