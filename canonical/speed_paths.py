@@ -16,6 +16,7 @@ name                   module                                                ref
 ``bulk_csv_rows``      ``connectors/salesforce/csv_rows.py``                 per-cell CSV loop
 ``gc_threshold``       ``sync_service/sync/gc_pause.py``                     Python's thresholds
 ``reader_pragmas``     ``sync_service/evaluate/features/reader_pragmas.py``  the engine's cache
+``guard_ledger``       ``sync_service/store/ledger.py``                      SQLAlchemy Core
 =====================  ====================================================  ==================
 """
 
@@ -37,6 +38,7 @@ SPEED_PATHS: dict[str, str] = {
     "bulk_csv_rows": "Bulk API 2.0 CSV rows built by one generated dict display per page",
     "gc_threshold": "the cyclic garbage collector run less often while a sync streams rows",
     "reader_pragmas": "a small SQLite page cache on the features' reading connections",
+    "guard_ledger": "the guard's two lookups compiled once and run on the driver's cursor",
 }
 
 

@@ -5,8 +5,9 @@ verdict, then the live asks of the contact or of its account inside the longest 
 The statements are written once as SQL text, compiled once per dialect, and run on the driver's
 cursor: building a Core statement per call, and SQLAlchemy's result set around each answer,
 cost more than the lookups themselves (about 1.5 ms of a 2.5 ms check). Their reference twins,
-the same reads in SQLAlchemy Core, are in ``tests/store/test_ledger.py``, which holds both to
-the same answers on SQLite and PostgreSQL.
+the same reads in SQLAlchemy Core, are below (``SYNC_SPEED_PATHS_OFF=guard_ledger`` switches to
+them), and
+``tests/store/test_ledger.py`` holds both to the same answers on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sync_service.store.models import advocacy_asks, evaluations
+from canonical.speed_paths import speed_path_on
+from sync_service.store.models import advocacy_asks, contacts, evaluations
 
 _CONTACT_COLUMNS = (
     "SELECT c.id, c.account_id, e.status, e.reason, e.next_available, e.score "
@@ -106,6 +108,8 @@ def _date(value: Any) -> date | None:
 
 def find_contact(conn: Connection, contact: str) -> ContactRow | None:
     """A live Salesforce contact named by its id or its email, with its verdict."""
+    if not speed_path_on("guard_ledger"):
+        return core_find_contact(conn, contact)
     key = contact.strip()
     stmt = _BY_EMAIL if "@" in key else _BY_ID
     rows = _raw(conn, stmt, {"key": key.lower() if "@" in key else key})
@@ -126,6 +130,8 @@ def asks_around(
     conn: Connection, contact_id: str, account_id: str | None, since: date
 ) -> list[AskRow]:
     """Live asks of the contact, and of its account when given, requested after ``since``."""
+    if not speed_path_on("guard_ledger"):
+        return core_asks_around(conn, contact_id, account_id, since)
     iso = since.isoformat() if conn.dialect.name == "sqlite" else since
     if account_id is None:
         rows = _raw(conn, _ASKS_OF_CONTACT, {"contact": contact_id, "since": iso})
@@ -133,6 +139,45 @@ def asks_around(
         params = {"contact": contact_id, "account": account_id, "since": iso}
         rows = _raw(conn, _ASKS_OF_BOTH, params)
     return [AskRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _date(r[7])) for r in rows]
+
+
+def core_find_contact(conn: Connection, contact: str) -> ContactRow | None:
+    """The reference twin of :func:`find_contact` in SQLAlchemy Core."""
+    c, e = contacts, evaluations
+    key = contact.strip()
+    cond = c.c.email == key.lower() if "@" in key else c.c.id == key
+    on = sa.and_(e.c.entity_type == "contact", e.c.entity_id == c.c.id)
+    row = conn.execute(
+        sa.select(c.c.id, c.c.account_id, e.c.status, e.c.reason, e.c.next_available, e.c.score)
+        .select_from(c.outerjoin(e, on))
+        .where(cond, c.c.source == "salesforce", c.c.deleted == sa.false())
+        .order_by(c.c.id)
+        .limit(1)
+    ).first()
+    return ContactRow(*row) if row is not None else None
+
+
+def core_asks_around(
+    conn: Connection, contact_id: str, account_id: str | None, since: date
+) -> list[AskRow]:
+    """The reference twin of :func:`asks_around` in SQLAlchemy Core."""
+    a = advocacy_asks
+    link = a.c.contact_id == contact_id
+    if account_id is not None:
+        link = sa.or_(link, a.c.account_id == account_id)
+    rows = conn.execute(
+        sa.select(
+            a.c.source,
+            a.c.id,
+            a.c.contact_id,
+            a.c.account_id,
+            a.c.ask_type,
+            a.c.team,
+            a.c.status,
+            a.c.requested_date,
+        ).where(link, a.c.deleted == sa.false(), a.c.requested_date > since)
+    )
+    return [AskRow(*r) for r in rows]
 
 
 def verdict_row(conn: Connection, entity_type: str, entity_id: str) -> Any | None:
