@@ -96,6 +96,18 @@ class Decision:
     broken: list[str] = field(default_factory=list)
 
 
+def window_start(policy: Policy, today: date, scope: str) -> date:
+    """The day before the oldest ask that can still count for ``scope`` (contact or account).
+
+    Asks on or before it count towards no cap of that scope (nor the rest period): the guard
+    reads only the asks after it.
+    """
+    days = [c.window_days for c in policy.caps if c.scope == scope]
+    if scope == "contact":
+        days.append(policy.rest_days)
+    return today - timedelta(days=max(days or [0]) + 1)
+
+
 def _nth_newest(dates: Sequence[date], n: int) -> date | None:
     ordered = sorted(dates, reverse=True)
     return ordered[n - 1] if len(ordered) >= n else None

@@ -23,18 +23,19 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from rules import Policy, today_for
-from rules.guard import CLEAR, OVERRIDE, Decision, LedgerAsk, Verdict, decide
+from rules.guard import CLEAR, OVERRIDE, Decision, LedgerAsk, Verdict, decide, window_start
 from sync_service.evaluate.ask_audit import AuditRow, AuditSink
 from sync_service.mapping.asks import AskFields
 from sync_service.store.ledger import ContactRow, ask_rows, asks_around, find_contact
-from sync_service.store.models import advocacy_asks, writeback_outbox
+from sync_service.store.models import advocacy_asks
+from sync_service.writeback.outbox import CREATE, queue
 
 SALESFORCE = "salesforce"
 #: ``advocacy_asks.source`` of asks logged through the guard, until the CRM has them.
@@ -60,11 +61,6 @@ class AskTarget:
     ask_type: str
     team: str | None
 
-    @property
-    def by_email(self) -> bool:
-        """The contact is named by its email."""
-        return "@" in self.contact
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -75,15 +71,6 @@ class Outcome:
     account_id: str | None
     ask_id: str | None = None
     overridden: bool = False
-    asks: tuple[dict[str, Any], ...] = ()
-
-
-def window_start(policy: Policy, today: date, scope: str) -> date:
-    """The day before the oldest ask that can still count for ``scope`` (contact or account)."""
-    days = [c.window_days for c in policy.caps if c.scope == scope]
-    if scope == "contact":
-        days.append(policy.rest_days)
-    return today - timedelta(days=max(days or [0]) + 1)
 
 
 def ledger(rows: list[Any]) -> list[LedgerAsk]:
@@ -300,22 +287,14 @@ class Guard:
         }
         conn.execute(sa.insert(advocacy_asks), [row])
         if self.fields is not None:
-            conn.execute(
-                sa.insert(writeback_outbox),
-                [
-                    {
-                        "target": SALESFORCE,
-                        "object_name": self.fields.object_name,
-                        "record_id": ask_id,
-                        "fields": self.fields.create_fields(row),
-                        "old_values": {},
-                        "state": "pending",
-                        "attempts": 0,
-                        "operation": "create",
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                ],
+            queue(
+                conn,
+                target=SALESFORCE,
+                object_name=self.fields.object_name,
+                record_id=ask_id,
+                fields=self.fields.create_fields(row),
+                operation=CREATE,
+                now=now,
             )
 
     def advocate_asks(self, contact_id: str | None, account_id: str | None) -> list[dict[str, Any]]:

@@ -27,21 +27,22 @@ from sqlalchemy.engine import Connection, Engine
 from canonical.errors import RetriableError
 from connectors.base import Connector, RecordChange
 from rules import Policy, today_for
-from rules.guard import CLEAR, CONFLICT, OVERRIDE, LedgerAsk, Verdict, decide
+from rules.guard import CLEAR, CONFLICT, OVERRIDE, LedgerAsk, Verdict, decide, window_start
 from sync_service.mapping.asks import AskFields
 from sync_service.store.ledger import ask_rows, verdict_row
-from sync_service.store.models import advocacy_asks, runs, writeback_outbox
+from sync_service.store.models import advocacy_asks, runs
 from sync_service.store.upsert import upsert
 from sync_service.writeback.audit import record_confirmed
 from sync_service.writeback.outbox import (
-    CREATE,
-    DONE,
     FAILED,
     PENDING,
     UPDATE,
     OpenRow,
+    load_open,
     mark_attempted,
     mark_done,
+    pending_creates,
+    queue,
 )
 
 log = logging.getLogger(__name__)
@@ -68,25 +69,6 @@ def stamp_target(fields: AskFields) -> StampTarget:
     return StampTarget(
         fields.object_name, {"guard_status": fields.status, "guard_reason": fields.reason}
     )
-
-
-def _pending_creates(engine: Engine, object_name: str, limit: int) -> list[OpenRow]:
-    from sync_service.writeback.outbox import _OPEN_COLUMNS, _open_row
-
-    o = writeback_outbox
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(*_OPEN_COLUMNS)
-            .where(
-                o.c.target == SALESFORCE,
-                o.c.object_name == object_name,
-                o.c.operation == CREATE,
-                o.c.state == PENDING,
-            )
-            .order_by(o.c.id)
-            .limit(limit)
-        ).mappings()
-        return [_open_row(r) for r in rows]
 
 
 def _adopt(conn: Connection, ask_id: str, crm_id: str, now: datetime) -> None:
@@ -122,7 +104,7 @@ def apply_creates(
     """
     counts = {"created": 0, "failed": 0, "pending": 0}
     while True:
-        rows = _pending_creates(engine, fields.object_name, CREATE_BATCH)
+        rows = pending_creates(engine, SALESFORCE, fields.object_name, CREATE_BATCH)
         if not rows:
             return counts
         changes = [RecordChange(r.record_id, dict(r.fields)) for r in rows]
@@ -239,40 +221,22 @@ def stamp_requests(
                 .where(a.c.source == SALESFORCE, a.c.id == r.id)
                 .values(extra={**extra, "guard_status": status, "guard_reason": reason[:255]})
             )
-            conn.execute(
-                sa.insert(writeback_outbox),
-                [
-                    {
-                        "target": SALESFORCE,
-                        "object_name": fields.object_name,
-                        "record_id": r.id,
-                        "fields": {fields.status: status, fields.reason: reason[:255]},
-                        "old_values": {},
-                        "state": PENDING,
-                        "attempts": 0,
-                        "operation": UPDATE,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                ],
+            queue(
+                conn,
+                target=SALESFORCE,
+                object_name=fields.object_name,
+                record_id=r.id,
+                fields={fields.status: status, fields.reason: reason[:255]},
+                operation=UPDATE,
+                now=now,
             )
     return counts
 
 
 def _open_stamps(conn: Connection, object_name: str, ids: list[str]) -> set[str]:
-    o = writeback_outbox
     found: set[str] = set()
     for start in range(0, len(ids), 500):
-        found.update(
-            conn.execute(
-                sa.select(o.c.record_id).where(
-                    o.c.target == SALESFORCE,
-                    o.c.object_name == object_name,
-                    o.c.record_id.in_(ids[start : start + 500]),
-                    o.c.state != DONE,
-                )
-            ).scalars()
-        )
+        found.update(load_open(conn, SALESFORCE, object_name, ids[start : start + 500]))
     return found
 
 
@@ -281,7 +245,7 @@ def _stamp_one(conn: Connection, policy: Policy, r: Any, day: date) -> tuple[str
     me = _order_key(SALESFORCE, str(r.id))
 
     def before(column: str, key: str, scope: str) -> list[LedgerAsk]:
-        since = day - timedelta(days=_longest(policy, scope) + 1)
+        since = window_start(policy, day, scope)
         return [
             LedgerAsk(x.ask_type, x.team, x.requested_date)
             for x in ask_rows(conn, column, key, since, until=day)
@@ -296,8 +260,3 @@ def _stamp_one(conn: Connection, policy: Policy, r: Any, day: date) -> tuple[str
     if decision.allowed:
         return CLEAR, "within the policy when requested"
     return CONFLICT, "; ".join(decision.reasons) or decision.status
-
-
-def _longest(policy: Policy, scope: str) -> int:
-    days = [c.window_days for c in policy.caps if c.scope == scope]
-    return max([*days, policy.rest_days if scope == "contact" else 0])

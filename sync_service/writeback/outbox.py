@@ -253,6 +253,55 @@ def pending_batches(
         yield rows
 
 
+def queue(
+    conn: Connection,
+    *,
+    target: str,
+    object_name: str,
+    record_id: str,
+    fields: dict[str, Any],
+    operation: str,
+    now: datetime,
+) -> None:
+    """Add one pending row in the caller's transaction (a logged ask's create, a stamp)."""
+    conn.execute(
+        sa.insert(outbox),
+        [
+            {
+                "target": target,
+                "object_name": object_name,
+                "record_id": record_id,
+                "fields": fields,
+                "old_values": {},
+                "state": PENDING,
+                "attempts": 0,
+                "operation": operation,
+                "created_at": now,
+                "updated_at": now,
+            }
+        ],
+    )
+
+
+def pending_creates(engine: Engine, target: str, object_name: str, limit: int) -> list[OpenRow]:
+    """The oldest ``limit`` pending creates of one object (asks logged through the API)."""
+    with engine.connect() as conn:
+        return [
+            _open_row(r)
+            for r in conn.execute(
+                sa.select(*_OPEN_COLUMNS)
+                .where(
+                    outbox.c.target == target,
+                    outbox.c.object_name == object_name,
+                    outbox.c.operation == CREATE,
+                    outbox.c.state == PENDING,
+                )
+                .order_by(outbox.c.id)
+                .limit(limit)
+            ).mappings()
+        ]
+
+
 def mark_done(conn: Connection, rows: Iterable[OpenRow], now: datetime) -> None:
     """The CRM confirmed these rows."""
     params = [{"b_id": r.id, "attempts": r.attempts + 1} for r in rows]
