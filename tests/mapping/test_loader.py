@@ -480,6 +480,11 @@ def test_the_annotated_example_in_mappings_md_is_valid(write_mapping: Write) -> 
     assert m.extra_features() == {
         "annual_revenue": (Entity.ACCOUNT, "number"),
         "tier": (Entity.ACCOUNT, "string"),
+        # the guard's fields on the asks (Ask API, asks job)
+        "guard_ask_id": (Entity.ASK, "string"),
+        "guard_status": (Entity.ASK, "string"),
+        "guard_reason": (Entity.ASK, "string"),
+        "guard_override": (Entity.ASK, "boolean"),
     }
     contacts = m.salesforce.entities[Entity.CONTACT]
     row = contacts.to_row({"Id": "003A", "Advocacy_Consent__c": "Withdrawn"})
