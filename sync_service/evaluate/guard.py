@@ -30,7 +30,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from rules import Policy, today_for
-from rules.guard import CLEAR, OVERRIDE, Decision, LedgerAsk, Verdict, decide, window_start
+from rules.guard import (
+    CLEAR,
+    OVERRIDE,
+    CapCount,
+    Decision,
+    LedgerAsk,
+    Verdict,
+    decide,
+    recount,
+    window_start,
+)
 from sync_service.evaluate.ask_audit import AuditRow, AuditSink
 from sync_service.mapping.asks import AskFields
 from sync_service.store.ledger import ContactRow, ask_rows, asks_around, find_contact
@@ -296,6 +306,15 @@ class Guard:
                 operation=CREATE,
                 now=now,
             )
+
+    def account_caps(self, account_id: str) -> list[CapCount]:
+        """The account-scope caps recounted now for an account (the advocate view)."""
+        policy = self.policy()
+        today = today_for(policy, self.now())
+        since = window_start(policy, today, "account")
+        with self.engine.connect() as conn:
+            asks = ledger(ask_rows(conn, "account_id", account_id, since))
+        return [recount(c, asks, today, None, None) for c in policy.caps if c.scope == "account"]
 
     def advocate_asks(self, contact_id: str | None, account_id: str | None) -> list[dict[str, Any]]:
         """The asks that count now for a contact (or an account): for the advocate view."""

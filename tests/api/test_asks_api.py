@@ -255,3 +255,30 @@ def test_racing_asks_never_break_a_cap_on_postgresql(pg_url: str, tmp_path: Path
         _race(engine, tmp_path)
     finally:
         engine.dispose()
+
+
+def test_the_advocate_view_shows_verdict_caps_and_the_asks_that_count(
+    api: tuple[str, Engine],
+) -> None:
+    base, engine = api
+    viewer = Client(base, token(engine, "report", role="viewer", team=None))
+    team = Client(base, token(engine, "mkt"))
+    ask_id = team.post("/v1/asks", ask_body()).json()["id"]
+
+    contact = viewer.get(f"/v1/advocates/{C1}")
+    assert contact.status_code == 200
+    body = contact.json()
+    assert body["entity_type"] == "contact"
+    assert body["status"] == "Eligible"  # the stored verdict; the caps are recounted now
+    assert [a["id"] for a in body["asks"]] == [ask_id]
+    caps = {c["id"]: c["count"] for c in body["caps"]}
+    assert caps == {"reference_calls": 0, "contact_quarter": 1, "account_quarter": 1}
+    assert body["explain"]["entity_type"] == "contact"
+
+    account = viewer.get(f"/v1/advocates/{A1}").json()
+    assert account["entity_type"] == "account"
+    assert {c["id"]: c["count"] for c in account["caps"]} == {"account_quarter": 1}
+    assert [a["id"] for a in account["asks"]] == [ask_id]
+
+    assert viewer.get("/v1/advocates/003000000000404AAA").status_code == 404
+    assert Client(base, None).get(f"/v1/advocates/{C1}").status_code == 401

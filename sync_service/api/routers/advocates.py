@@ -48,6 +48,7 @@ def advocate(
             caps = [CapOut.model_validate(c.as_dict()) for c in outcome.decision.caps]
         asks = guard.advocate_asks(entity_id, None)
     else:
+        caps = [CapOut.model_validate(c.as_dict()) for c in guard.account_caps(entity_id)]
         asks = guard.advocate_asks(None, entity_id)
     stored = report.get("last_evaluation") or {}
     return Advocate(
