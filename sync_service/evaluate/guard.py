@@ -180,19 +180,22 @@ class Guard:
     def check(self, who: Caller, target: AskTarget) -> Outcome | None:
         """Decide without logging; None when no such contact. Audited (buffered)."""
         outcome = self.decide(target)
-        if outcome is not None:
-            self.audit.add(
-                AuditRow.of(
-                    self.now(),
-                    "check",
-                    "allowed" if outcome.decision.allowed else "refused",
-                    who,
-                    target,
-                    outcome.contact_id,
-                    outcome.account_id,
-                    reasons=outcome.decision.reasons,
-                )
+        if outcome is None:
+            # No contact id to file it under (and never the email): the attempt still counts.
+            self.audit.add(AuditRow.of(self.now(), "check", "not_found", who, target, None, None))
+            return None
+        self.audit.add(
+            AuditRow.of(
+                self.now(),
+                "check",
+                "allowed" if outcome.decision.allowed else "refused",
+                who,
+                target,
+                outcome.contact_id,
+                outcome.account_id,
+                reasons=outcome.decision.reasons,
             )
+        )
         return outcome
 
     def log(
@@ -212,6 +215,11 @@ class Guard:
         with self.engine.connect() as conn:
             found = find_contact(conn, target.contact)
             if found is None:
+                self.audit.add(
+                    AuditRow.of(
+                        now, "ask", "not_found", who, target, None, None, requested_by=requested_by
+                    )
+                )
                 return None
             contact_id, account_id = found.id, found.account_id
             conn.rollback()  # the lookup's read transaction; the locked one starts below

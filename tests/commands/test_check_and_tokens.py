@@ -52,7 +52,7 @@ def test_check_exits_0_when_allowed_1_when_not_2_for_bad_input(
     with engine.connect() as conn:
         rows = conn.execute(sa.select(ask_audit.c.token_name, ask_audit.c.result)).all()
     engine.dispose()
-    assert rows == [("cli", "allowed"), ("cli", "refused")]
+    assert rows == [("cli", "allowed"), ("cli", "refused"), ("cli", "not_found")]
 
 
 def test_api_tokens_are_shown_once_stored_hashed_listed_and_revoked(
