@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -98,3 +99,16 @@ def test_the_speed_path_reads_what_the_core_twin_reads(engine: Engine) -> None:
     assert found is not None
     assert found.next_available == date(2026, 12, 20)
     assert found.score == 71.5
+
+
+def test_the_switch_turns_the_speed_path_off_with_the_same_answers(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _seed(engine)
+    since = TODAY - timedelta(days=91)
+    with engine.connect() as conn:
+        fast = (find_contact(conn, "a@x.io"), asks_around(conn, "003A", "001A", since))
+        monkeypatch.setenv("SYNC_SPEED_PATHS_OFF", "guard_ledger")
+        plain = (find_contact(conn, "a@x.io"), asks_around(conn, "003A", "001A", since))
+    assert fast[0] == plain[0]
+    assert sorted(fast[1], key=lambda r: r.id) == sorted(plain[1], key=lambda r: r.id)
