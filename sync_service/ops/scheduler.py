@@ -38,13 +38,11 @@ from sync_service.ops.locks import STAGE_PREFIX, LockHandle, job_lock
 from sync_service.ops.metrics import SKIPPED_RUNS
 from sync_service.ops.notify import job_failed_text, job_recovered_text, notify
 from sync_service.ops.runs import Run, utcnow
-from sync_service.settings import JobSettings, Settings
+from sync_service.settings import KNOWN_JOBS, JobSettings, Settings
 from sync_service.store.models import runs
 
 log = logging.getLogger(__name__)
 
-#: Jobs the pipeline knows. ``salesforce``/``gainsight`` sync and then evaluate and write back.
-KNOWN_JOBS = (*System, "reconcile", "evaluate", "writeback", "cycle")
 
 
 class JobRunner(Protocol):

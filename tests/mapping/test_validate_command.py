@@ -24,7 +24,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "config").mkdir()
     shutil.copy(REPO / "config" / "rules.yaml", tmp_path / "config" / "rules.yaml")
     (tmp_path / "config" / "settings.yaml").write_text(
-        "mappings_dir: mappings\nrules_file: config/rules.yaml\n"
+        "mappings_dir: ../mappings\nrules_file: rules.yaml\n"
     )
     monkeypatch.chdir(tmp_path)
     for var in ("SYNC_CONFIG", "SYNC_MAPPINGS_DIR", "SYNC_RULES_FILE", "DATABASE_URL"):
