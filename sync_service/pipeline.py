@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +19,7 @@ from sync_service.context import AppContext
 from sync_service.factory import build_connector, source_enabled
 from sync_service.ops.housekeeping import housekeeping
 from sync_service.ops.locks import job_lock
+from sync_service.ops.progress import ProgressHook
 from sync_service.ops.runs import Run, run_record, utcnow
 from sync_service.privacy.tombstones import load_scrubber
 from sync_service.sync.ingest import IngestOptions, RowScrubber, reconcile_stream, sync_source
@@ -62,7 +62,7 @@ def sync_job(
     *,
     full: bool = False,
     stop: threading.Event | None = None,
-    progress: Callable[[str, int], None] | None = None,
+    progress: ProgressHook | None = None,
 ) -> Run:
     """Pull one source into the store (incremental, or ``full`` resync without dropping data)."""
     with _lock(ctx, system), run_record(ctx.engine, system) as run:
@@ -137,7 +137,7 @@ def reconcile_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Ru
     return run
 
 
-def evaluate_job(ctx: AppContext) -> Run:
+def evaluate_job(ctx: AppContext, *, progress: ProgressHook | None = None) -> Run:
     """Compute every contact's and account's status from the store.
 
     An invalid rules edit is reported in the run and the last valid policy keeps running.
@@ -150,11 +150,13 @@ def evaluate_job(ctx: AppContext) -> Run:
             settings.rules_file, ctx.var_dir / "rules.last-valid.yaml"
         )
         run.config_errors.extend(problems)
-        evaluate_all(ctx.engine, policy, utcnow(), run)
+        evaluate_all(ctx.engine, policy, utcnow(), run, progress=progress)
     return run
 
 
-def writeback_job(ctx: AppContext, *, confirm: bool = False) -> Run:
+def writeback_job(
+    ctx: AppContext, *, confirm: bool = False, progress: ProgressHook | None = None
+) -> Run:
     """Write changed results back to the CRM fields (only what changed; guards apply)."""
     from sync_service.writeback.job import writeback_job as write_back
 
@@ -163,7 +165,14 @@ def writeback_job(ctx: AppContext, *, confirm: bool = False) -> Run:
             run.counts["skipped"] = 1
             run.error = "writeback is disabled (writeback.enabled: false); nothing written"
             return run
-        write_back(ctx.engine, ctx.settings, run=run, mappings=ctx.mappings(run), confirm=confirm)
+        write_back(
+            ctx.engine,
+            ctx.settings,
+            run=run,
+            mappings=ctx.mappings(run),
+            confirm=confirm,
+            progress=progress,
+        )
     return run
 
 
@@ -205,7 +214,7 @@ def run_cycle(
     *,
     full: bool = False,
     stop: threading.Event | None = None,
-    progress: Callable[[str, int], None] | None = None,
+    progress: ProgressHook | None = None,
 ) -> list[Run]:
     """One full cycle: every configured source, then evaluation, then writeback.
 
@@ -219,8 +228,8 @@ def run_cycle(
         runs.append(sync_job(ctx, system, full=full, stop=stop, progress=progress))
         if stop is not None and stop.is_set():
             return runs
-    evaluated = evaluate_job(ctx)
+    evaluated = evaluate_job(ctx, progress=progress)
     runs.append(evaluated)
     if evaluated.status == "success":
-        runs.append(writeback_job(ctx))
+        runs.append(writeback_job(ctx, progress=progress))
     return runs

@@ -277,6 +277,12 @@ class Settings(BaseSettings):
     source_path: Path | None = Field(None, exclude=True)
     #: The folder relative paths were resolved against (the settings file's); not a setting.
     base_dir: Path = Field(Path("config"), exclude=True)
+    #: Where each path setting came from (``file:line:col`` or ``env VAR``), for messages.
+    origins: dict[str, str] = Field(default_factory=dict, exclude=True)
+
+    def origin(self, key: str) -> str:
+        """Where setting ``key`` came from, for a message (the base folder when unknown)."""
+        return self.origins.get(key) or f"{self.base_dir}/ (defaults)"
 
     @field_validator("database_url")
     @classmethod
@@ -477,6 +483,8 @@ def load_settings(
         raise SettingsError(problems[0], problems=problems) from None
     settings.source_path = cfg_path if doc else None
     _resolve_paths(settings, cfg_path.parent)
+    for key in ("mappings_dir", "rules_file", "database_url"):
+        settings.origins[key] = _origin((key,), from_env, doc, cfg_path)
     files: dict[tuple[str, ...], Path | None] = {
         ("salesforce", "private_key_file"): settings.salesforce.private_key_file
         if settings.salesforce.enabled

@@ -18,6 +18,7 @@ import time
 from types import FrameType
 
 from canonical.errors import SettingsError
+from sync_service.commands.validate import preflight
 from sync_service.context import AppContext
 from sync_service.ops.health import HealthServer
 from sync_service.ops.logs import configure_logging
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace, ctx: AppContext, runner: JobRunner | None = No
 
     ``runner`` replaces the pipeline's ``run_job`` (tests serve fake jobs through it).
     """
+    preflight(ctx)  # the checks of `validate`: refuse to start on any problem (exit 2)
     settings = ctx.settings
     configure_logging(settings)
     engine = ctx.engine  # migrates the store to the newest schema on first use

@@ -100,8 +100,6 @@ def pydantic_problems(
     return out
 
 
-
-
 def format_problems(doc: YamlDocument, problems: list[Problem]) -> list[str]:
     """``file:line:col: text`` for each problem, in the order they stand in the file."""
     located = []

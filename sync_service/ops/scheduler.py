@@ -44,7 +44,6 @@ from sync_service.store.models import runs
 log = logging.getLogger(__name__)
 
 
-
 class JobRunner(Protocol):
     """``run_job(ctx, job, *, stop=None) -> Run``: the pipeline's entry point."""
 
