@@ -112,6 +112,12 @@ def run(args: argparse.Namespace, ctx: AppContext, runner: JobRunner | None = No
                 extra={"running": in_flight.running()},
             )
             _hard_exit(1)
+        if in_flight.failed_while_stopping:
+            log.error(
+                "stopped; job(s) failed on the way out: %s (the next start repairs and resumes)",
+                ", ".join(in_flight.failed_while_stopping),
+            )
+            return 1
         log.info("stopped cleanly")
         return 0
     finally:

@@ -12,6 +12,12 @@ notifies the webhook when the run failed. It never raises into the scheduler.
 
 On start, a job whose last successful run started longer ago than its interval (or, for a cron
 job, missed a fire time since then) runs at once, so a restarted service catches up.
+
+On a SQLite store, jobs run one at a time (:func:`store_writer`): SQLite has one writer per
+database, and two jobs writing at once (the first Salesforce and Gainsight syncs, a sync and the
+evaluation of another) end in ``database is locked`` however long the busy timeout, since a
+shared transaction of a first load holds the write lock for longer. PostgreSQL jobs run side by
+side, each under its own lock.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -59,12 +67,48 @@ def _pipeline_runner() -> JobRunner:
     return run_job
 
 
+#: One writer lock per SQLite database file in this process (see :func:`store_writer`).
+_WRITERS: dict[str, threading.Lock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+@contextmanager
+def store_writer(engine: Engine, job: str, stop: threading.Event | None) -> Iterator[bool]:
+    """Run the block as the only writing job of a SQLite store in this process.
+
+    Yields True once the store is this job's, False if shutdown began while it waited (the
+    job should then not start). PostgreSQL stores yield True at once: their jobs run in
+    parallel.
+    """
+    if engine.dialect.name != "sqlite":
+        yield True
+        return
+    key = engine.url.render_as_string(hide_password=True)
+    with _WRITERS_LOCK:
+        lock = _WRITERS.setdefault(key, threading.Lock())
+    if not lock.acquire(blocking=False):
+        log.info("job '%s' waits: another job writes the SQLite store", job, extra={"job": job})
+        while not lock.acquire(timeout=0.2):
+            if stop is not None and stop.is_set():
+                yield False
+                return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
 class InFlight:
-    """Counts job bodies running in this process, so shutdown can wait for them."""
+    """Counts job bodies running in this process, so shutdown can wait for them.
+
+    It also remembers the jobs that failed once shutdown began, so ``serve`` exits 1 when a
+    job did not end cleanly on the way out (a clean stop after the current batch exits 0).
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._jobs: dict[str, int] = {}
+        self.failed_while_stopping: list[str] = []
 
     def enter(self, job: str) -> None:
         """A job body starts."""
@@ -153,19 +197,34 @@ def execute_job(
         return None
     if in_flight is not None:
         in_flight.enter(job)
+    failed = True
     try:
-        return _execute(ctx, job, stop, runner)
+        with store_writer(ctx.engine, job, stop) as mine:
+            if not mine:
+                log.info("job '%s' not started: shutting down", job)
+                failed = False
+                return None
+            crashed: list[bool] = []
+            run = _execute(ctx, job, stop, runner, crashed)
+            failed = bool(crashed) or (run is not None and run.status == "failed")
+            return run
     finally:
         if in_flight is not None:
+            if failed and stop is not None and stop.is_set():
+                in_flight.failed_while_stopping.append(job)
             in_flight.leave(job)
 
 
 def _execute(
-    ctx: AppContext, job: str, stop: threading.Event | None, runner: JobRunner | None
+    ctx: AppContext,
+    job: str,
+    stop: threading.Event | None,
+    runner: JobRunner | None,
+    crashed: list[bool],
 ) -> Run | None:
     mark: list[int] = []  # the newest run id before this job: its follow-ups come after
     try:
-        return _execute_job(ctx, job, stop, runner, mark)
+        return _execute_job(ctx, job, stop, runner, mark, crashed)
     finally:
         if mark:
             _alert_follow_ups(ctx, job, mark[0])
@@ -205,6 +264,7 @@ def _execute_job(
     stop: threading.Event | None,
     runner: JobRunner | None,
     mark: list[int],
+    crashed: list[bool],
 ) -> Run | None:
     try:
         run_fn = runner or _pipeline_runner()
@@ -224,10 +284,12 @@ def _execute_job(
         log.info("job '%s' skipped: another runner holds it (%s)", job, busy, extra={"job": job})
         return None
     except ServiceError as exc:
+        crashed.append(True)
         log.error("job '%s' failed: %s", job, exc, extra={"job": job})
         _alert(ctx, job, "failed", str(exc))
         return None
     except Exception as exc:
+        crashed.append(True)
         log.exception("job '%s' crashed", job, extra={"job": job})
         _alert(ctx, job, "failed", f"{type(exc).__name__}: {exc}")
         return None

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sync_service.ops.runs import last_runs
 from sync_service.store.engine import make_engine, upgrade
 from tests.ops import fake_jobs
+from tests.configs import SHIPPED_PATHS
 from tests.ops.support import overlaps
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +37,7 @@ class Serve:
     ) -> None:
         cfg = tmp_path / f"{name}.yaml"
         cfg.write_text(
-            f"database_url: {db_url}\n"
+            f"database_url: {db_url}\n{SHIPPED_PATHS}"
             "salesforce: {enabled: true}\ngainsight: {enabled: false}\n"
             f"jobs:\n  salesforce: {{interval_minutes: {ONE_SECOND}, misfire_grace_seconds: 5}}\n",
             encoding="utf-8",
@@ -213,7 +214,7 @@ def test_a_killed_replica_leaves_no_stuck_lock(pg_url: str, spawn: Any) -> None:
 
 def test_a_busy_port_is_a_config_error(tmp_path: Path, sqlite_url: str) -> None:
     cfg = tmp_path / "settings.yaml"
-    cfg.write_text(f"database_url: {sqlite_url}\n", encoding="utf-8")
+    cfg.write_text(f"database_url: {sqlite_url}\n{SHIPPED_PATHS}", encoding="utf-8")
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))
         taken.listen()
