@@ -21,8 +21,8 @@ from sqlalchemy.engine import Engine
 
 from sync_service.ops.runs import last_runs
 from sync_service.store.engine import make_engine, upgrade
-from tests.ops import fake_jobs
 from tests.configs import SHIPPED_PATHS
+from tests.ops import fake_jobs
 from tests.ops.support import overlaps
 
 ROOT = Path(__file__).resolve().parents[2]
