@@ -33,6 +33,8 @@ class AppContext:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     json_output: bool = False
     _settings: Settings | None = None
+    #: Rejected config edits already announced on the webhook by this process (their digests).
+    notified_edits: set[str] = field(default_factory=set)
 
     @property
     def settings(self) -> Settings:

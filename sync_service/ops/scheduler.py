@@ -22,6 +22,8 @@ side, each under its own lock.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import socket
@@ -44,8 +46,13 @@ from canonical.model import System
 from sync_service.context import AppContext
 from sync_service.ops.locks import STAGE_PREFIX, LockHandle, job_lock
 from sync_service.ops.metrics import SKIPPED_RUNS
-from sync_service.ops.notify import job_failed_text, job_recovered_text, notify
-from sync_service.ops.runs import Run, utcnow
+from sync_service.ops.notify import (
+    job_failed_text,
+    job_recovered_text,
+    notify,
+    rejected_edit_text,
+)
+from sync_service.ops.runs import REJECTED_EDIT, Run, utcnow
 from sync_service.settings import KNOWN_JOBS, JobSettings, Settings
 from sync_service.store.models import runs
 
@@ -228,6 +235,7 @@ def _execute(
     finally:
         if mark:
             _alert_follow_ups(ctx, job, mark[0])
+            _alert_rejected_edits(ctx, mark[0])
 
 
 def _newest_run_id(engine: Engine) -> int:
@@ -256,6 +264,43 @@ def _alert_follow_ups(ctx: AppContext, job: str, after_id: int) -> None:
         return
     for row in rows:
         _alert(ctx, row.job, row.status, row.error, row.id)
+
+
+def _alert_rejected_edits(ctx: AppContext, after_id: int) -> None:
+    """Tell the webhook, once per distinct edit, that this job's runs used the last valid config.
+
+    The sync, evaluation and writeback of a cycle each see the same rejected edit, and it stays
+    rejected run after run until someone fixes it: one message per edit, not one per run.
+    """
+    if ctx.settings.webhook_url is None:
+        return
+    try:
+        with ctx.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(runs.c.job, runs.c.config_errors)
+                .where(
+                    runs.c.id > after_id,
+                    REJECTED_EDIT,
+                    runs.c.pid == os.getpid(),
+                    runs.c.host == socket.gethostname(),
+                )
+                .order_by(runs.c.id)
+            ).all()
+    except sa.exc.SQLAlchemyError:
+        return
+    fresh: dict[str, tuple[list[str], list[str]]] = {}
+    for job, problems in rows:
+        digest = hashlib.sha256(json.dumps(sorted(problems)).encode()).hexdigest()
+        if digest in ctx.notified_edits:
+            continue
+        jobs, _ = fresh.setdefault(digest, ([], list(problems)))
+        jobs.append(job)
+    for digest, (jobs, problems) in fresh.items():
+        ctx.notified_edits.add(digest)
+        log.error(
+            "config edit rejected; the last valid configuration keeps running: %s", problems[0]
+        )
+        notify(ctx.settings.webhook_url, rejected_edit_text(jobs, problems))
 
 
 def _execute_job(
