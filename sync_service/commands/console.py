@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import IO, Any
 
@@ -23,6 +23,37 @@ from sync_service.store.models import advocacy_asks, contacts, evaluations
 def emit_json(data: Any, stream: IO[str] | None = None) -> None:
     """Print ``data`` as indented JSON (dates and other objects as strings)."""
     print(json.dumps(data, indent=2, default=str, sort_keys=False), file=stream or sys.stdout)
+
+
+#: How an absent value is shown to people.
+NO_VALUE = "—"
+
+
+def shown(value: Any) -> str:
+    """A value as people read it: ``yes``/``no``, ``—`` for none, times to the minute (UTC).
+
+    Dates and times may come as objects or as ISO strings (from JSON and the store).
+    """
+    if value is None or value == "":
+        return NO_VALUE
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    if isinstance(value, str) and len(value) >= 16 and value[10:11] == "T":
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return str(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return str(value.strftime("%Y-%m-%d %H:%M UTC"))
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return ", ".join(shown(v) for v in value) or NO_VALUE
+    return str(value)
 
 
 def error(message: str) -> None:
