@@ -108,3 +108,17 @@ def test_demo_command_prints_a_json_summary_quickly(
     }
     assert data["seconds"] < 60
     assert sum(data["contacts_by_status"].values()) > 0
+
+
+def test_the_demo_offers_ids_that_explain_can_show(
+    demo_result, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    from sync_service.commands.demo import _ids_to_try
+
+    _, summary, *_, url = demo_result
+    tries = _ids_to_try(summary)
+    assert len(tries) == 2
+    monkeypatch.setenv("DATABASE_URL", url)
+    for entity_id, _who in tries:
+        assert main(["explain", entity_id]) == 0
+        assert capsys.readouterr().out.startswith(f"contact {entity_id}  ")
