@@ -157,6 +157,20 @@ def test_sigterm_mid_job_exits_0_keeps_committed_batches_and_the_next_run_resume
     assert overlaps(rows) == []
 
 
+def test_a_job_that_fails_on_the_way_out_makes_serve_exit_1(
+    db_url: str, engine: Engine, spawn: Any
+) -> None:
+    # The job's first batch takes 2 s and then fails: SIGTERM arrives during that batch.
+    serving = spawn(db_url, "failing", FAKE_JOB_FAIL="1", FAKE_JOB_BATCH_SECONDS="2")
+    wait_for(lambda: any(r["job"] == "salesforce" for r in last_runs(engine)), 20, "the job")
+    code, _ = serving.terminate()
+    assert code == 1
+    (run,) = last_runs(engine)
+    assert run["status"] == "failed"
+    messages = [line["message"] for line in serving.logs()]
+    assert any(m.startswith("stopped; job(s) failed on the way out: salesforce") for m in messages)
+
+
 def test_two_replicas_on_one_postgres_never_run_the_same_job_at_once(
     pg_url: str, spawn: Any
 ) -> None:
