@@ -16,7 +16,8 @@ Relative paths have one base: the folder of the settings file (``config/`` by de
 the file exists or not), never the working directory. That holds for every path the settings
 name, from the file or the environment: ``mappings_dir`` (default ``../mappings``),
 ``rules_file`` (default ``rules.yaml``), a SQLite ``database_url`` (default
-``sqlite:///../var/advocate.db``), ``ca_bundle``, ``salesforce.private_key_file`` and the files
+``sqlite:///../var/advocate.db``), ``ca_bundle``, ``salesforce.private_key_file``,
+``privacy.key_file`` and the files
 ``<VARIABLE>_FILE`` names. So ``sync-service --config /srv/adv/config/settings.yaml status`` reads
 the store of ``/srv/adv``, from any directory.
 """
@@ -376,6 +377,8 @@ def _resolve_paths(settings: Settings, base: Path) -> None:
         settings.salesforce.private_key_file = resolve_path(
             base, settings.salesforce.private_key_file
         )
+    if settings.privacy.key_file is not None:
+        settings.privacy.key_file = resolve_path(base, settings.privacy.key_file)
     settings.database_url = _resolve_database(base, settings.database_url)
 
 

@@ -248,3 +248,38 @@ def test_the_privacy_key_is_a_secret(tmp_path: Path):
     key = load_settings(None, {"SYNC_PRIVACY_KEY": "k" * 20}).privacy.key
     assert key is not None
     assert key.get_secret_value() == "k" * 20
+
+
+def test_the_shipped_settings_file_lists_and_comments_every_key() -> None:
+    from pydantic import BaseModel
+
+    from sync_service.settings import SECRET_PATHS, JobSettings, Settings
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "config" / "settings.yaml").read_text(encoding="utf-8")
+    load_settings(root / "config" / "settings.yaml", {})  # valid as shipped
+    lines = text.splitlines()
+
+    def documented(name: str, section: str | None) -> bool:
+        start = 0
+        if section is not None:
+            start = next(i for i, line in enumerate(lines) if line.startswith(f"{section}:"))
+        for line in lines[start:]:
+            body = line.strip().removeprefix("# ")
+            if body.startswith(f"{name}:"):
+                return "#" in line.split(":", 1)[1] or line.strip().startswith("#")
+        return False
+
+    missing = []
+    for name, field in Settings.model_fields.items():
+        if field.exclude or (name,) in SECRET_PATHS or name == "jobs":
+            continue
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for sub in annotation.model_fields:
+                if (name, sub) not in SECRET_PATHS and not documented(sub, name):
+                    missing.append(f"{name}.{sub}")
+        elif name != "webhook_url" and not documented(name, None):
+            missing.append(name)
+    missing += [f"jobs.{k}" for k in JobSettings.model_fields if k not in text]
+    assert missing == []
