@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -66,14 +67,16 @@ class StageProgress:
 
     Drawn with ``rich``: label, bar, done/total, rate and elapsed time; a stage that gives no
     total gets a count and a rate. Log lines printed meanwhile go above the bars, never into
-    them (the bars' console redirects stderr while it is live). Logs, not bars, are what an
-    unattended run leaves behind: off a terminal this draws nothing.
+    them: while the bars are live, stderr and the log handlers that write to it go through the
+    bars' console. Logs, not bars, are what an unattended run leaves behind: off a terminal
+    this draws nothing.
     """
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         self.enabled = self.console.is_terminal
         self._tasks: dict[str, TaskID] = {}
+        self._handlers: list[tuple[logging.StreamHandler[Any], Any]] = []
         self._bars = RichProgress(
             TextColumn("{task.description:<28}"),
             BarColumn(),
@@ -87,7 +90,11 @@ class StageProgress:
 
     def __enter__(self) -> StageProgress:
         if self.enabled:
-            self._bars.start()
+            terminal = sys.stderr
+            self._bars.start()  # from here on sys.stderr writes above the bars
+            for handler in logging.getLogger().handlers:
+                if isinstance(handler, logging.StreamHandler) and handler.stream is terminal:
+                    self._handlers.append((handler, handler.setStream(sys.stderr)))
         return self
 
     def __call__(self, label: str, n: int, total: int | None = None) -> None:
@@ -111,6 +118,9 @@ class StageProgress:
         tb: TracebackType | None,
     ) -> None:
         if self.enabled:
+            for handler, stream in self._handlers:
+                handler.setStream(stream)
+            self._handlers.clear()
             self._bars.stop()
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import logging
+import sys
 from datetime import UTC, datetime
 
+import pytest
 from rich.console import Console
 
 from sync_service.commands.console import StageProgress, rejected_edit_line
@@ -48,3 +51,23 @@ def test_a_rejected_edit_is_summed_up_in_one_line():
     assert "(salesforce)" in line
     assert "m.yaml:3:1: bad (+1 more)" in line
     assert rejected_edit_line([_run("evaluate", [])]) is None
+
+
+def test_log_lines_during_progress_go_above_the_bars_not_into_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    terminal = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    handler = logging.StreamHandler(sys.stderr)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        out = io.StringIO()
+        with StageProgress(Console(file=out, force_terminal=True, width=100)) as bars:
+            bars("evaluate.contacts", 5, 10)
+            logging.getLogger("tests").warning("a log line while the bars are live")
+        assert handler.stream is terminal  # given back
+    finally:
+        root.removeHandler(handler)
+    assert "a log line while the bars are live\n" in out.getvalue()
+    assert terminal.getvalue() == ""
