@@ -22,12 +22,13 @@ from sync_service.ops.locks import job_lock
 from sync_service.ops.progress import ProgressHook
 from sync_service.ops.runs import Run, run_record, utcnow
 from sync_service.privacy.tombstones import load_scrubber
+from sync_service.settings import KNOWN_JOBS
 from sync_service.sync.ingest import IngestOptions, RowScrubber, reconcile_stream, sync_source
 
 log = logging.getLogger(__name__)
 
 SYNC_JOBS: tuple[System, ...] = tuple(System)
-JOBS = (*SYNC_JOBS, "reconcile", "evaluate", "writeback", "cycle")
+JOBS = KNOWN_JOBS
 
 
 def _lock(ctx: AppContext, stage: str) -> AbstractContextManager[Any]:
