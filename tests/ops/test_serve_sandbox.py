@@ -173,11 +173,16 @@ def test_the_first_cycle_on_a_fresh_store_runs_every_job_without_a_failure(
             text=True,
         )
         try:
+            # On SQLite the jobs take turns, so each sync gets its own evaluation and writeback;
+            # on PostgreSQL they run side by side and the second follow-up may find the first
+            # one's lock taken (a skip, not a failure).
+            writebacks = 2 if engine.dialect.name == "sqlite" else 1
 
             def cycle_done() -> bool:
                 rows = [r for r in last_runs(engine, limit=50) if r["finished_at"]]
                 jobs = [r["job"] for r in rows]
-                return {"salesforce", "gainsight"} <= set(jobs) and jobs.count("writeback") >= 2
+                both = {"salesforce", "gainsight"} <= set(jobs)
+                return both and jobs.count("writeback") >= writebacks
 
             _wait(cycle_done, 120, "both syncs with their evaluations and writebacks", proc)
             proc.send_signal(signal.SIGTERM)
