@@ -8,7 +8,8 @@ PyYAML's safe loader throws away. One copy of each helper:
   ``file:line:col`` for a syntax error (:func:`read_text` for a missing file);
 * :meth:`YamlDocument.locate` / :meth:`YamlDocument.where` -- where a key path sits;
 * :func:`plain` -- ruamel's containers and scalar subclasses as plain Python values;
-* :func:`did_you_mean` -- ``; did you mean 'x'?`` for a misspelt name.
+* :func:`did_you_mean` -- ``; did you mean 'x'?`` for a misspelt name, and
+  :func:`allowed_keys` -- the names a pydantic model allows at a key path, to suggest from.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from pydantic import BaseModel
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
@@ -103,6 +105,13 @@ def parse_yaml(
     return YamlDocument(path=Path(path), data=data, lines=text.splitlines())
 
 
+#: The largest settings, mapping or rules file read (bytes). The shipped files are a few KiB; a
+#: hand-written configuration of a large org stays far below this, and a bigger file is almost
+#: certainly not a configuration file (a data export saved over it, a log). Checked before any
+#: parsing: a 60 MB mapping kept the parser busy for 13 minutes.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def read_text(
     path: Path,
     error_cls: type[ConfigError] = ConfigError,
@@ -110,7 +119,10 @@ def read_text(
     what: str = "file",
     missing_hint: str = "create it or point the setting at the right file",
 ) -> str:
-    """The text of an admin's file; a missing or unreadable one is a one-line error.
+    """The text of an admin's file; missing, unreadable, too large or not UTF-8: one line.
+
+    A byte that is not UTF-8 (a Latin-1 ``é`` pasted into a comment) is reported as
+    ``file:line:col``, not as a ``UnicodeDecodeError``.
 
     Args:
         path: the file.
@@ -119,17 +131,38 @@ def read_text(
         missing_hint: what to do when the file does not exist.
 
     Raises:
-        ConfigError: (or ``error_cls``) ``<path>: <what> not found; <missing_hint>``.
+        ConfigError: (or ``error_cls``) ``<path>: <what> not found; <missing_hint>``, or the
+            size limit, or the position of the bad byte.
     """
     try:
-        # Line ends kept as written: the rules' digest is taken over this text.
-        with path.open(encoding="utf-8", newline="") as f:
-            return f.read()
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            msg = (
+                f"{path}: {what} is {size / 1024 / 1024:.1f} MiB, over the "
+                f"{MAX_CONFIG_BYTES // 1024 // 1024} MiB limit for a configuration file; "
+                "check it is the right file"
+            )
+            raise error_cls(msg)
+        raw = path.read_bytes()
     except FileNotFoundError:
         msg = f"{path}: {what} not found; {missing_hint}"
         raise error_cls(msg) from None
+    except IsADirectoryError:
+        msg = f"{path}: is a folder, not a {what}; point the setting at the file"
+        raise error_cls(msg) from None
     except OSError as exc:
         msg = f"{path}: cannot read the {what} ({exc.strerror})"
+        raise error_cls(msg) from None
+    try:
+        # Line ends kept as written: the rules' digest is taken over this text.
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        msg = (
+            f"{path}:{line}:{col}: byte 0x{raw[exc.start]:02x} is not UTF-8; save the file as "
+            "UTF-8 (an accented letter typed in another encoding, e.g. Latin-1)"
+        )
         raise error_cls(msg) from None
 
 
@@ -179,3 +212,31 @@ def did_you_mean(word: str, choices: Iterable[str], otherwise: str = "") -> str:
     """``; did you mean 'x'?`` for the closest of ``choices``, else ``otherwise``."""
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean '{match[0]}'?" if match else otherwise
+
+
+def allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    """The keys allowed at ``loc`` inside ``model`` (for 'did you mean')."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if current is None:
+            return []
+        info = next(
+            (f for n, f in current.model_fields.items() if (f.alias or n) == part),
+            None,
+        )
+        # A part that is not a field is a dict key or list index: the model stays the same.
+        if info is not None:
+            current = _model_in(info.annotation)
+    if current is None:
+        return []
+    return [f.alias or n for n, f in current.model_fields.items() if not f.exclude]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None

@@ -134,6 +134,10 @@ class ApiUsage:
 class Stream(ABC):
     """One CRM object read incrementally."""
 
+    #: How many records the current read will return, when the CRM counted them first (a
+    #: progress bar's total); None when the stream does not know.
+    last_count: int | None = None
+
     def __init__(self, spec: StreamSpec) -> None:
         self.spec = spec
 

@@ -26,7 +26,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from canonical.errors import PolicyError
 from canonical.model import FieldType
-from canonical.yaml import YamlDocument, did_you_mean, parse_yaml, plain, read_text
+from canonical.yaml import (
+    YamlDocument,
+    allowed_keys,
+    did_you_mean,
+    parse_yaml,
+    plain,
+    read_text,
+)
 from rules import catalogue
 from rules.expressions import (
     POLARS_TYPES,
@@ -35,6 +42,7 @@ from rules.expressions import (
     compile_expression,
     parse_template,
 )
+from rules.footguns import yaml_footguns
 
 _Strict = ConfigDict(extra="forbid")
 _RULE_ID = r"^[a-z][a-z0-9_]{0,62}$"
@@ -285,15 +293,21 @@ def parse_policy(text: str, path: str = "rules.yaml") -> Policy:
         msg = f"{path}:1:1: the rules file must be a mapping with version, features, ..."
         raise PolicyError(msg)
 
+    footguns = [
+        (loc, f"{doc.where(loc)}: {_label(loc, data)}: {text}") for loc, text in yaml_footguns(doc)
+    ]
     try:
         model = PolicyModel.model_validate(plain(data))
     except ValidationError as exc:
-        problems = []
+        problems = [line for _, line in footguns]
         for err in exc.errors():
             loc = tuple(err["loc"])
+            if any(loc == bad for bad, _ in footguns):
+                continue  # already said, and better
             text_ = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
-                text_ = "unknown key; check the spelling against the documented keys"
+                close = did_you_mean(str(loc[-1]), allowed_keys(PolicyModel, loc[:-1]))
+                text_ = f"unknown key{close or '; check the spelling against the documented keys'}"
             elif err["type"] == "missing":
                 text_ = f"'{loc[-1]}' is required" if loc else "required"
                 if loc and loc[-1] == "window_days":
@@ -308,7 +322,7 @@ def parse_policy(text: str, path: str = "rules.yaml") -> Policy:
         problems = _unique(problems)
         raise PolicyError(problems[0], problems=problems) from None
 
-    problems = []
+    problems = [line for _, line in footguns]
     policy = _compile(model, path, digest, text, doc, problems)
     if problems:
         raise PolicyError(problems[0], problems=problems)
@@ -372,6 +386,13 @@ def _compile(
         if term.min == term.max:
             problems.append(
                 f"{doc.where(('score', 'terms', i, 'max'))}: {label}: min and max must differ"
+            )
+            continue
+        if term.min > term.max:
+            problems.append(
+                f"{doc.where(('score', 'terms', i, 'min'))}: {label}: min "
+                f"({term.min:g}) is above max ({term.max:g}); swap them (a value at or below min "
+                "scores 0, at or above max scores the full weight)"
             )
             continue
         try:

@@ -131,7 +131,18 @@ class Sandbox:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Sandbox:
-        """Make keys, seed the data, start both servers."""
+        """Make keys, seed the data, start both servers.
+
+        Whatever fails on the way (a port in use, a full disk), nothing is left behind: the
+        servers started so far stop and the temporary folder, which holds private keys, goes.
+        """
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Sandbox:
         self._dir = Path(tempfile.mkdtemp(prefix="advocate-sandbox-"))
         keys = make_key_material(self._dir)
         store = self._seeded_store(self._dir / "org.sqlite")

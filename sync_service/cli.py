@@ -1,15 +1,22 @@
 """The ``sync-service`` command line.
 
 Exit codes: 0 ok, 1 run failed, 2 bad input or config. Errors are one line per problem on
-stderr, never a traceback (``--debug`` shows one).
+stderr, never a traceback (``--debug`` shows one): an error nobody planned for becomes one line
+naming the file its details (the traceback) were written to, and an error log entry. A reader
+that stops early (``sync-service status | head -1``) ends the command quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from types import ModuleType
 
 from canonical.errors import ConfigError, ServiceError
@@ -19,6 +26,10 @@ from sync_service.commands.console import error
 from sync_service.context import AppContext
 
 JSON_COMMANDS = {"status", "explain", "run-once", "check"}
+
+#: The log of unexpected errors: one entry per error with its traceback, appended to a file in
+#: the temporary folder (the settings may be what failed, so the store's folder is not known).
+CRASH_LOG = "advocate-sync-errors.log"
 
 
 def _load(module: str) -> ModuleType:
@@ -82,8 +93,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         error("interrupted; committed work is kept and the next run resumes")
         return 1
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
+    except Exception as exc:
+        if args.debug:
+            raise
+        where = _write_details(args.command, exc)
+        error(
+            f"unexpected error in '{args.command}': {_one_line(exc)}; details in {where} "
+            "(please report it with that file)"
+        )
+        return 1
     finally:
         ctx.close()
+        _flush_stdout()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _write_details(command: str, exc: BaseException) -> str:
+    """Append the traceback to the crash log; return its path (or why it could not)."""
+    path = Path(tempfile.gettempdir()) / CRASH_LOG
+    try:
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(f"--- {datetime.now(UTC).isoformat()} sync-service {command} ---\n")
+            fh.write("".join(traceback.format_exception(exc)))
+    except OSError as write_error:
+        return f"nowhere ({write_error.strerror}; run with --debug to see them)"
+    return str(path)
+
+
+def _silence_stdout() -> None:
+    """The reader went away (``| head``): send whatever is still buffered nowhere."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (a test's capture): nothing to silence
+        pass
+
+
+def _flush_stdout() -> None:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    except (OSError, ValueError):
+        pass
 
 
 def entrypoint() -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from canonical.errors import SettingsError
 from sync_service.ops.runs import Run
 from sync_service.settings import Settings, load_settings
 from sync_service.store.engine import make_engine, normalise_url, upgrade
@@ -32,6 +33,8 @@ class AppContext:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     json_output: bool = False
     _settings: Settings | None = None
+    #: Rejected config edits already announced on the webhook by this process (their digests).
+    notified_edits: set[str] = field(default_factory=set)
 
     @property
     def settings(self) -> Settings:
@@ -95,3 +98,24 @@ class AppContext:
         if refresh.error is not None and run is not None:
             run.config_errors.extend(refresh.problems)
         return refresh.mappings
+
+
+def require_existing_store(ctx: AppContext) -> None:
+    """For commands that only read (``status``, ``explain``): a missing SQLite file is an error.
+
+    Opening it would create an empty store and report nothing, which hides a wrong path.
+
+    Raises:
+        SettingsError: the SQLite file does not exist.
+    """
+    url = sa.make_url(normalise_url(ctx.settings.database_url))
+    db = url.database
+    if url.get_backend_name() != "sqlite" or not db or db == ":memory:" or db.startswith("file:"):
+        return
+    if not Path(db).is_file():
+        msg = (
+            f"{ctx.settings.origin('database_url')}: database_url: no store at '{db}'; run "
+            "`sync-service sync` first, or point DATABASE_URL at the store (relative paths are "
+            f"relative to the settings file's folder, {ctx.settings.base_dir}/)"
+        )
+        raise SettingsError(msg)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,14 +20,16 @@ from sync_service.context import AppContext
 from sync_service.factory import build_connector, source_enabled
 from sync_service.ops.housekeeping import housekeeping
 from sync_service.ops.locks import job_lock
+from sync_service.ops.progress import ProgressHook
 from sync_service.ops.runs import Run, run_record, utcnow
 from sync_service.privacy.tombstones import load_scrubber
+from sync_service.settings import KNOWN_JOBS
 from sync_service.sync.ingest import IngestOptions, RowScrubber, reconcile_stream, sync_source
 
 log = logging.getLogger(__name__)
 
 SYNC_JOBS: tuple[System, ...] = tuple(System)
-JOBS = (*SYNC_JOBS, "reconcile", "evaluate", "writeback", "cycle", "asks")
+JOBS = KNOWN_JOBS
 
 
 def _lock(ctx: AppContext, stage: str) -> AbstractContextManager[Any]:
@@ -63,7 +64,7 @@ def sync_job(
     *,
     full: bool = False,
     stop: threading.Event | None = None,
-    progress: Callable[[str, int], None] | None = None,
+    progress: ProgressHook | None = None,
 ) -> Run:
     """Pull one source into the store (incremental, or ``full`` resync without dropping data)."""
     with _lock(ctx, system), run_record(ctx.engine, system) as run:
@@ -138,7 +139,7 @@ def reconcile_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Ru
     return run
 
 
-def evaluate_job(ctx: AppContext) -> Run:
+def evaluate_job(ctx: AppContext, *, progress: ProgressHook | None = None) -> Run:
     """Compute every contact's and account's status from the store.
 
     An invalid rules edit is reported in the run and the last valid policy keeps running.
@@ -151,11 +152,13 @@ def evaluate_job(ctx: AppContext) -> Run:
             settings.rules_file, ctx.var_dir / "rules.last-valid.yaml"
         )
         run.config_errors.extend(problems)
-        evaluate_all(ctx.engine, policy, utcnow(), run)
+        evaluate_all(ctx.engine, policy, utcnow(), run, progress=progress)
     return run
 
 
-def writeback_job(ctx: AppContext, *, confirm: bool = False) -> Run:
+def writeback_job(
+    ctx: AppContext, *, confirm: bool = False, progress: ProgressHook | None = None
+) -> Run:
     """Write changed results back to the CRM fields (only what changed; guards apply)."""
     from sync_service.writeback.job import writeback_job as write_back
 
@@ -164,7 +167,14 @@ def writeback_job(ctx: AppContext, *, confirm: bool = False) -> Run:
             run.counts["skipped"] = 1
             run.error = "writeback is disabled (writeback.enabled: false); nothing written"
             return run
-        write_back(ctx.engine, ctx.settings, run=run, mappings=ctx.mappings(run), confirm=confirm)
+        write_back(
+            ctx.engine,
+            ctx.settings,
+            run=run,
+            mappings=ctx.mappings(run),
+            confirm=confirm,
+            progress=progress,
+        )
     return run
 
 
@@ -278,7 +288,7 @@ def run_cycle(
     *,
     full: bool = False,
     stop: threading.Event | None = None,
-    progress: Callable[[str, int], None] | None = None,
+    progress: ProgressHook | None = None,
 ) -> list[Run]:
     """One full cycle: every configured source, then evaluation, then writeback.
 
@@ -292,8 +302,8 @@ def run_cycle(
         runs.append(sync_job(ctx, system, full=full, stop=stop, progress=progress))
         if stop is not None and stop.is_set():
             return runs
-    evaluated = evaluate_job(ctx)
+    evaluated = evaluate_job(ctx, progress=progress)
     runs.append(evaluated)
     if evaluated.status == "success":
-        runs.append(writeback_job(ctx))
+        runs.append(writeback_job(ctx, progress=progress))
     return runs

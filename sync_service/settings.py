@@ -11,6 +11,15 @@ Every problem is reported in one pass, one line each, naming where the value cam
 
     config/settings.yaml:12:3: salesforce.timeout_seconds: Input should be greater than 0 (got -5)
     env SYNC_HTTP_PORT: http_port: Input should be a valid integer (got 'eighty')
+
+Relative paths have one base: the folder of the settings file (``config/`` by default, whether
+the file exists or not), never the working directory. That holds for every path the settings
+name, from the file or the environment: ``mappings_dir`` (default ``../mappings``),
+``rules_file`` (default ``rules.yaml``), a SQLite ``database_url`` (default
+``sqlite:///../var/advocate.db``), ``ca_bundle``, ``salesforce.private_key_file``,
+``privacy.key_file`` and the files
+``<VARIABLE>_FILE`` names. So ``sync-service --config /srv/adv/config/settings.yaml status`` reads
+the store of ``/srv/adv``, from any directory.
 """
 
 from __future__ import annotations
@@ -20,16 +29,32 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+import sqlalchemy as sa
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from canonical.errors import SettingsError
 from canonical.model import System
-from canonical.yaml import YamlDocument, load_yaml, plain
+from canonical.yaml import YamlDocument, allowed_keys, did_you_mean, load_yaml, plain
 from connectors.gainsight.config import GainsightOptions
 from connectors.salesforce.config import SalesforceOptions
 
 DEFAULT_CONFIG_PATH = Path("config/settings.yaml")
+
+#: Jobs ``jobs:`` may schedule. ``salesforce``/``gainsight`` sync and then evaluate and write back.
+KNOWN_JOBS = (*(s.value for s in System), "reconcile", "evaluate", "writeback", "cycle", "asks")
+
+#: Database URL schemes the store supports (SQLAlchemy backend names and their aliases).
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
 
 #: Environment variable -> settings path. These names are shared with docs and the sandbox.
 ENV_VARS: dict[str, tuple[str, ...]] = {
@@ -105,9 +130,6 @@ class SalesforceSettings(SalesforceOptions):
         if missing:
             names = ", ".join("SALESFORCE_" + f.upper() for f in missing)
             msg = f"auth_flow '{self.auth_flow}' needs {names}; set them or choose another flow"
-            raise ValueError(msg)
-        if self.private_key_file is not None and not self.private_key_file.is_file():
-            msg = f"private_key_file '{self.private_key_file}' does not exist or is not a file"
             raise ValueError(msg)
         return self
 
@@ -217,6 +239,21 @@ class JobSettings(BaseModel):
     interval_minutes: float | None = Field(None, gt=0)
     misfire_grace_seconds: int = Field(600, ge=1)
 
+    @field_validator("cron")
+    @classmethod
+    def _valid_crontab(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            msg = (
+                f"'{value}' is not a crontab expression ({exc}); write five fields: "
+                "minute hour day-of-month month day-of-week, e.g. '0 3 * * *' for 03:00 UTC daily"
+            )
+            raise ValueError(msg) from None
+        return value
+
     @model_validator(mode="after")
     def _one_trigger(self) -> JobSettings:
         if self.enabled and (self.cron is None) == (self.interval_minutes is None):
@@ -240,9 +277,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="forbid", validate_default=True)
 
-    database_url: str = "sqlite:///var/advocate.db"
-    mappings_dir: Path = Path("mappings")
-    rules_file: Path = Path("config/rules.yaml")
+    database_url: str = "sqlite:///../var/advocate.db"
+    mappings_dir: Path = Path("../mappings")
+    rules_file: Path = Path("rules.yaml")
     ca_bundle: Path | None = None
     #: The address ``serve`` listens on; a container sets 0.0.0.0 (see the Dockerfile).
     http_host: str = Field("127.0.0.1", min_length=1)
@@ -260,6 +297,29 @@ class Settings(BaseSettings):
 
     #: Where the settings came from, for messages; not a setting.
     source_path: Path | None = Field(None, exclude=True)
+    #: The folder relative paths were resolved against (the settings file's); not a setting.
+    base_dir: Path = Field(Path("config"), exclude=True)
+    #: Where each path setting came from (``file:line:col`` or ``env VAR``), for messages.
+    origins: dict[str, str] = Field(default_factory=dict, exclude=True)
+
+    def origin(self, key: str) -> str:
+        """Where setting ``key`` came from, for a message (the base folder when unknown)."""
+        return self.origins.get(key) or f"{self.base_dir}/ (defaults)"
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        return check_database_url(value)
+
+    @field_validator("jobs")
+    @classmethod
+    def _known_jobs(cls, value: dict[str, JobSettings]) -> dict[str, JobSettings]:
+        unknown = [name for name in value if name not in KNOWN_JOBS]
+        if unknown:
+            parts = [f"'{name}'{did_you_mean(name, KNOWN_JOBS)}" for name in unknown]
+            msg = f"unknown job {'; unknown job '.join(parts)}; jobs are {', '.join(KNOWN_JOBS)}"
+            raise ValueError(msg)
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -277,6 +337,72 @@ class Settings(BaseSettings):
         return (init_settings,)
 
 
+def check_database_url(value: str) -> str:
+    """``value`` when it is a database URL the store can use; else a one-line ValueError.
+
+    Checks the form, the scheme (with a did-you-mean) and that the driver is installed, so a
+    typo fails ``validate`` rather than the first job.
+    """
+    hint = "use sqlite:///path/to/file.db or postgresql://user@host:5432/db"
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    backend, _, driver = scheme.partition("+")
+    if not scheme:
+        msg = f"'{value}' is not a database URL; {hint}"
+        raise ValueError(msg)
+    if backend not in DATABASE_SCHEMES:
+        msg = f"unknown database scheme '{scheme}'{did_you_mean(backend, DATABASE_SCHEMES)}; {hint}"
+        raise ValueError(msg)
+    normal = "postgresql" + value[len("postgres") :] if backend == "postgres" else value
+    if backend in ("postgres", "postgresql") and not driver:
+        normal = "postgresql+psycopg" + normal[len("postgresql") :]
+    try:
+        url = sa.make_url(normal)
+        url.get_dialect().import_dbapi()
+    except ImportError:
+        msg = f"the database driver '{driver}' is not installed; leave it out ({backend}://...)"
+        raise ValueError(msg) from None
+    except Exception as exc:  # sa.exc.ArgumentError, NoSuchModuleError, a bad port...
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = f"'{scheme}://...' is not a usable database URL ({first}); {hint}"
+        raise ValueError(msg) from None
+    if backend != "sqlite" and not url.host:
+        msg = f"the database URL names no host; {hint}"
+        raise ValueError(msg)
+    return value
+
+
+def resolve_path(base: Path, path: Path) -> Path:
+    """``path`` resolved against ``base`` (the settings file's folder) when it is relative."""
+    if path.is_absolute():
+        return path
+    return Path(os.path.normpath(base / path.expanduser()))
+
+
+def _resolve_database(base: Path, value: str) -> str:
+    url = sa.make_url(value)
+    db = url.database
+    if url.get_backend_name() != "sqlite" or not db or db == ":memory:" or db.startswith("file:"):
+        return value
+    resolved = str(resolve_path(base, Path(db)))
+    return value if resolved == db else url.set(database=resolved).render_as_string(False)
+
+
+def _resolve_paths(settings: Settings, base: Path) -> None:
+    """Make every relative path of ``settings`` relative to ``base`` (see the module doc)."""
+    settings.base_dir = base
+    settings.mappings_dir = resolve_path(base, settings.mappings_dir)
+    settings.rules_file = resolve_path(base, settings.rules_file)
+    if settings.ca_bundle is not None:
+        settings.ca_bundle = resolve_path(base, settings.ca_bundle)
+    if settings.salesforce.private_key_file is not None:
+        settings.salesforce.private_key_file = resolve_path(
+            base, settings.salesforce.private_key_file
+        )
+    if settings.privacy.key_file is not None:
+        settings.privacy.key_file = resolve_path(base, settings.privacy.key_file)
+    settings.database_url = _resolve_database(base, settings.database_url)
+
+
 def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node = data
     for key in path[:-1]:
@@ -288,9 +414,9 @@ def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = value
 
 
-def _read_secret_file(var: str, file_name: str) -> str:
+def _read_secret_file(var: str, file_name: str, base: Path) -> str:
     try:
-        return Path(file_name).read_text(encoding="utf-8").strip()
+        return resolve_path(base, Path(file_name)).read_text(encoding="utf-8").strip()
     except OSError as exc:
         msg = f"env {var}_FILE: cannot read '{file_name}' ({exc.strerror}); fix the path"
         raise SettingsError(msg) from None
@@ -351,7 +477,7 @@ def load_settings(
         value = env.get(var)
         if target in SECRET_PATHS and not value and env.get(f"{var}_FILE"):
             try:
-                value = _read_secret_file(var, env[f"{var}_FILE"])
+                value = _read_secret_file(var, env[f"{var}_FILE"], cfg_path.parent)
             except SettingsError as exc:
                 problems.append(str(exc))
                 continue
@@ -374,11 +500,37 @@ def load_settings(
                 got = f" (got {err.get('input')!r})"
             text = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
-                text = "unknown setting; check the spelling against the configuration reference"
+                close = did_you_mean(loc[-1], allowed_keys(Settings, loc[:-1])) if loc else ""
+                close = close or "; check the spelling against the configuration reference"
+                text = f"unknown setting{close}"
             problems.append(f"{origin}: {'.'.join(loc) or 'settings'}: {text}{got}")
         raise SettingsError(problems[0], problems=problems) from None
     settings.source_path = cfg_path if doc else None
+    _resolve_paths(settings, cfg_path.parent)
+    for key in ("mappings_dir", "rules_file", "database_url"):
+        settings.origins[key] = _origin((key,), from_env, doc, cfg_path)
+    files: dict[tuple[str, ...], Path | None] = {
+        ("salesforce", "private_key_file"): settings.salesforce.private_key_file
+        if settings.salesforce.enabled
+        else None,
+        ("ca_bundle",): settings.ca_bundle,
+    }
+    for loc, file in files.items():
+        if file is not None and not file.is_file():
+            origin = _origin(loc, from_env, doc, cfg_path)
+            problems.append(
+                f"{origin}: {'.'.join(loc)}: '{file}' does not exist or is not a file "
+                f"(relative paths are relative to the settings file's folder {_shown(cfg_path)})"
+            )
+    if problems:
+        raise SettingsError(problems[0], problems=problems)
     return settings
+
+
+def _shown(cfg_path: Path) -> str:
+    return (
+        str(cfg_path.parent) if str(cfg_path.parent) not in ("", ".") else "(the working directory)"
+    )
 
 
 def _origin(

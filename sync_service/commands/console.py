@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
-import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import IO, Any
 
 import sqlalchemy as sa
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
 from sqlalchemy.engine import Engine
 
 from canonical.model import STATUS_PRECEDENCE, System
@@ -23,45 +26,90 @@ def emit_json(data: Any, stream: IO[str] | None = None) -> None:
     print(json.dumps(data, indent=2, default=str, sort_keys=False), file=stream or sys.stdout)
 
 
+#: How an absent value is shown to people.
+NO_VALUE = "—"
+
+
+def shown(value: Any) -> str:
+    """A value as people read it: ``yes``/``no``, ``—`` for none, times to the minute (UTC).
+
+    Dates and times may come as objects or as ISO strings (from JSON and the store).
+    """
+    if value is None or value == "":
+        return NO_VALUE
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    if isinstance(value, str) and len(value) >= 16 and value[10:11] == "T":
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return str(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return str(value.strftime("%Y-%m-%d %H:%M UTC"))
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return ", ".join(shown(v) for v in value) or NO_VALUE
+    return str(value)
+
+
 def error(message: str) -> None:
     """Print one error line to stderr."""
     print(f"error: {message}", file=sys.stderr)
 
 
-class Progress:
-    """A one-line progress bar on stderr when it is a terminal; silent otherwise.
+class StageProgress:
+    """Progress bars on stderr for the long stages, one per label; nothing off a terminal.
 
-    Logs, not bars, are what an unattended run leaves behind; a bar in a log file is noise.
+    Drawn with ``rich``: label, bar, done/total, rate and elapsed time; a stage that gives no
+    total gets a count and a rate. Log lines printed meanwhile go above the bars, never into
+    them: while the bars are live, stderr and the log handlers that write to it go through the
+    bars' console. Logs, not bars, are what an unattended run leaves behind: off a terminal
+    this draws nothing.
     """
 
-    def __init__(self, label: str, total: int | None = None, stream: IO[str] | None = None):
-        self.label = label
-        self.total = total
-        self.done = 0
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty()
-        self._last = 0.0
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.enabled = self.console.is_terminal
+        self._tasks: dict[str, TaskID] = {}
+        self._handlers: list[tuple[logging.StreamHandler[Any], Any]] = []
+        self._bars = RichProgress(
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            redirect_stderr=True,
+            redirect_stdout=True,
+        )
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> StageProgress:
+        if self.enabled:
+            terminal = sys.stderr
+            self._bars.start()  # from here on sys.stderr writes above the bars
+            for handler in logging.getLogger().handlers:
+                if isinstance(handler, logging.StreamHandler) and handler.stream is terminal:
+                    self._handlers.append((handler, handler.setStream(sys.stderr)))
         return self
 
-    def advance(self, n: int = 1) -> None:
-        """Count ``n`` more units done and redraw at most ten times a second."""
-        self.done += n
-        now = time.monotonic()
-        if self.enabled and now - self._last > 0.1:
-            self._last = now
-            self._draw()
-
-    def _draw(self) -> None:
-        if self.total:
-            frac = min(1.0, self.done / self.total)
-            bar = "#" * int(frac * 30)
-            text = f"\r{self.label} [{bar:<30}] {self.done:,}/{self.total:,}"
-        else:
-            text = f"\r{self.label} {self.done:,}"
-        self.stream.write(text)
-        self.stream.flush()
+    def __call__(self, label: str, n: int, total: int | None = None) -> None:
+        """Count ``n`` more units of ``label`` (out of ``total`` when known)."""
+        if not self.enabled:
+            return
+        task = self._tasks.get(label)
+        if task is None:
+            task = self._bars.add_task(label, total=total, rate="")
+            self._tasks[label] = task
+        elif total is not None:
+            self._bars.update(task, total=total)
+        self._bars.advance(task, n)
+        speed = self._bars.tasks[self._tasks[label]].speed
+        self._bars.update(task, rate=f"{speed:,.0f}/s" if speed else "")
 
     def __exit__(
         self,
@@ -70,30 +118,23 @@ class Progress:
         tb: TracebackType | None,
     ) -> None:
         if self.enabled:
-            self._draw()
-            self.stream.write("\n")
-            self.stream.flush()
+            for handler, stream in self._handlers:
+                handler.setStream(stream)
+            self._handlers.clear()
+            self._bars.stop()
 
 
-class StreamProgress:
-    """One progress line per stream, for ``IngestOptions.progress``; silent off a terminal."""
-
-    def __init__(self, stream: IO[str] | None = None) -> None:
-        self.stream = stream
-        self._current: Progress | None = None
-
-    def __call__(self, label: str, n: int) -> None:
-        """Count ``n`` more records of ``label``, starting a new line for a new stream."""
-        if self._current is None or self._current.label != label:
-            self.close()
-            self._current = Progress(label, stream=self.stream).__enter__()
-        self._current.advance(n)
-
-    def close(self) -> None:
-        """Finish the current line."""
-        if self._current is not None:
-            self._current.__exit__(None, None, None)
-            self._current = None
+def rejected_edit_line(runs: list[Run]) -> str | None:
+    """One line when any run used the last valid mappings or rules because an edit was rejected."""
+    problems = list(dict.fromkeys(p for r in runs for p in r.config_errors))
+    if not problems:
+        return None
+    jobs = ", ".join(dict.fromkeys(r.job for r in runs if r.config_errors))
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    return (
+        f"rejected edit: {len(problems)} problem(s), the last valid configuration ran ({jobs}): "
+        f"{problems[0]}{more}; fix it and run `sync-service validate`"
+    )
 
 
 _MARK = {"success": "ok", "partial": "PARTIAL", "failed": "FAILED", "held": "HELD"}

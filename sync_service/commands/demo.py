@@ -42,7 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def fresh_sqlite(path: Path) -> str:
-    """Remove a previous demo store (and its WAL files and snapshots); return its URL."""
+    """Remove a previous demo store (and its WAL files and snapshots); return its URL.
+
+    The URL is absolute: ``--database`` is relative to the working directory, while a relative
+    path in ``DATABASE_URL`` would be relative to the settings file's folder.
+    """
+    path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     for leftover in path.parent.iterdir():
         if leftover.name.startswith(path.name) or ".last-valid." in leftover.name:
@@ -137,6 +142,21 @@ def run_guard_demo(
         demo.close()
 
 
+def _ids_to_try(summary: CycleSummary) -> list[tuple[str, str]]:
+    """Two contacts worth explaining: the most asked one, and one with another status."""
+    picked: list[tuple[str, str]] = []
+    statuses: set[str] = set()
+    for c in summary.most_asked:
+        if c["status"] in statuses:
+            continue
+        statuses.add(c["status"])
+        who = f"{c['name'] or 'a contact'}, {c['asks']} asks, {c['status']}"
+        picked.append((c["contact_id"], who))
+        if len(picked) == 2:
+            break
+    return picked
+
+
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
     """Run the demo cycle and print its summary."""
     from sandbox import Sandbox
@@ -160,5 +180,10 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
         print(render(summary, elapsed))
         print()
         print("\n".join(guard_lines))
-        print(f"\nstore: {url}  (try: sync-service explain <contact id> with DATABASE_URL={url})")
+        print(f"\nstore: {url}")
+        tries = _ids_to_try(summary)
+        if tries:
+            print("Try `explain` on the store (each shows why the status is what it is):")
+            for entity_id, who in tries:
+                print(f"  DATABASE_URL={url} sync-service explain {entity_id}   # {who}")
     return 0 if all(r.status == "success" for r in runs) else 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sync_service.commands.console import error
+from sync_service.commands.console import StageProgress, error
 from sync_service.context import AppContext
 from sync_service.evaluate.evaluation import (
     SNAPSHOT_NAME,
@@ -65,11 +65,15 @@ def _run(args: argparse.Namespace, ctx: AppContext) -> int:
             f"{policy.version} ({policy.hash[:12]}); fix the file and run validate"
         )
     now = utcnow()
-    if args.dry_run:
-        summary = evaluate_all(ctx.engine, policy, now, None, dry_run=True)
-    else:
-        with job_lock(ctx.engine, "stage.evaluate"), run_record(ctx.engine, "evaluate") as run_:
-            run_.config_errors = problems
-            summary = evaluate_all(ctx.engine, policy, now, run_)
+    with StageProgress() as bars:
+        if args.dry_run:
+            summary = evaluate_all(ctx.engine, policy, now, None, dry_run=True, progress=bars)
+        else:
+            with (
+                job_lock(ctx.engine, "stage.evaluate"),
+                run_record(ctx.engine, "evaluate") as run_,
+            ):
+                run_.config_errors = problems
+                summary = evaluate_all(ctx.engine, policy, now, run_, progress=bars)
     _print(summary)
     return 2 if problems else 0

@@ -22,6 +22,7 @@ from types import FrameType
 
 from canonical.errors import SettingsError
 from sync_service.api.server import ApiServer, build_state
+from sync_service.commands.validate import preflight
 from sync_service.context import AppContext
 from sync_service.ops.logs import configure_logging
 from sync_service.ops.scheduler import InFlight, JobRunner, build_scheduler, scheduled_next_runs
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace, ctx: AppContext, runner: JobRunner | None = No
 
     ``runner`` replaces the pipeline's ``run_job`` (tests serve fake jobs through it).
     """
+    preflight(ctx)  # the checks of `validate`: refuse to start on any problem (exit 2)
     settings = ctx.settings
     configure_logging(settings)
     ctx.engine  # noqa: B018 - migrates the store to the newest schema before anything serves
@@ -121,6 +123,12 @@ def run(args: argparse.Namespace, ctx: AppContext, runner: JobRunner | None = No
                 extra={"running": in_flight.running()},
             )
             _hard_exit(1)
+        if in_flight.failed_while_stopping:
+            log.error(
+                "stopped; job(s) failed on the way out: %s (the next start repairs and resumes)",
+                ", ".join(in_flight.failed_while_stopping),
+            )
+            return 1
         log.info("stopped cleanly")
         return 0
     finally:

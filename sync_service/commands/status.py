@@ -15,8 +15,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync_service.commands.console import emit_json
-from sync_service.context import AppContext
+from sync_service.commands.console import emit_json, error
+from sync_service.commands.validate import check_configuration
+from sync_service.context import AppContext, require_existing_store
 from sync_service.ops.runs import utcnow
 from sync_service.ops.scheduler import last_successes, next_due
 from sync_service.privacy.status import privacy_status, status_lines
@@ -259,10 +260,21 @@ def _print_text(report: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
-    """Print the status report (text, or JSON with ``--json``); exit 0."""
+    """Print the status report (text, or JSON with ``--json``).
+
+    Exit 0, or 2 when the configuration on disk has problems (the same ``validate`` reports):
+    the report is printed first, since the last valid configuration may still be running,
+    then the problems, one line each on stderr.
+    """
+    checked = check_configuration(ctx)
+    if checked.settings is None:
+        checked.raise_if_invalid()
+    require_existing_store(ctx)
     report = collect(ctx)
     if getattr(args, "json", False):
-        emit_json(report)
+        emit_json({**report, "config_problems": checked.problems})
     else:
         _print_text(report)
-    return 0
+    for line in checked.problems:
+        error(line)
+    return 2 if checked.problems else 0

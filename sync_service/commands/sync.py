@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from sync_service.commands.console import StreamProgress, emit_json, print_run
+from sync_service.commands.console import StageProgress, emit_json, print_run
 from sync_service.context import AppContext
 from sync_service.ops.runs import Run
 from sync_service.pipeline import SYNC_JOBS, reconcile_job, sync_job
@@ -41,16 +41,13 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
     from sync_service.factory import source_enabled
 
     runs: list[Run] = []
-    bars = StreamProgress()
-    try:
+    with StageProgress() as bars:
         if args.reconcile:
             runs.append(reconcile_job(ctx))
         else:
             for system in args.source or SYNC_JOBS:
                 if args.source or source_enabled(ctx.settings, system):
                     runs.append(sync_job(ctx, system, full=args.full, progress=bars))
-    finally:
-        bars.close()
     if args.json:
         emit_json([r.as_dict() for r in runs])
     else:

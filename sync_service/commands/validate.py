@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from sync_service.context import AppContext
 from sync_service.factory import build_connector
 from sync_service.mapping import Mappings, load_mappings
 from sync_service.mapping.online import FieldInfo, OnlineReport, validate_online
-from sync_service.settings import Settings
+from sync_service.settings import Settings, config_path_from, resolve_path
 
 HELP = "check mappings/, config/rules.yaml and settings offline (--online also asks the CRM)"
 
@@ -40,41 +41,74 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace, ctx: AppContext) -> int:
-    """Validate everything, print every problem, return 0 (valid) or 2 (not)."""
-    problems: list[str] = []
-    warnings: list[str] = []
-    summary: list[str] = []
+@dataclass
+class ConfigReport:
+    """What :func:`check_configuration` found: every problem of every file, at once."""
 
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)
+    settings: Settings | None = None
+    mappings: Mappings | None = None
+    policy: Policy | None = None
+
+    def raise_if_invalid(self) -> None:
+        """Raise the problems as one ConfigError (the CLI prints one line each, exit 2).
+
+        Raises:
+            ConfigError: when there is any problem.
+        """
+        if self.problems:
+            raise ConfigError(self.problems[0], problems=list(self.problems))
+
+
+def check_configuration(ctx: AppContext) -> ConfigReport:
+    """Check everything a run needs, offline: settings, mappings, rules and how they fit.
+
+    ``validate`` prints this; ``serve``, ``run-once`` and ``status`` run it at start and refuse
+    to start with the same lines, so a configuration ``validate`` passes is one they run.
+    """
+    report = ConfigReport()
     settings: Settings | None = None
     try:
         settings = ctx.settings
-        summary.append("settings")
+        report.summary.append("settings")
     except SettingsError as exc:
-        problems.extend(exc.problems)
-    mappings_dir = (
-        settings.mappings_dir if settings else Path(ctx.env.get("SYNC_MAPPINGS_DIR") or "mappings")
-    )
-    rules_file = (
-        settings.rules_file
-        if settings
-        else Path(ctx.env.get("SYNC_RULES_FILE") or "config/rules.yaml")
-    )
+        report.problems.extend(exc.problems)
+    report.settings = settings
+    if settings is not None:
+        mappings_dir, rules_file = settings.mappings_dir, settings.rules_file
+    else:  # still check the other files, where the environment or the defaults say they are
+        base = config_path_from(ctx.config_path, ctx.env).parent
+        mappings_dir = resolve_path(base, Path(ctx.env.get("SYNC_MAPPINGS_DIR") or "../mappings"))
+        rules_file = resolve_path(base, Path(ctx.env.get("SYNC_RULES_FILE") or "rules.yaml"))
 
-    mappings: Mappings | None = None
-    try:
-        mappings = load_mappings(mappings_dir)
-        summary.append(_describe_mappings(mappings))
-    except ConfigError as exc:
-        problems.extend(exc.problems)
+    if settings is not None and not mappings_dir.is_dir():
+        report.problems.append(
+            f"{settings.origin('mappings_dir')}: mappings_dir: '{mappings_dir}' is not a folder "
+            f"(relative paths are relative to the settings file's folder, {settings.base_dir}/)"
+        )
+    else:
+        try:
+            report.mappings = load_mappings(mappings_dir)
+            report.summary.append(_describe_mappings(report.mappings))
+        except ConfigError as exc:
+            report.problems.extend(exc.problems)
 
-    policy_problems, policy_summary, policy = check_rules(rules_file)
-    problems.extend(policy_problems)
-    if policy_summary:
-        summary.append(policy_summary)
-    if policy is not None and mappings is not None:
-        problems.extend(check_policy_features(policy, mappings, rules_file))
+    if settings is not None and not rules_file.is_file():
+        report.problems.append(
+            f"{settings.origin('rules_file')}: rules_file: '{rules_file}' is not a file "
+            f"(relative paths are relative to the settings file's folder, {settings.base_dir}/)"
+        )
+    else:
+        policy_problems, policy_summary, report.policy = check_rules(rules_file)
+        report.problems.extend(policy_problems)
+        if policy_summary:
+            report.summary.append(policy_summary)
+    if report.policy is not None and report.mappings is not None:
+        report.problems.extend(check_policy_features(report.policy, report.mappings, rules_file))
 
+    mappings = report.mappings
     if (
         settings is not None
         and mappings is not None
@@ -82,19 +116,38 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
         and mappings.gainsight.writeback
         and not settings.gainsight.writeback_enabled
     ):
-        warnings.append(
+        report.warnings.append(
             f"{mappings.gainsight.where('writeback')}: Gainsight writeback is mapped but "
             "gainsight.writeback_enabled is false; nothing is written to Gainsight"
         )
+    return report
+
+
+def preflight(ctx: AppContext) -> ConfigReport:
+    """The start of ``serve`` and ``run-once``: refuse to start on any problem ``validate`` sees.
+
+    Raises:
+        ConfigError: every problem at once (exit 2), the same lines ``validate`` prints.
+    """
+    report = check_configuration(ctx)
+    report.raise_if_invalid()
+    return report
+
+
+def run(args: argparse.Namespace, ctx: AppContext) -> int:
+    """Validate everything, print every problem, return 0 (valid) or 2 (not)."""
+    report = check_configuration(ctx)
+    problems, warnings, summary = report.problems, report.warnings, report.summary
+    settings, mappings = report.settings, report.mappings
 
     if getattr(args, "online", False):
         if problems:
             warnings.append("--online skipped: fix the problems above first")
         elif settings is not None and mappings is not None:
-            report = check_online(settings, mappings)
-            problems.extend(report.problems)
-            warnings.extend(report.warnings)
-            if not report.problems:
+            online = check_online(settings, mappings)
+            problems.extend(online.problems)
+            warnings.extend(online.warnings)
+            if not online.problems:
                 summary.append("Salesforce schema (online)")
 
     for line in warnings:

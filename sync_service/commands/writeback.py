@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from sync_service.commands.console import StageProgress
 from sync_service.context import AppContext
 from sync_service.ops.locks import job_lock
 from sync_service.ops.runs import run_record
@@ -90,7 +91,11 @@ def _run(args: argparse.Namespace, ctx: AppContext) -> int:
         print("writeback is disabled (writeback.enabled: false); nothing written")
         return 0
     # The pipeline's writeback stage takes the same lock: never two writebacks at once.
-    with job_lock(ctx.engine, "stage.writeback"), run_record(ctx.engine, "writeback") as run_:
+    with (
+        StageProgress() as bars,
+        job_lock(ctx.engine, "stage.writeback"),
+        run_record(ctx.engine, "writeback") as run_,
+    ):
         report = writeback_job(
             ctx.engine,
             settings,
@@ -98,6 +103,7 @@ def _run(args: argparse.Namespace, ctx: AppContext) -> int:
             mappings=ctx.mappings(run_),
             confirm=args.confirm,
             retry_failed=args.retry_failed,
+            progress=bars,
         )
     print_report(report)
     return 0 if run_.status == "success" else 1

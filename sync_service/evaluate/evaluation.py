@@ -36,6 +36,7 @@ from canonical.model import ERASED_REASON, Status, System
 from rules import Policy, evaluate, evaluate_accounts, load_policy, parse_policy, rule_column
 from sync_service.evaluate.features.chunks import DEFAULT_CHUNK
 from sync_service.evaluate.features.parallel import stream_feature_chunks
+from sync_service.ops.progress import ProgressHook
 from sync_service.ops.runs import Run
 from sync_service.store.models import (
     ERASED_KEY,
@@ -327,6 +328,11 @@ def mark_erased(results: pl.DataFrame, erased: list[str]) -> pl.DataFrame:
     )
 
 
+def _live_contacts(conn: sa.Connection) -> int:
+    query = sa.select(sa.func.count()).select_from(contacts).where(contacts.c.deleted.is_(False))
+    return int(conn.execute(query).scalar_one())
+
+
 def evaluate_all(
     engine: Engine,
     policy: Policy,
@@ -335,6 +341,7 @@ def evaluate_all(
     *,
     dry_run: bool = False,
     chunk_size: int = DEFAULT_CHUNK,
+    progress: ProgressHook | None = None,
 ) -> EvaluationSummary:
     """Evaluate every live contact and account and record the verdicts.
 
@@ -345,6 +352,7 @@ def evaluate_all(
         run: the run record (its id goes on every row; counts are added); None for a dry run.
         dry_run: compute and count the changes, write nothing.
         chunk_size: contacts per chunk; memory is bounded by it.
+        progress: told ``("evaluate.contacts", n, total)`` after each chunk.
 
     Returns:
         The counts, transitions ``(entity_type, from, to)`` and a few example ids of each.
@@ -358,6 +366,7 @@ def evaluate_all(
     with engine.connect() as conn:
         erased = erased_contacts(conn)
         stage.create(conn, checkfirst=True)
+        total = _live_contacts(conn) if progress is not None else None
         conn.commit()
         outer = conn.begin() if dry_run else None
         try:
@@ -382,6 +391,8 @@ def evaluate_all(
                     _write(conn, policy, now, run_id)
                 summary.contacts += results.height
                 summary.accounts += acc_results.height
+                if progress is not None:
+                    progress("evaluate.contacts", results.height, total)
                 for col_frame, et in ((results, "contact"), (acc_results, "account")):
                     for status, n in col_frame["status"].value_counts().iter_rows():
                         summary.statuses[f"{et}.{status}"] += n

@@ -15,7 +15,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, ValidationError
 
 from canonical.model import FieldType
-from canonical.yaml import YamlDocument, did_you_mean
+from canonical.yaml import YamlDocument, allowed_keys, did_you_mean
 from connectors.base import FilterOperator
 
 FIELD_TYPES: tuple[str, ...] = get_args(FieldType)
@@ -98,34 +98,6 @@ def pydantic_problems(
             text = f"'{last}': {what} (got {clip(err['input'])})" if last else what
         out.append((full, text))
     return out
-
-
-def allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
-    """The keys allowed at ``loc`` inside ``model`` (for 'did you mean')."""
-    current: type[BaseModel] | None = model
-    for part in loc:
-        if current is None:
-            return []
-        info = next(
-            (f for n, f in current.model_fields.items() if (f.alias or n) == part),
-            None,
-        )
-        # A part that is not a field is a dict key or list index: the model stays the same.
-        if info is not None:
-            current = _model_in(info.annotation)
-    if current is None:
-        return []
-    return [f.alias or n for n, f in current.model_fields.items()]
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
 
 
 def format_problems(doc: YamlDocument, problems: list[Problem]) -> list[str]:

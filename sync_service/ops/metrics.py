@@ -17,6 +17,10 @@ Metric names (all prefixed ``advocate_``)::
     last_run_finished_timestamp_seconds{job}
     last_run_status{job,status}                  1 for the newest finished run's status
     last_success_timestamp_seconds{job}          when the job last ended ``success``
+    rejected_config_edits_total{job}             runs that went on with the last valid mappings
+                                                 or rules because an edit was rejected
+    last_run_rejected_edit_problems{job}         problems of the rejected edit in the newest run
+                                                 (0: it ran on the configuration on disk)
     last_run_records{job,stream}                 records pulled per stream in that run
     last_run_quarantined{job,stream}
     last_run_writeback{job,result}               success / failed in that run
@@ -43,6 +47,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 
+from sync_service.ops.runs import REJECTED_EDIT
 from sync_service.store.models import quarantine, runs, writeback_outbox
 
 log = logging.getLogger(__name__)
@@ -136,9 +141,20 @@ class StoreCollector(Collector):
             stamp = _ts(finished)  # max() keeps the column's type: an aware UTC datetime
             if stamp is not None:
                 last_ok.add_metric([job], stamp)
+        rejected = CounterMetricFamily(
+            f"{PREFIX}rejected_config_edits",
+            "Runs that went on with the last valid mappings or rules: an edit was rejected.",
+            labels=["job"],
+        )
+        rejected_rows = conn.execute(
+            sa.select(runs.c.job, sa.func.count()).where(REJECTED_EDIT).group_by(runs.c.job)
+        )
+        for job, n in rejected_rows:
+            rejected.add_metric([job], n)
         yield total
         yield running
         yield last_ok
+        yield rejected
 
     def _last_runs(self, conn: sa.Connection) -> Iterator[Metric]:
         newest = (
@@ -178,6 +194,11 @@ class StoreCollector(Collector):
             "Writeback records confirmed (success) or refused (failed) in the newest run.",
             labels=["job", "result"],
         )
+        rejected = GaugeMetricFamily(
+            f"{PREFIX}last_run_rejected_edit_problems",
+            "Problems of the rejected config edit in each job's newest run (0: none).",
+            labels=["job"],
+        )
         calls = GaugeMetricFamily(
             f"{PREFIX}last_run_api_calls",
             "API calls made per system by each job's newest finished run.",
@@ -190,6 +211,7 @@ class StoreCollector(Collector):
                 finished.add_metric([job], row["finished_at"].timestamp())
             for s in FINAL_STATUSES:
                 status.add_metric([job, s], 1.0 if row["status"] == s else 0.0)
+            rejected.add_metric([job], float(len(row["config_errors"] or [])))
             for key, value in (row["counts"] or {}).items():
                 n = _number(value)
                 if n is None:
@@ -204,7 +226,7 @@ class StoreCollector(Collector):
             for system, figures in (row["api_calls"] or {}).items():
                 if isinstance(figures, dict) and _number(figures.get("calls")) is not None:
                     calls.add_metric([job, str(system)], float(figures["calls"]))
-        yield from (duration, finished, status, records, quarantined, writeback, calls)
+        yield from (duration, finished, status, records, quarantined, writeback, calls, rejected)
 
     def _budget(self, conn: sa.Connection) -> Iterator[Metric]:
         used = GaugeMetricFamily(

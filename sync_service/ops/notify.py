@@ -67,6 +67,18 @@ def job_failed_text(job: str, status: str, error: str | None, run_id: int | None
     )
 
 
+def rejected_edit_text(jobs: list[str], problems: list[str]) -> str:
+    """The one message about a rejected mapping or rules edit (sent once per edit)."""
+    host = socket.gethostname()
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    return (
+        f":warning: advocate-sync on {host}: a mapping or rules edit was rejected; the last "
+        f"valid configuration keeps running ({', '.join(jobs)}). {len(problems)} problem(s): "
+        f"{problems[0]}{more}. Fix the file, run `sync-service validate`; `sync-service status` "
+        "lists every problem."
+    )
+
+
 def job_recovered_text(job: str, run_id: int | None) -> str:
     """The all-clear after a job that had failed (or was held) succeeds again."""
     run = f" (run {run_id})" if run_id is not None else ""

@@ -130,6 +130,13 @@ def run_record(engine: Engine, job: str) -> Iterator[Run]:
         close_run(engine, run)
 
 
+#: SQL: the run went on with the last valid mappings or rules because an edit was rejected.
+#: (An empty ``config_errors`` is stored as JSON ``null``, not SQL NULL, hence the cast.)
+REJECTED_EDIT = sa.and_(
+    runs.c.config_errors.is_not(None), sa.cast(runs.c.config_errors, sa.Text) != "null"
+)
+
+
 def last_runs(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:
     """The newest runs, newest first, as plain dicts."""
     with engine.connect() as conn:

@@ -12,15 +12,25 @@ notifies the webhook when the run failed. It never raises into the scheduler.
 
 On start, a job whose last successful run started longer ago than its interval (or, for a cron
 job, missed a fire time since then) runs at once, so a restarted service catches up.
+
+On a SQLite store, jobs run one at a time (:func:`store_writer`): SQLite has one writer per
+database, and two jobs writing at once (the first Salesforce and Gainsight syncs, a sync and the
+evaluation of another) end in ``database is locked`` however long the busy timeout, since a
+shared transaction of a first load holds the write lock for longer. PostgreSQL jobs run side by
+side, each under its own lock.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -36,15 +46,17 @@ from canonical.model import System
 from sync_service.context import AppContext
 from sync_service.ops.locks import STAGE_PREFIX, LockHandle, job_lock
 from sync_service.ops.metrics import SKIPPED_RUNS
-from sync_service.ops.notify import job_failed_text, job_recovered_text, notify
-from sync_service.ops.runs import Run, utcnow
+from sync_service.ops.notify import (
+    job_failed_text,
+    job_recovered_text,
+    notify,
+    rejected_edit_text,
+)
+from sync_service.ops.runs import REJECTED_EDIT, Run, utcnow
 from sync_service.settings import JobSettings, Settings
 from sync_service.store.models import runs
 
 log = logging.getLogger(__name__)
-
-#: Jobs the pipeline knows. ``salesforce``/``gainsight`` sync and then evaluate and write back.
-KNOWN_JOBS = (*System, "reconcile", "evaluate", "writeback", "cycle", "asks")
 
 
 class JobRunner(Protocol):
@@ -62,12 +74,48 @@ def _pipeline_runner() -> JobRunner:
     return run_job
 
 
+#: One writer lock per SQLite database file in this process (see :func:`store_writer`).
+_WRITERS: dict[str, threading.Lock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+@contextmanager
+def store_writer(engine: Engine, job: str, stop: threading.Event | None) -> Iterator[bool]:
+    """Run the block as the only writing job of a SQLite store in this process.
+
+    Yields True once the store is this job's, False if shutdown began while it waited (the
+    job should then not start). PostgreSQL stores yield True at once: their jobs run in
+    parallel.
+    """
+    if engine.dialect.name != "sqlite":
+        yield True
+        return
+    key = engine.url.render_as_string(hide_password=True)
+    with _WRITERS_LOCK:
+        lock = _WRITERS.setdefault(key, threading.Lock())
+    if not lock.acquire(blocking=False):
+        log.info("job '%s' waits: another job writes the SQLite store", job, extra={"job": job})
+        while not lock.acquire(timeout=0.2):
+            if stop is not None and stop.is_set():
+                yield False
+                return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
 class InFlight:
-    """Counts job bodies running in this process, so shutdown can wait for them."""
+    """Counts job bodies running in this process, so shutdown can wait for them.
+
+    It also remembers the jobs that failed once shutdown began, so ``serve`` exits 1 when a
+    job did not end cleanly on the way out (a clean stop after the current batch exits 0).
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._jobs: dict[str, int] = {}
+        self.failed_while_stopping: list[str] = []
 
     def enter(self, job: str) -> None:
         """A job body starts."""
@@ -156,22 +204,38 @@ def execute_job(
         return None
     if in_flight is not None:
         in_flight.enter(job)
+    failed = True
     try:
-        return _execute(ctx, job, stop, runner)
+        with store_writer(ctx.engine, job, stop) as mine:
+            if not mine:
+                log.info("job '%s' not started: shutting down", job)
+                failed = False
+                return None
+            crashed: list[bool] = []
+            run = _execute(ctx, job, stop, runner, crashed)
+            failed = bool(crashed) or (run is not None and run.status == "failed")
+            return run
     finally:
         if in_flight is not None:
+            if failed and stop is not None and stop.is_set():
+                in_flight.failed_while_stopping.append(job)
             in_flight.leave(job)
 
 
 def _execute(
-    ctx: AppContext, job: str, stop: threading.Event | None, runner: JobRunner | None
+    ctx: AppContext,
+    job: str,
+    stop: threading.Event | None,
+    runner: JobRunner | None,
+    crashed: list[bool],
 ) -> Run | None:
     mark: list[int] = []  # the newest run id before this job: its follow-ups come after
     try:
-        return _execute_job(ctx, job, stop, runner, mark)
+        return _execute_job(ctx, job, stop, runner, mark, crashed)
     finally:
         if mark:
             _alert_follow_ups(ctx, job, mark[0])
+            _alert_rejected_edits(ctx, mark[0])
 
 
 def _newest_run_id(engine: Engine) -> int:
@@ -202,12 +266,50 @@ def _alert_follow_ups(ctx: AppContext, job: str, after_id: int) -> None:
         _alert(ctx, row.job, row.status, row.error, row.id)
 
 
+def _alert_rejected_edits(ctx: AppContext, after_id: int) -> None:
+    """Tell the webhook, once per distinct edit, that this job's runs used the last valid config.
+
+    The sync, evaluation and writeback of a cycle each see the same rejected edit, and it stays
+    rejected run after run until someone fixes it: one message per edit, not one per run.
+    """
+    if ctx.settings.webhook_url is None:
+        return
+    try:
+        with ctx.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(runs.c.job, runs.c.config_errors)
+                .where(
+                    runs.c.id > after_id,
+                    REJECTED_EDIT,
+                    runs.c.pid == os.getpid(),
+                    runs.c.host == socket.gethostname(),
+                )
+                .order_by(runs.c.id)
+            ).all()
+    except sa.exc.SQLAlchemyError:
+        return
+    fresh: dict[str, tuple[list[str], list[str]]] = {}
+    for job, problems in rows:
+        digest = hashlib.sha256(json.dumps(sorted(problems)).encode()).hexdigest()
+        if digest in ctx.notified_edits:
+            continue
+        jobs, _ = fresh.setdefault(digest, ([], list(problems)))
+        jobs.append(job)
+    for digest, (jobs, problems) in fresh.items():
+        ctx.notified_edits.add(digest)
+        log.error(
+            "config edit rejected; the last valid configuration keeps running: %s", problems[0]
+        )
+        notify(ctx.settings.webhook_url, rejected_edit_text(jobs, problems))
+
+
 def _execute_job(
     ctx: AppContext,
     job: str,
     stop: threading.Event | None,
     runner: JobRunner | None,
     mark: list[int],
+    crashed: list[bool],
 ) -> Run | None:
     try:
         run_fn = runner or _pipeline_runner()
@@ -227,10 +329,12 @@ def _execute_job(
         log.info("job '%s' skipped: another runner holds it (%s)", job, busy, extra={"job": job})
         return None
     except ServiceError as exc:
+        crashed.append(True)
         log.error("job '%s' failed: %s", job, exc, extra={"job": job})
         _alert(ctx, job, "failed", str(exc))
         return None
     except Exception as exc:
+        crashed.append(True)
         log.exception("job '%s' crashed", job, extra={"job": job})
         _alert(ctx, job, "failed", f"{type(exc).__name__}: {exc}")
         return None
@@ -331,15 +435,8 @@ def next_due(
 def enabled_jobs(settings: Settings) -> dict[str, JobSettings]:
     """The jobs to schedule: enabled, and their connector enabled.
 
-    Raises:
-        SettingsError: a job name the pipeline does not know (all of them listed).
+    Job names are known ones: the settings refuse others at load (with a did-you-mean).
     """
-    unknown = [name for name in settings.jobs if name not in KNOWN_JOBS]
-    if unknown:
-        problems = [
-            f"jobs.{name}: unknown job; choose from {', '.join(KNOWN_JOBS)}" for name in unknown
-        ]
-        raise SettingsError(problems[0], problems=problems)
     jobs = {}
     for name, job in settings.jobs.items():
         if not job.enabled:
@@ -372,8 +469,9 @@ def build_scheduler(
     jobs = enabled_jobs(ctx.settings)
     now = now or utcnow()
     last = last_successes(ctx.engine) if jobs else {}
-    # One thread per job: different jobs may run side by side (their locks differ); the same
-    # job never does (max_instances=1 here, its lock across processes).
+    # One thread per job: different jobs may run side by side (their locks differ; on SQLite
+    # store_writer makes them take turns); the same job never does (max_instances=1 here, its
+    # lock across processes).
     scheduler = BackgroundScheduler(
         timezone=UTC,
         executors={"default": ThreadPoolExecutor(max_workers=max(1, len(jobs)))},

@@ -58,7 +58,9 @@ def restore_indexes(conn: Connection, table: sa.Table) -> list[str]:
     missing = set(missing_indexes(conn, table))
     for ix in _declared(table):
         if ix.name in missing:
-            ix.create(conn)
+            # IF NOT EXISTS: another runner (a second replica, a start racing a job) may build
+            # the same index between the look and the build; that is not an error.
+            conn.execute(sa.schema.CreateIndex(ix, if_not_exists=True))
     return sorted(missing)
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,6 +39,7 @@ from canonical.errors import FatalApiError, MappingError, RecordError
 from canonical.model import Entity
 from canonical.redaction import mask_emails
 from connectors.base import Batch, Connector, Cursor, StreamSpec
+from sync_service.ops.progress import ProgressHook
 from sync_service.ops.runs import Run, utcnow
 from sync_service.store.initial_load import deferred_indexes, restore_indexes
 from sync_service.store.models import (
@@ -101,7 +102,8 @@ class IngestOptions:
         overlap: how far before the saved cursor a run starts reading again.
         full: read every record from the beginning (upserts; nothing is dropped).
         now: the run's start time; streams read up to it.
-        progress: told ``(stream, records)`` after each committed batch (a terminal's bar).
+        progress: told ``(stream, records, total)`` after each committed batch (a terminal's
+            bar); ``total`` is what the CRM counted for the read, when it counted.
         scrub: strips the rows of erased people before they are stored (see
             :mod:`sync_service.privacy.tombstones`); None stores rows as mapped.
     """
@@ -109,7 +111,7 @@ class IngestOptions:
     overlap: timedelta
     now: datetime
     full: bool = False
-    progress: Callable[[str, int], None] | None = None
+    progress: ProgressHook | None = None
     scrub: RowScrubber | None = None
 
 
@@ -291,12 +293,13 @@ def _report(
     system: str,
     stream: str,
     batches: list[tuple[int, list[dict[str, Any]]]],
+    total: int | None = None,
 ) -> None:
     """Count committed batches on the run, tell the progress bar, warn of quarantined records."""
     for rows, bad in batches:
         run.add(f"records.{stream}", rows)
         if opts.progress is not None:
-            opts.progress(f"{system}.{stream}", rows + len(bad))
+            opts.progress(f"{system}.{stream}", rows + len(bad), total)
         if bad:
             run.add(f"quarantined.{stream}", len(bad))
             log.warning(
@@ -388,12 +391,12 @@ def sync_stream(
                 stopping = stop is not None and stop.is_set()
                 if moves or stopping or held >= SHARED_COMMIT_ROWS:
                     conn.commit()
-                    _report(run, opts, system, spec.name, uncommitted)
+                    _report(run, opts, system, spec.name, uncommitted, stream.last_count)
                     uncommitted, held = [], 0
                 if stopping:
                     return False
             conn.commit()
-            _report(run, opts, system, spec.name, uncommitted)
+            _report(run, opts, system, spec.name, uncommitted, stream.last_count)
         finally:
             conn.close()  # rolls back what was not committed
     with engine.begin() as conn:

@@ -31,6 +31,7 @@ from canonical.errors import RetriableError
 from canonical.model import System
 from connectors.base import Connector, RecordChange, WriteResult
 from connectors.retry import Doubling, Sleep, retrying
+from sync_service.ops.progress import ProgressHook
 from sync_service.store.models import contacts
 from sync_service.writeback.audit import record_confirmed
 from sync_service.writeback.outbox import (
@@ -40,6 +41,7 @@ from sync_service.writeback.outbox import (
     mark_attempted,
     mark_done,
     pending_batches,
+    pending_count,
 )
 from sync_service.writeback.report import SAMPLE_LIMIT, Failure, WritebackReport
 from sync_service.writeback.targets import WritebackTargetLike
@@ -156,6 +158,7 @@ def apply_pending(
     run_id: int | None,
     now: Callable[[], datetime],
     sleep: Sleep,
+    progress: ProgressHook | None = None,
 ) -> None:
     """Send the target's pending rows to ``connector`` and record every verdict.
 
@@ -171,7 +174,11 @@ def apply_pending(
         retry_on=_RecordsToRetry,
         before_sleep=_count_retried(report),
     )
+    label = f"writeback.{target.object_name}"
+    total = pending_count(engine, target.target, target.object_name) if progress else None
     for batch in pending_batches(engine, target.target, target.object_name, batch_size):
+        if progress is not None:
+            progress(label, len(batch), total)
         # Only mapped fields are ever written, whatever an older row holds; a row left with
         # nothing mapped has nothing to send.
         todo = [_only(r, allowed) for r in batch]

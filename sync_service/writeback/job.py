@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from connectors.base import Connector
 from sync_service.factory import build_connector
 from sync_service.mapping import Mappings, WritebackTarget, load_mappings
+from sync_service.ops.progress import ProgressHook
 from sync_service.ops.runs import Run
 from sync_service.settings import Settings
 from sync_service.writeback.report import WritebackReport
@@ -59,6 +60,7 @@ def writeback_job(
     dry_run: bool = False,
     confirm: bool = False,
     retry_failed: bool = False,
+    progress: ProgressHook | None = None,
 ) -> WritebackReport:
     """Run the writeback for every mapped target.
 
@@ -71,6 +73,7 @@ def writeback_job(
         dry_run: count and show what would change, write nothing.
         confirm: release a writeback held by the blast-radius guard.
         retry_failed: send records the CRM refused before once more.
+        progress: told as each batch is sent (a terminal's bar).
     """
     mappings = mappings if mappings is not None else load_mappings(settings.mappings_dir)
     targets = writeback_targets(mappings, settings)
@@ -90,6 +93,7 @@ def writeback_job(
             retry_failed=retry_failed,
             chunk_size=settings.sync.batch_size,
             write_erased=settings.privacy.write_erased_status,
+            progress=progress,
         )
     finally:
         if own:

@@ -221,6 +221,17 @@ class OutboxChanges:
         self.inserts, self.updates, self.deletes, self.adopted = [], [], [], []
 
 
+def pending_count(engine: Engine, target: str, object_name: str) -> int:
+    """How many rows of one object wait to be sent (a progress bar's total)."""
+    with engine.connect() as conn:
+        query = sa.select(sa.func.count()).where(
+            outbox.c.target == target,
+            outbox.c.object_name == object_name,
+            outbox.c.state == PENDING,
+        )
+        return int(conn.execute(query).scalar_one())
+
+
 def pending_batches(
     engine: Engine, target: str, object_name: str, batch_size: int
 ) -> Iterator[list[OpenRow]]:

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from canonical.errors import WritebackError
 from connectors.base import Connector
+from sync_service.ops.progress import ProgressHook
 from sync_service.ops.runs import Run, utcnow
 from sync_service.settings import WritebackSettings
 from sync_service.store.models import writeback_outbox
@@ -39,6 +40,7 @@ def run_writeback(
     write_erased: bool = True,
     now: Callable[[], datetime] = utcnow,
     sleep: Callable[[float], None] = time.sleep,
+    progress: ProgressHook | None = None,
 ) -> WritebackReport:
     """Write the changed results of every target back to its CRM.
 
@@ -62,6 +64,7 @@ def run_writeback(
             changes); False leaves their CRM records alone (``privacy.write_erased_status``).
         now: the clock (tests pin it).
         sleep: how to wait between retries (tests skip the wait).
+        progress: told ``("writeback.<Object>", n, total)`` as each batch is sent.
 
     Raises:
         WritebackError: a target is misconfigured or its system has no connector.
@@ -131,6 +134,7 @@ def run_writeback(
                 run_id=run_id,
                 now=now,
                 sleep=sleep,
+                progress=progress,
             )
         finally:
             usage = connector.usage()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +92,114 @@ def test_module_entry_point_runs_as_a_process(workdir: Path):
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_an_unexpected_error_is_one_line_and_its_details_go_to_the_error_log(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    import tempfile
+
+    from sync_service.commands import db
+
+    def boom(*_args: object) -> int:
+        raise KeyError("nobody planned for this")
+
+    monkeypatch.setattr(db, "run", boom)
+    monkeypatch.setattr(tempfile, "tempdir", str(workdir))
+    assert main(["db", "upgrade"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("error: unexpected error in 'db': KeyError: 'nobody planned for this'")
+    assert "Traceback" not in err
+    details = (workdir / "advocate-sync-errors.log").read_text()
+    assert "Traceback" in details
+    assert "nobody planned for this" in details
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path):
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `| head -1` having exited: every write gets EPIPE
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "sync_service", "--help"],
+            cwd=ROOT,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.stderr == ""
+    assert proc.returncode == 0
+
+
+def test_status_piped_into_a_closed_reader_prints_no_traceback(tmp_path: Path, sqlite_url: str):
+    from sync_service.store.engine import make_engine, upgrade
+
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    engine.dispose()
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "sync_service", "status"],
+            cwd=ROOT,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            env={**env, "DATABASE_URL": sqlite_url},
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in proc.stderr
+    assert "BrokenPipeError" not in proc.stderr
+    assert proc.returncode == 0
+
+
+def test_a_second_sandbox_on_a_used_port_is_one_line_and_leaves_no_folder(tmp_path: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [
+                *(sys.executable, "-m", "sync_service", "sandbox", "--accounts", "5"),
+                *("--port", str(port), "--gainsight-port", "0"),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "TMPDIR": str(tmp_path)},
+            check=False,
+        )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith(f"error: --port {port}: cannot listen there")
+    assert not list(tmp_path.glob("advocate-sandbox-*"))
+
+
+def test_a_sandbox_that_cannot_bind_removes_its_key_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import tempfile
+
+    from sandbox import Sandbox
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        sb = Sandbox(accounts=3, port=taken.getsockname()[1])
+        with pytest.raises(OSError, match="in use"):
+            sb.start()
+    assert not list(tmp_path.glob("advocate-sandbox-*"))

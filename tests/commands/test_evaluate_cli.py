@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from canonical.model import Entity
 from sync_service.cli import main
-from sync_service.store.models import evaluations, runs, writeback_log
+from sync_service.store.models import contacts, evaluations, runs, writeback_log
 from tests.store_seed import seed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,3 +137,55 @@ def test_explain_a_contact_in_json_and_text(
     assert acc["status"] == "Fatigued"
     assert acc["contacts"]["by_status"] == {"Fatigued": 1, "Not Eligible": 1}
     assert main(["explain", "003NOPE"]) == 2
+
+
+def test_explain_prints_values_for_people_not_python(
+    store: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["evaluate"]) == 0
+    with store.begin() as conn:
+        conn.execute(
+            sa.insert(writeback_log).values(
+                target="salesforce",
+                object_name="Contact",
+                record_id="003A",
+                field="Advocate_Next_Available__c",
+                old_value=None,
+                new_value="2026-12-06",
+                policy_version="x",
+                written_at=datetime(2026, 12, 6, 9, 41, 27, 123456, tzinfo=UTC),
+            )
+        )
+    capsys.readouterr()
+    assert main(["explain", "003A"]) == 0
+    text = capsys.readouterr().out
+    assert (
+        "2026-12-06 09:41 UTC  salesforce Contact.Advocate_Next_Available__c: — -> 2026-12-06"
+        in text
+    )
+    assert "True" not in text
+    assert "None" not in text
+    assert "'" not in text.split("written to the CRM")[1]
+    assert ".123456" not in text
+    assert "opted_in" in text
+    opted = next(line for line in text.splitlines() if line.strip().startswith("opted_in "))
+    assert opted.split()[-1] == "yes"
+
+
+def test_explain_lists_the_matches_of_a_name_that_fits_several(
+    store: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with store.begin() as conn:
+        conn.execute(
+            sa.update(contacts).values(
+                last_name="Doe", first_name=sa.case((contacts.c.id == "003A", "Jane"), else_="John")
+            )
+        )
+    capsys.readouterr()
+    assert main(["explain", "doe"]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("2 records match 'doe'; explain one by its id:")
+    assert "contact  003A  Jane Doe" in out
+    assert "contact  003B  John Doe" in out
+    assert main(["explain", "Jane Doe"]) == 0
+    assert capsys.readouterr().out.startswith("contact 003A  Jane Doe")

@@ -10,6 +10,7 @@ import pytest
 
 from sync_service.cli import main
 from sync_service.store.engine import make_engine, upgrade
+from tests.configs import ROOT
 from tests.privacy.people import EMAIL, FIRST, SF_ID, seed_person
 
 
@@ -20,6 +21,9 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(var, raising=False)
     db = tmp_path / "var" / "advocate.db"
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
+    # status also checks the mappings and rules a run would use: the shipped ones
+    monkeypatch.setenv("SYNC_MAPPINGS_DIR", str(ROOT / "mappings"))
+    monkeypatch.setenv("SYNC_RULES_FILE", str(ROOT / "config" / "rules.yaml"))
     engine = make_engine(f"sqlite:///{db}")
     upgrade(engine)
     seed_person(engine)

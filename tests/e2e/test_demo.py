@@ -124,3 +124,17 @@ def test_the_demo_logs_asks_through_the_api_until_refused(tmp_path: Path) -> Non
     assert all("201" in p for p in posts[:-1])
     assert created == len(posts) - 1 == len(in_crm)
     assert {r["Guard_Status__c"] for r in in_crm} == {"Clear"}
+
+
+def test_the_demo_offers_ids_that_explain_can_show(
+    demo_result, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    from sync_service.commands.demo import _ids_to_try
+
+    _, summary, *_, url = demo_result
+    tries = _ids_to_try(summary)
+    assert len(tries) == 2
+    monkeypatch.setenv("DATABASE_URL", url)
+    for entity_id, _who in tries:
+        assert main(["explain", entity_id]) == 0
+        assert capsys.readouterr().out.startswith(f"contact {entity_id}  ")

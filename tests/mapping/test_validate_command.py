@@ -24,7 +24,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "config").mkdir()
     shutil.copy(REPO / "config" / "rules.yaml", tmp_path / "config" / "rules.yaml")
     (tmp_path / "config" / "settings.yaml").write_text(
-        "mappings_dir: mappings\nrules_file: config/rules.yaml\n"
+        "mappings_dir: ../mappings\nrules_file: rules.yaml\n"
     )
     monkeypatch.chdir(tmp_path)
     for var in ("SYNC_CONFIG", "SYNC_MAPPINGS_DIR", "SYNC_RULES_FILE", "DATABASE_URL"):
@@ -204,3 +204,20 @@ def test_online_against_the_sandbox_finds_a_renamed_writeback_field(
             + text[contact_part:].replace("Advocate_Status__c", "Advocacy_Status__c", 1)
         )
         assert main(["validate", "--online"]) == 0
+
+
+def test_a_60_mb_mapping_is_refused_fast_with_the_limit(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    sf = project / "mappings" / "salesforce.yaml"
+    with sf.open("a", encoding="utf-8") as fh:
+        line = "# " + "x" * 1021 + "\n"
+        for _ in range(60):
+            fh.write(line * 1024)
+    started = time.monotonic()
+    assert main(["validate"]) == 2
+    assert time.monotonic() - started < 10  # it used to parse for 13 minutes
+    err = capsys.readouterr().err
+    assert "error: mappings/salesforce.yaml: file is 60.0 MiB, over the 1 MiB limit" in err

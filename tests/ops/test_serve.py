@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from sync_service.ops.runs import last_runs
 from sync_service.store.engine import make_engine, upgrade
+from tests.configs import SHIPPED_PATHS
 from tests.ops import fake_jobs
 from tests.ops.support import overlaps
 
@@ -36,7 +37,7 @@ class Serve:
     ) -> None:
         cfg = tmp_path / f"{name}.yaml"
         cfg.write_text(
-            f"database_url: {db_url}\n"
+            f"database_url: {db_url}\n{SHIPPED_PATHS}"
             "salesforce: {enabled: true}\ngainsight: {enabled: false}\n"
             f"jobs:\n  salesforce: {{interval_minutes: {ONE_SECOND}, misfire_grace_seconds: 5}}\n",
             encoding="utf-8",
@@ -156,6 +157,20 @@ def test_sigterm_mid_job_exits_0_keeps_committed_batches_and_the_next_run_resume
     assert overlaps(rows) == []
 
 
+def test_a_job_that_fails_on_the_way_out_makes_serve_exit_1(
+    db_url: str, engine: Engine, spawn: Any
+) -> None:
+    # The job's first batch takes 2 s and then fails: SIGTERM arrives during that batch.
+    serving = spawn(db_url, "failing", FAKE_JOB_FAIL="1", FAKE_JOB_BATCH_SECONDS="2")
+    wait_for(lambda: any(r["job"] == "salesforce" for r in last_runs(engine)), 20, "the job")
+    code, _ = serving.terminate()
+    assert code == 1
+    (run,) = last_runs(engine)
+    assert run["status"] == "failed"
+    messages = [line["message"] for line in serving.logs()]
+    assert any(m.startswith("stopped; job(s) failed on the way out: salesforce") for m in messages)
+
+
 def test_two_replicas_on_one_postgres_never_run_the_same_job_at_once(
     pg_url: str, spawn: Any
 ) -> None:
@@ -213,7 +228,7 @@ def test_a_killed_replica_leaves_no_stuck_lock(pg_url: str, spawn: Any) -> None:
 
 def test_a_busy_port_is_a_config_error(tmp_path: Path, sqlite_url: str) -> None:
     cfg = tmp_path / "settings.yaml"
-    cfg.write_text(f"database_url: {sqlite_url}\n", encoding="utf-8")
+    cfg.write_text(f"database_url: {sqlite_url}\n{SHIPPED_PATHS}", encoding="utf-8")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

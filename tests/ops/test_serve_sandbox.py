@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -134,3 +135,68 @@ def test_sigterm_mid_sync_loses_nothing_and_the_restarted_service_resumes(
         rows = last_runs(engine, limit=100)
         assert overlaps(rows) == []
         assert all(r["finished_at"] is not None for r in rows)
+
+
+def test_the_first_cycle_on_a_fresh_store_runs_every_job_without_a_failure(
+    tmp_path: Path, db_url: str, engine: Engine
+) -> None:
+    # Salesforce and Gainsight are both due at once on a first start: on SQLite they used to
+    # write at the same time and fail with "database is locked".
+    cfg = tmp_path / "both.yaml"
+    cfg.write_text(
+        f"database_url: {db_url}\n"
+        f"mappings_dir: {ROOT / 'mappings'}\n"
+        f"rules_file: {ROOT / 'config' / 'rules.yaml'}\n"
+        "sync: {batch_size: 50}\n"
+        "jobs:\n  salesforce: {interval_minutes: 60}\n  gainsight: {interval_minutes: 60}\n",
+        encoding="utf-8",
+    )
+    with Sandbox(accounts=60, seed=9) as sb:
+        log = (tmp_path / "both.log").open("w", encoding="utf-8")
+        env = {
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("SALESFORCE_", "GAINSIGHT_", "SYNC_", "DATABASE_URL"))
+            },
+            **sb.env("client_credentials"),
+            "SYNC_CONFIG": str(cfg),
+            "SYNC_HTTP_PORT": "0",
+            "SYNC_LOG_FORMAT": "json",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sync_service", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+        )
+        try:
+            # On SQLite the jobs take turns, so each sync gets its own evaluation and writeback;
+            # on PostgreSQL they run side by side and the second follow-up may find the first
+            # one's lock taken (a skip, not a failure).
+            writebacks = 2 if engine.dialect.name == "sqlite" else 1
+
+            def cycle_done() -> bool:
+                rows = [r for r in last_runs(engine, limit=50) if r["finished_at"]]
+                jobs = [r["job"] for r in rows]
+                both = {"salesforce", "gainsight"} <= set(jobs)
+                return both and jobs.count("writeback") >= writebacks
+
+            _wait(cycle_done, 120, "both syncs with their evaluations and writebacks", proc)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+            log.close()
+    rows = last_runs(engine, limit=100)
+    assert [r for r in rows if r["status"] == "failed"] == []
+    assert all(r["finished_at"] is not None for r in rows)
+    assert "database is locked" not in (tmp_path / "both.log").read_text(encoding="utf-8")
+    if engine.dialect.name == "sqlite":
+        ordered = sorted(rows, key=lambda r: r["started_at"])
+        for before, after in itertools.pairwise(ordered):
+            assert before["finished_at"] <= after["started_at"], (before["job"], after["job"])

@@ -14,7 +14,9 @@ from sqlalchemy.engine import Engine
 from sync_service.cli import main
 from sync_service.commands import status
 from sync_service.context import AppContext
+from sync_service.store.engine import make_engine, upgrade
 from sync_service.store.models import evaluations, quarantine, runs, sync_state, writeback_outbox
+from tests.configs import SHIPPED_PATHS
 
 
 def _run(engine: Engine, job: str, status: str, start: datetime, **kw: Any) -> None:
@@ -49,7 +51,7 @@ def _status(config: Path, *, json_out: bool) -> int:
 def config(tmp_path: Path, db_url: str) -> Path:
     cfg = tmp_path / "settings.yaml"
     cfg.write_text(
-        f"database_url: {db_url}\ngainsight: {{enabled: false}}\n"
+        f"database_url: {db_url}\ngainsight: {{enabled: false}}\n{SHIPPED_PATHS}"
         "jobs:\n  salesforce: {interval_minutes: 30}\n  reconcile: {cron: '0 3 * * *'}\n",
         encoding="utf-8",
     )
@@ -180,11 +182,24 @@ def test_status_text_is_readable(
     assert "Evaluations: contact:Eligible 2, contact:Fatigued 1" in out
 
 
+def test_status_command_on_a_missing_store_is_an_error_and_creates_nothing(
+    tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "empty.yaml"
+    cfg.write_text(f"database_url: sqlite:///elsewhere/store.db\n{SHIPPED_PATHS}")
+    assert main(["--config", str(cfg), "status"]) == 2
+    err = capsys.readouterr().err
+    assert f"no store at '{tmp_path / 'elsewhere' / 'store.db'}'" in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_status_command_on_an_empty_store(
     tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = tmp_path / "empty.yaml"
-    cfg.write_text(f"database_url: {sqlite_url}\n", encoding="utf-8")
+    cfg.write_text(f"database_url: {sqlite_url}\n{SHIPPED_PATHS}", encoding="utf-8")
+    upgrade(make_engine(sqlite_url))
     assert main(["--config", str(cfg), "status"]) == 0
     out = capsys.readouterr().out
     assert "never ran" in out

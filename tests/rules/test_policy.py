@@ -113,7 +113,7 @@ def test_bad_expressions_are_reported_at_their_line(
 @pytest.mark.parametrize(
     ("when_line", "needle"),
     [
-        ("    when: !payment_overdue\n", "must be text"),  # '!' starts a YAML tag
+        ("    when: !payment_overdue\n", "reads as a tag"),  # '!' starts a YAML tag
         ("    when: # nps_latest >= 9\n", "got nothing"),  # '#' starts a comment
         ("    when: 9\n", "got int"),
     ],
@@ -195,3 +195,68 @@ def test_admin_mapped_extra_fields_can_be_used(tmp_path: Path) -> None:
 def test_a_missing_file_is_a_policy_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="not found"):
         load_policy(tmp_path / "nope.yaml")
+
+
+def test_an_unquoted_hash_inside_a_one_line_condition_is_refused(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "    when: >-\n      nps_latest >= 9\n", "    when: nps_latest >= 9 #AND opted_in\n", 1
+    )
+    [problem] = problems_of(text, tmp_path)
+    assert "rules.yaml:8:5: eligibility[0] (promoter).when: an unquoted ' #'" in problem
+    assert "only 'nps_latest >= 9' was read" in problem
+
+
+def test_a_hash_in_a_block_string_or_in_quotes_is_text(tmp_path: Path) -> None:
+    for when in ('    when: "nps_latest >= 9"  # a comment after quotes is fine\n',):
+        path = tmp_path / "rules.yaml"
+        path.write_text(GOOD.replace("    when: >-\n      nps_latest >= 9\n", when, 1))
+        assert load_policy(path).rules_of("eligibility")[0].when == "nps_latest >= 9"
+
+
+def test_a_leading_bang_is_refused_with_a_hint_to_write_not(tmp_path: Path) -> None:
+    text = GOOD.replace("    when: >-\n      nps_latest >= 9\n", "    when: !opted_in\n", 1)
+    [problem] = problems_of(text, tmp_path)
+    assert "starts with '!opted_in', which YAML reads as a tag" in problem
+    assert "write NOT" in problem
+
+
+def test_an_inverted_score_range_is_refused(tmp_path: Path) -> None:
+    text = (
+        GOOD + "score:\n  terms:\n    - {id: nps, value: nps_latest, min: 10, max: 6, weight: 1}\n"
+    )
+    [problem] = problems_of(text, tmp_path)
+    assert "score.terms[0] (nps): min (10) is above max (6); swap them" in problem
+
+
+def test_a_misspelt_rule_key_gets_a_suggestion(tmp_path: Path) -> None:
+    problems = problems_of(
+        GOOD.replace("    reason: escalated\n", "    reasn: escalated\n"), tmp_path
+    )
+    assert any(
+        "suspension[0] (escalated).reasn: unknown key; did you mean 'reason'?" in p
+        for p in problems
+    ), problems
+
+
+def test_a_non_utf8_byte_is_one_line_with_its_position(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_bytes(GOOD.encode().replace(b"reason: escalated", b"reason: escalad\xe9", 1))
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    assert info.value.problems == [
+        f"{path}:15:20: byte 0xe9 is not UTF-8; save the file as UTF-8 (an accented letter "
+        "typed in another encoding, e.g. Latin-1)"
+    ]
+
+
+def test_an_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    import time
+
+    path = tmp_path / "rules.yaml"
+    with path.open("w") as fh:
+        fh.write(GOOD)
+        fh.write("# " + "x" * 60 * 1024 * 1024 + "\n")
+    started = time.monotonic()
+    with pytest.raises(PolicyError, match=r"file is 60\.0 MiB, over the 1 MiB limit"):
+        load_policy(path)
+    assert time.monotonic() - started < 1

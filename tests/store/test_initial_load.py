@@ -170,3 +170,17 @@ def test_the_switch_keeps_the_indexes(engine: Engine, monkeypatch: pytest.Monkey
     with deferred_indexes(engine, contacts, first_load=True) as deferred:
         assert deferred is False
         assert missing(engine) == []
+
+
+def test_an_index_another_runner_built_meanwhile_is_not_an_error(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two runners look for missing indexes at once and both see one missing; the first builds
+    # it. The second must not fail with "index ... already exists" (a SIGTERM'd first load and
+    # the start after it used to race like this).
+    declared = [str(ix.name) for ix in contacts.indexes]
+    monkeypatch.setattr(initial_load, "missing_indexes", lambda _conn, _table: declared)
+    with engine.begin() as conn:
+        assert initial_load.restore_indexes(conn, contacts) == sorted(declared)
+    monkeypatch.undo()
+    assert missing(engine) == []
