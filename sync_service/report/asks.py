@@ -24,7 +24,7 @@ from sync_service.report.sql import (
     status_as_of,
     utc_midnight,
 )
-from sync_service.report.tables import Figure, Section, Table, cols, share
+from sync_service.report.tables import NOT_SET, Figure, Section, Table, cols, share
 from sync_service.store.models import accounts, advocacy_asks, contacts, evaluations
 
 #: Statuses under which an ask is a violation of the program's rules.
@@ -114,7 +114,7 @@ def utilisation_section(
             ("asks", "Asks", "count"),
         ),
         sorted(
-            ((t or "-", k or "-", s, int(n)) for t, k, s, n in by_status if s in VIOLATING),
+            ((t or NOT_SET, k or NOT_SET, s, int(n)) for t, k, s, n in by_status if s in VIOLATING),
             key=lambda r: (-r[3], r[0], r[1], r[2]),
         ),
     )
@@ -203,7 +203,25 @@ def demand_section(conn: sa.Connection, now: datetime, days: int, weeks: int) ->
             ("outcome", "Outcome"),
             ("asks", "Asks", "count"),
         ),
-        [(m, t or "-", k or "-", o or "-", int(n)) for m, t, k, o, n in rows],
+        [(m, t or NOT_SET, k or NOT_SET, o or NOT_SET, int(n)) for m, t, k, o, n in rows],
+        in_page=False,  # up to months x teams x types x outcomes rows: the files carry it
+    )
+    per_month: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for m, _, _, out, n in monthly.rows:
+        per_month[m][0] += n
+        per_month[m][1] += n if out == "declined" else 0
+        per_month[m][2] += n if out == "completed" else 0
+    months = Table(
+        "demand-months",
+        "Asks, declines and completions per month",
+        cols(
+            ("month", "Month"),
+            ("asks", "Asks", "count"),
+            ("declined", "Declined", "count"),
+            ("completed", "Completed", "count"),
+            ("decline_rate", "Decline rate", "share"),
+        ),
+        [(m, n, d, c, share(d, n)) for m, (n, d, c) in sorted(per_month.items())],
     )
     start = window_start(now, days)
     in_window = conn.execute(
@@ -213,7 +231,7 @@ def demand_section(conn: sa.Connection, now: datetime, days: int, weeks: int) ->
     ).all()
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     for team, kind, out, n in in_window:
-        for key in (("Team", team or "-"), ("Ask type", kind or "-")):
+        for key in (("Team", team or NOT_SET), ("Ask type", kind or NOT_SET)):
             totals[key][0] += int(n)
             totals[key][1] += int(n) if out == "declined" else 0
             totals[key][2] += int(n) if out == "completed" else 0
@@ -249,7 +267,7 @@ def demand_section(conn: sa.Connection, now: datetime, days: int, weeks: int) ->
             Figure("decline_rate", "decline rate", share(declined, asks), "share"),
             Figure("completed", "completed", completed),
         ],
-        tables=[monthly, summary],
+        tables=[monthly, summary, months],
     )
 
 

@@ -19,14 +19,12 @@ from canonical.errors import ConfigError
 from canonical.model import CANONICAL_FIELDS, Entity, Status
 from sync_service.mapping import Mappings
 from sync_service.report.sql import contact_verdicts, extra_field, is_contact, text_of
-from sync_service.report.tables import Figure, Section, Table, cols
+from sync_service.report.tables import NOT_SET, Figure, Section, Table, cols
 from sync_service.settings import CoverageTarget
 from sync_service.store.models import CANONICAL_TABLES, evaluations
 
 #: The fields every report covers; ``--by`` adds more.
 DEFAULT_FIELDS: tuple[str, ...] = ("region", "segment", "industry")
-#: How a value is shown when a contact (or its account) has none.
-NOT_SET = "(not set)"
 _ENTITIES = {"accounts": Entity.ACCOUNT, "contacts": Entity.CONTACT}
 
 

@@ -13,7 +13,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from sync_service.store.models import accounts, contacts, evaluation_history, evaluations
-from sync_service.store.types import UTCDateTime
 
 #: Seconds in a week, for weekly buckets.
 WEEK_SECONDS = 7 * 86_400

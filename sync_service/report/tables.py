@@ -17,6 +17,9 @@ from typing import Any, Literal
 
 ColumnKind = Literal["text", "count", "number", "share", "date", "link"]
 
+#: How a value is shown when the CRM has none (a team, an ask type, a segment).
+NOT_SET = "(not set)"
+
 
 @dataclass(frozen=True)
 class Column:
@@ -35,6 +38,8 @@ class Table:
     title: str
     columns: tuple[Column, ...]
     rows: list[tuple[Any, ...]] = field(default_factory=list)
+    #: False for long tables only the files carry (the page shows their chart and a summary).
+    in_page: bool = True
 
     def records(self) -> list[dict[str, Any]]:
         """The rows as dicts keyed by column key."""

@@ -110,8 +110,16 @@ def make_store(engine: Engine, seed_value: int, *, contacts: int = 240) -> Rando
         conn.execute(evaluations.insert(), verdicts)
         conn.execute(
             evaluations.insert(),
-            [{"entity_type": "account", "entity_id": a["id"], "status": "Eligible",
-              "eligible": True, "evaluated_at": NOW} for a in accounts],
+            [
+                {
+                    "entity_type": "account",
+                    "entity_id": a["id"],
+                    "status": "Eligible",
+                    "eligible": True,
+                    "evaluated_at": NOW,
+                }
+                for a in accounts
+            ],
         )
     asks = []
     for i in range(contacts * 6):

@@ -61,9 +61,7 @@ def _status_at(history: list[tuple[datetime, int, str]], moment: datetime, *, st
 
 def _live(engine: Engine) -> dict[str, dict[str, Any]]:
     return {
-        e["entity_id"]: e
-        for e in all_rows(engine, evaluations)
-        if e["entity_type"] == "contact"
+        e["entity_id"]: e for e in all_rows(engine, evaluations) if e["entity_type"] == "contact"
     }
 
 
@@ -126,7 +124,7 @@ def test_violations_are_asks_made_while_fatigued_suspended_or_opted_out(store: A
         day = datetime.combine(a["requested_date"], datetime.min.time(), tzinfo=NOW.tzinfo)
         status = _status_at(history.get(a["contact_id"], []), day, strict=True)
         if status in ("Fatigued", "Suspended", "Opted Out"):
-            expected[(a["team"] or "-", a["ask_type"], status)] += 1
+            expected[(a["team"] or "(not set)", a["ask_type"], status)] += 1
     got = {(t, k, s): n for t, k, s, n in report.table("violations").rows}
     assert got == dict(expected)
     assert sum(got.values()) > 0
@@ -157,8 +155,9 @@ def test_eligible_per_segment_region_industry_equal_the_stores(store: Any) -> No
             direct = conn.execute(
                 sa.select(a.c[field], sa.func.count())
                 .select_from(
-                    e.join(c, sa.and_(c.c.id == e.c.entity_id, c.c.source == "salesforce"))
-                    .outerjoin(a, a.c.id == c.c.account_id)
+                    e.join(
+                        c, sa.and_(c.c.id == e.c.entity_id, c.c.source == "salesforce")
+                    ).outerjoin(a, a.c.id == c.c.account_id)
                 )
                 .where(e.c.entity_type == "contact", e.c.status == "Eligible")
                 .group_by(a.c[field])
@@ -200,13 +199,13 @@ def test_demand_per_month_team_type_and_outcome(store: Any) -> None:
         if a["deleted"] or not a["contact_id"] or not first <= a["requested_date"] <= NOW.date():
             continue
         month = a["requested_date"].strftime("%Y-%m")
-        expected[(month, a["team"] or "-", a["ask_type"], a["status"].lower())] += 1
+        expected[(month, a["team"] or "(not set)", a["ask_type"], a["status"].lower())] += 1
     got = {r[:4]: r[4] for r in report.table("demand").rows}
     assert got == dict(expected)
     summary = {(r[0], r[1]): r for r in report.table("demand-summary").rows}
     window = _asks_in_window(engine)
-    for team in {a["team"] or "-" for a in window}:
-        mine = [a for a in window if (a["team"] or "-") == team]
+    for team in {a["team"] or "(not set)" for a in window}:
+        mine = [a for a in window if (a["team"] or "(not set)") == team]
         row = summary[("Team", team)]
         assert row[2] == len(mine)
         assert row[3] == sum(a["status"] == "Declined" for a in mine)
@@ -218,10 +217,10 @@ def test_retention_of_the_contacts_eligible_window_days_ago(store: Any) -> None:
     history = _history(engine)
     live = _live(engine)
     then = NOW - timedelta(days=WINDOW)
-    cohort = [
-        cid for cid, h in history.items() if _status_at(h, then, strict=False) == "Eligible"
-    ]
-    expected = Counter(live[cid]["status"] if cid in live else "Gone from the CRM" for cid in cohort)
+    cohort = [cid for cid, h in history.items() if _status_at(h, then, strict=False) == "Eligible"]
+    expected = Counter(
+        live[cid]["status"] if cid in live else "Gone from the CRM" for cid in cohort
+    )
     got = {r[0]: r[1] for r in report.table("retention").rows}
     assert got == dict(expected)
     figures = {f.key: f.value for f in report.section("retention").figures}
