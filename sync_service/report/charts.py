@@ -107,16 +107,23 @@ def _series_style(name: str, i: int) -> tuple[str, str]:
     return _colour(i)
 
 
+_ID = re.compile(r'\b(id)="([^"]+)"')
+_REF = re.compile(r'(url\(|xlink:href="|href=")#([^)"]+)')
+
+
 def _svg(fig: Figure, key: str) -> str:
     out = io.StringIO()
     FigureCanvasSVG(fig)
     with mpl.rc_context({**_RC, "svg.hashsalt": key}):
-        fig.savefig(
-            out, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight"
-        )
+        # constrained layout already fits labels and legends; "tight" would lay out twice
+        fig.savefig(out, format="svg", metadata={"Date": None, "Creator": None})
     text = out.getvalue()
     # Inline in HTML: drop the XML prolog and DOCTYPE, keep the <svg> element.
     text = text[text.index("<svg") :]
+    # Several charts share one page: give every id (and every reference to one) the chart's
+    # key, or the second chart's clip paths and patterns would point into the first.
+    text = _ID.sub(lambda m: f'{m.group(1)}="{key}-{m.group(2)}"', text)
+    text = _REF.sub(lambda m: f"{m.group(1)}#{key}-{m.group(2)}", text)
     # A viewBox and no fixed size: the chart scales with the page and in print.
     text = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", text, count=1)
     return text.replace("<svg", f'<svg role="img" class="chart" id="chart-{key}"', 1)
