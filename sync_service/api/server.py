@@ -24,6 +24,7 @@ from sync_service.evaluate.guard import Guard
 from sync_service.mapping.asks import AskFields
 from sync_service.ops.metrics import build_registry
 from sync_service.ops.runs import utcnow
+from sync_service.report.metrics import AdvocateCollector
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,9 @@ def build_state(ctx: AppContext, scheduler_running: Callable[[], bool] | None = 
         guard=guard,
         tokens=TokenCache(engine),
         limiter=RateLimiter(api.rate_limit_per_second, api.rate_limit_burst),
-        registry=build_registry(engine),
+        registry=build_registry(
+            engine, AdvocateCollector(engine, utcnow, window_days=settings.report.window_days)
+        ),
         ops_token=api.ops_token.get_secret_value() if api.ops_token else None,
         scheduler_running=scheduler_running,
     )

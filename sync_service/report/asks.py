@@ -61,6 +61,44 @@ def _name(first: str | None, last: str | None) -> str:
     return " ".join(p for p in (first, last) if p)
 
 
+def asks_by_status_at_ask(
+    conn: sa.Connection, start: date, today: date
+) -> list[tuple[str, str, str | None, int]]:
+    """Asks in the window per ``(team, ask type, the contact's status when asked)``.
+
+    The status is the newest history row before the ask's day began; None when the contact
+    had no verdict yet. One correlated lookup per ask, served by the history's index on
+    (entity type, entity id).
+    """
+    a = advocacy_asks
+    at_ask = status_as_of(a.c.contact_id, utc_midnight(conn.dialect.name, a.c.requested_date))
+    asks = (
+        sa.select(a.c.team, a.c.ask_type, at_ask.label("status"))
+        .where(_in_window(start, today))
+        .subquery()
+    )
+    rows = conn.execute(
+        sa.select(asks.c.team, asks.c.ask_type, asks.c.status, sa.func.count()).group_by(
+            asks.c.team, asks.c.ask_type, asks.c.status
+        )
+    )
+    return [(t or NOT_SET, k or NOT_SET, s, int(n)) for t, k, s, n in rows]
+
+
+def _eligible_unasked(start: date, today: date) -> Any:
+    a = advocacy_asks
+    e = evaluations
+    unasked = ~sa.exists().where(_in_window(start, today), a.c.contact_id == e.c.entity_id)
+    return sa.and_(is_contact(), e.c.status == Status.ELIGIBLE, unasked)
+
+
+def count_under_used(conn: sa.Connection, start: date, today: date) -> int:
+    """Contacts Eligible now and not asked in the window."""
+    where = _eligible_unasked(start, today)
+    query = sa.select(sa.func.count()).select_from(evaluations).where(where)
+    return int(conn.execute(query).scalar_one())
+
+
 def utilisation_section(
     conn: sa.Connection, now: datetime, days: int, *, top: int, crm_url: str | None
 ) -> Section:
@@ -92,18 +130,8 @@ def utilisation_section(
         [(0, evaluated - asked), *sorted(spread.items())],
     )
 
-    at_ask = status_as_of(a.c.contact_id, utc_midnight(conn.dialect.name, a.c.requested_date))
-    asks = (
-        sa.select(a.c.team, a.c.ask_type, at_ask.label("status"))
-        .where(_in_window(start, today))
-        .subquery()
-    )
-    by_status = conn.execute(
-        sa.select(asks.c.team, asks.c.ask_type, asks.c.status, sa.func.count()).group_by(
-            asks.c.team, asks.c.ask_type, asks.c.status
-        )
-    ).all()
-    total_asks = sum(int(r[3]) for r in by_status)
+    by_status = asks_by_status_at_ask(conn, start, today)
+    total_asks = sum(r[3] for r in by_status)
     violations = Table(
         "violations",
         "Asks made while the contact was Fatigued, Suspended or Opted Out",
@@ -114,7 +142,7 @@ def utilisation_section(
             ("asks", "Asks", "count"),
         ),
         sorted(
-            ((t or NOT_SET, k or NOT_SET, s, int(n)) for t, k, s, n in by_status if s in VIOLATING),
+            (r for r in by_status if r[2] in VIOLATING),
             key=lambda r: (-r[3], r[0], r[1], r[2]),
         ),
     )
@@ -122,11 +150,8 @@ def utilisation_section(
 
     c = contacts
     acc = accounts
-    unasked = ~sa.exists().where(_in_window(start, today), a.c.contact_id == e.c.entity_id)
-    eligible_unasked = sa.and_(is_contact(), e.c.status == Status.ELIGIBLE, unasked)
-    n_underused = int(
-        conn.execute(sa.select(sa.func.count()).select_from(e).where(eligible_unasked)).scalar_one()
-    )
+    eligible_unasked = _eligible_unasked(start, today)
+    n_underused = count_under_used(conn, start, today)
     best = conn.execute(
         sa.select(
             e.c.entity_id,
