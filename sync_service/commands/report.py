@@ -8,6 +8,7 @@ attach it to an email, print it. ``--format json`` writes the same figures as on
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from canonical.errors import ConfigError
@@ -86,6 +87,15 @@ def build(
     mappings = ctx.mappings()
     options = options_from_settings(ctx.settings, mappings, window_days=window_days, by=by or [])
     return build_report(ctx.engine, options, utcnow())
+
+
+def write_for_store(database_url: str, config_path: str | None, out: Path) -> Path:
+    """Write the HTML report of the store at ``database_url`` (the demo's last step)."""
+    ctx = AppContext(config_path=config_path, env={**os.environ, "DATABASE_URL": database_url})
+    try:
+        return write_report(build(ctx), "html", out) or out
+    finally:
+        ctx.close()
 
 
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
