@@ -28,7 +28,8 @@ Metric names (all prefixed ``advocate_``)::
     skipped_runs_total{job}                      this process: runs skipped, lock busy
 
 plus, as served by ``serve``, the advocate figures of :mod:`sync_service.report.metrics`
-(pool by status, violations, under-used), and the standard ``process_*`` metrics (resident memory, CPU, open files) of this process.
+(pool by status, violations, under-used), and the standard ``process_*`` metrics (resident
+memory, CPU, open files) of this process.
 """
 
 from __future__ import annotations
