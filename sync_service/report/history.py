@@ -6,9 +6,8 @@ Two facts make the history cheap to read in sets:
 - the number of contacts in a status at a moment is the number of changes *into* it minus the
   number *out of* it up to that moment, so one grouped scan of the history (changes per week,
   old and new status) gives every week's pool after a running sum over a few hundred rows;
-- a contact's status at a moment is the newest change before it, which a window function
-  (``row_number() over (partition by contact order by time desc)``) finds for every contact in
-  one pass.
+- a contact's status at a moment is its newest change up to then, which one pass over an
+  index ordered by (contact, time) finds for every contact (see ``sql.statuses_as_of``).
 
 Only contacts with a current verdict are counted: a contact deleted in the CRM leaves the
 evaluations (not the history), and the pool speaks of the people who can still be asked.
@@ -23,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from canonical.model import STATUS_PRECEDENCE
-from sync_service.report.sql import week_bucket
+from sync_service.report.sql import statuses_as_of, week_bucket
 from sync_service.report.tables import Figure, Section, Table, cols, share
 from sync_service.store.models import evaluation_history, evaluations
 from sync_service.store.types import UTCDateTime
@@ -34,32 +33,66 @@ STATUS_ORDER: tuple[str, ...] = tuple(s.value for s in reversed(STATUS_PRECEDENC
 GONE = "Gone from the CRM"
 
 
-def _live_contact(entity_id: Any) -> Any:
+def _gone_contacts() -> Any:
+    """Contacts with a history but no current verdict (deleted or merged away in the CRM)."""
+    h = evaluation_history
     e = evaluations
-    return sa.exists().where(e.c.entity_type == "contact", e.c.entity_id == entity_id)
+    seen = sa.select(h.c.entity_id).where(h.c.entity_type == "contact").distinct().subquery()
+    live = sa.exists().where(e.c.entity_type == "contact", e.c.entity_id == seen.c.entity_id)
+    return sa.select(seen.c.entity_id).where(~live).subquery()
+
+
+def _net_changes(conn: sa.Connection, now: datetime, weeks: int) -> dict[int, dict[str, int]]:
+    """Per week (``-1``: before the first), changes into minus changes out of each status.
+
+    One small grouped query per week, each a range of the history's timeline index, so no
+    query sorts the whole history; the few contacts no longer in the store are taken out
+    after (their changes, grouped the same way, subtracted).
+    """
+    h = evaluation_history
+    origin = now.replace(microsecond=0) - timedelta(weeks=weeks)
+    net: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+
+    def add(week: int, old: str | None, new: str, n: int) -> None:
+        net[week][new] += n
+        if old is not None:
+            net[week][old] -= n
+
+    def stamp(moment: datetime) -> Any:
+        return sa.literal(moment, UTCDateTime())
+
+    counted = sa.select(h.c.old_status, h.c.new_status, sa.func.count()).group_by(
+        h.c.old_status, h.c.new_status
+    )
+    contact = h.c.entity_type == "contact"
+    for week in range(-1, weeks):
+        lower = origin + timedelta(weeks=week)
+        upper = origin + timedelta(weeks=week + 1)
+        where = [contact]
+        if week >= 0:
+            where.append(h.c.changed_at >= stamp(lower))
+        # a change exactly at a week's end counts in the next week; the last week ends now
+        where.append(
+            h.c.changed_at <= stamp(now) if week == weeks - 1 else h.c.changed_at < stamp(upper)
+        )
+        for old, new, n in conn.execute(counted.where(*where)):
+            add(week, old, new, int(n))
+    gone = _gone_contacts()
+    bucket = week_bucket(conn.dialect.name, h.c.changed_at, origin).label("week")
+    for week, old, new, n in conn.execute(
+        sa.select(bucket, h.c.old_status, h.c.new_status, sa.func.count())
+        .join(gone, gone.c.entity_id == h.c.entity_id)
+        .where(contact, h.c.changed_at <= stamp(now))
+        .group_by(bucket, h.c.old_status, h.c.new_status)
+    ):
+        add(min(int(week), weeks - 1), old, new, -int(n))
+    return net
 
 
 def pool_section(conn: sa.Connection, now: datetime, weeks: int) -> Section:
     """Contacts per status at the end of each of the last ``weeks`` weeks."""
-    h = evaluation_history
     origin = now.replace(microsecond=0) - timedelta(weeks=weeks)
-    bucket = week_bucket(conn.dialect.name, h.c.changed_at, origin).label("week")
-    rows = conn.execute(
-        sa.select(bucket, h.c.old_status, h.c.new_status, sa.func.count())
-        .where(
-            h.c.entity_type == "contact",
-            h.c.changed_at <= sa.literal(now, UTCDateTime()),
-            _live_contact(h.c.entity_id),
-        )
-        .group_by(bucket, h.c.old_status, h.c.new_status)
-    ).all()
-    net: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for week, old, new, n in rows:
-        # A timestamp exactly at ``now`` lands in bucket ``weeks``: it is part of the last week.
-        w = min(int(week), weeks - 1)
-        net[w][new] += int(n)
-        if old is not None:
-            net[w][old] -= int(n)
+    net = _net_changes(conn, now, weeks)
     statuses = [*STATUS_ORDER, *sorted({s for d in net.values() for s in d} - set(STATUS_ORDER))]
     running: dict[str, int] = dict.fromkeys(statuses, 0)
     for status, n in net.get(-1, {}).items():
@@ -98,22 +131,10 @@ def pool_section(conn: sa.Connection, now: datetime, weeks: int) -> Section:
 
 def retention_section(conn: sa.Connection, now: datetime, days: int) -> Section:
     """Of the contacts Eligible ``days`` ago, how many still are, and where the others went."""
-    h = evaluation_history
     e = evaluations
     then = now - timedelta(days=days)
-    newest = sa.func.row_number().over(
-        partition_by=h.c.entity_id, order_by=(h.c.changed_at.desc(), h.c.id.desc())
-    )
-    at_then = (
-        sa.select(h.c.entity_id, h.c.new_status, newest.label("rn"))
-        .where(h.c.entity_type == "contact", h.c.changed_at <= sa.literal(then, UTCDateTime()))
-        .subquery()
-    )
-    cohort = (
-        sa.select(at_then.c.entity_id)
-        .where(at_then.c.rn == 1, at_then.c.new_status == "Eligible")
-        .subquery()
-    )
+    at_then = statuses_as_of(conn.dialect.name, then)
+    cohort = sa.select(at_then.c.entity_id).where(at_then.c.status == "Eligible").subquery()
     joined = cohort.outerjoin(
         e, sa.and_(e.c.entity_type == "contact", e.c.entity_id == cohort.c.entity_id)
     )

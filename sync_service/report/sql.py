@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from sync_service.store.models import accounts, contacts, evaluation_history, evaluations
+from sync_service.store.types import UTCDateTime
 
 #: Seconds in a week, for weekly buckets.
 WEEK_SECONDS = 7 * 86_400
@@ -44,7 +45,7 @@ def week_bucket(dialect: str, column: Any, origin: datetime) -> Any:
 def month_label(dialect: str, column: Any) -> Any:
     """``YYYY-MM`` of a date column."""
     if dialect == "sqlite":
-        return sa.func.strftime("%Y-%m", column)
+        return sa.func.substr(column, 1, 7)  # dates are 'YYYY-MM-DD' text: cheaper than strftime
     return sa.func.to_char(column, "YYYY-MM")
 
 
@@ -97,6 +98,35 @@ def status_as_of(entity_id: Any, before: Any) -> Any:
         .order_by(h.c.changed_at.desc(), h.c.id.desc())
         .limit(1)
         .scalar_subquery()
+    )
+
+
+def statuses_as_of(dialect: str, moment: datetime) -> Any:
+    """A subquery ``(entity_id, status)``: each contact's status at ``moment`` (changes <= it).
+
+    Served by the history's (entity type, entity id, changed_at, new status) index without a
+    sort: PostgreSQL's ``DISTINCT ON`` keeps the first row per contact in that order; SQLite
+    returns, with ``max()``, the other columns of the row that holds the maximum (documented
+    behaviour of its bare columns). One contact has one change per evaluation run, so two
+    changes at the same instant do not occur.
+    """
+    h = evaluation_history
+    before = sa.and_(
+        h.c.entity_type == "contact", h.c.changed_at <= sa.literal(moment, UTCDateTime())
+    )
+    if dialect == "postgresql":
+        return (
+            sa.select(h.c.entity_id, h.c.new_status.label("status"))
+            .where(before)
+            .distinct(h.c.entity_id)
+            .order_by(h.c.entity_id, h.c.changed_at.desc(), h.c.id.desc())
+            .subquery()
+        )
+    return (
+        sa.select(h.c.entity_id, h.c.new_status.label("status"), sa.func.max(h.c.changed_at))
+        .where(before)
+        .group_by(h.c.entity_id)
+        .subquery()
     )
 
 

@@ -184,6 +184,11 @@ evaluation_history = sa.Table(
     sa.Column("changed_at", UTCDateTime(), nullable=False),
     sa.Column("run_id", sa.Integer()),
     sa.Index("ix_evaluation_history_entity", "entity_type", "entity_id"),
+    # The report's reads (migration 0005): changes week by week, and a status as of a moment.
+    sa.Index(
+        "ix_evaluation_history_timeline", "entity_type", "changed_at", "old_status", "new_status"
+    ),
+    sa.Index("ix_evaluation_history_asof", "entity_type", "entity_id", "changed_at", "new_status"),
 )
 
 #: Field changes waiting for the CRM's confirmation; survives a crash.

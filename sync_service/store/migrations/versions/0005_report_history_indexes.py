@@ -1,0 +1,37 @@
+"""evaluation_history: indexes for the program report (the pool over time, status as of a day)
+
+Revision ID: 0005_report_history
+Revises: 0004_account_cover
+Create Date: 2026-12-07
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0005_report_history"
+down_revision = "0004_account_cover"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # The pool over time counts changes week by week: a range of changed_at, read from the
+    # index alone (no table row per change, no sort of the whole history).
+    op.create_index(
+        "ix_evaluation_history_timeline",
+        "evaluation_history",
+        ["entity_type", "changed_at", "old_status", "new_status"],
+    )
+    # A contact's status as of a moment (retention, asks made while unavailable): the newest
+    # change before it, the last entry of the contact's range in this index.
+    op.create_index(
+        "ix_evaluation_history_asof",
+        "evaluation_history",
+        ["entity_type", "entity_id", "changed_at", "new_status"],
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_evaluation_history_asof", table_name="evaluation_history")
+    op.drop_index("ix_evaluation_history_timeline", table_name="evaluation_history")
