@@ -104,24 +104,25 @@ def status_as_of(entity_id: Any, before: Any) -> Any:
 def statuses_as_of(dialect: str, moment: datetime) -> Any:
     """A subquery ``(entity_id, status)``: each contact's status at ``moment`` (changes <= it).
 
-    Served by the history's (entity type, entity id, changed_at, new status) index without a
-    sort: PostgreSQL's ``DISTINCT ON`` keeps the first row per contact in that order; SQLite
-    returns, with ``max()``, the other columns of the row that holds the maximum (documented
-    behaviour of its bare columns). One contact has one change per evaluation run, so two
-    changes at the same instant do not occur.
+    Served by the history's (entity type, entity id, changed_at, new status) index: on
+    PostgreSQL ``row_number()`` over each contact's changes, newest first, which the index
+    delivers in order; on SQLite ``max()`` with bare columns, which returns the other columns
+    of the row holding the maximum (documented SQLite behaviour) in one pass without a sort.
+    One contact has one change per evaluation run, so two changes at one instant do not occur.
     """
     h = evaluation_history
     before = sa.and_(
         h.c.entity_type == "contact", h.c.changed_at <= sa.literal(moment, UTCDateTime())
     )
     if dialect == "postgresql":
-        return (
-            sa.select(h.c.entity_id, h.c.new_status.label("status"))
-            .where(before)
-            .distinct(h.c.entity_id)
-            .order_by(h.c.entity_id, h.c.changed_at.desc(), h.c.id.desc())
-            .subquery()
+        newest = sa.func.row_number().over(
+            partition_by=h.c.entity_id, order_by=h.c.changed_at.desc()
         )
+        ranked = sa.select(h.c.entity_id, h.c.new_status.label("status"), newest.label("rn")).where(
+            before
+        )
+        inner = ranked.subquery()
+        return sa.select(inner.c.entity_id, inner.c.status).where(inner.c.rn == 1).subquery()
     return (
         sa.select(h.c.entity_id, h.c.new_status.label("status"), sa.func.max(h.c.changed_at))
         .where(before)
