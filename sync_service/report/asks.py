@@ -20,7 +20,6 @@ from sync_service.report.sql import (
     as_date,
     contact_verdicts,
     is_contact,
-    month_label,
     status_as_of,
     utc_midnight,
 )
@@ -50,6 +49,21 @@ def _in_window(start: date, today: date) -> Any:
     )
 
 
+def _window(start: date, today: date) -> Any:
+    """The asks of the window as a materialised CTE, read once through the requested-date index.
+
+    Without it SQLite's planner walks the whole ledger in contact order to spare the
+    per-contact grouping a sort; materialising the window first keeps the read to its days.
+    """
+    a = advocacy_asks
+    return (
+        sa.select(a.c.contact_id, a.c.team, a.c.ask_type, a.c.status, a.c.requested_date)
+        .where(_in_window(start, today))
+        .cte("window_asks")
+        .prefix_with("MATERIALIZED")
+    )
+
+
 def contact_link(crm_url: str | None, contact_id: str | None) -> str | None:
     """The Salesforce Lightning page of a contact, when the org's URL is known."""
     if not crm_url or not contact_id:
@@ -70,13 +84,9 @@ def asks_by_status_at_ask(
     had no verdict yet. One correlated lookup per ask, served by the history's index on
     (entity type, entity id).
     """
-    a = advocacy_asks
-    at_ask = status_as_of(a.c.contact_id, utc_midnight(conn.dialect.name, a.c.requested_date))
-    asks = (
-        sa.select(a.c.team, a.c.ask_type, at_ask.label("status"))
-        .where(_in_window(start, today))
-        .subquery()
-    )
+    w = _window(start, today)
+    at_ask = status_as_of(w.c.contact_id, utc_midnight(conn.dialect.name, w.c.requested_date))
+    asks = sa.select(w.c.team, w.c.ask_type, at_ask.label("status")).subquery()
     rows = conn.execute(
         sa.select(asks.c.team, asks.c.ask_type, asks.c.status, sa.func.count()).group_by(
             asks.c.team, asks.c.ask_type, asks.c.status
@@ -103,14 +113,14 @@ def utilisation_section(
     conn: sa.Connection, now: datetime, days: int, *, top: int, crm_url: str | None
 ) -> Section:
     """Asks per advocate, asks made while the contact was unavailable, and the under-used."""
-    a = advocacy_asks
     e = evaluations
     start, today = window_start(now, days), now.date()
-    live = sa.exists().where(is_contact(), e.c.entity_id == a.c.contact_id)
+    w = _window(start, today)
+    live = sa.exists().where(is_contact(), e.c.entity_id == w.c.contact_id)
     per_contact = (
-        sa.select(a.c.contact_id, sa.func.count().label("n"))
-        .where(_in_window(start, today), live)
-        .group_by(a.c.contact_id)
+        sa.select(w.c.contact_id, sa.func.count().label("n"))
+        .where(live)
+        .group_by(w.c.contact_id)
         .subquery()
     )
     spread: dict[int, int] = {
@@ -209,15 +219,22 @@ def utilisation_section(
 def demand_section(conn: sa.Connection, now: datetime, days: int, weeks: int) -> Section:
     """Asks per month by team, type and outcome; declines and completions per team and type."""
     a = advocacy_asks
-    first = (now - timedelta(weeks=weeks)).date().replace(day=1)
-    month = month_label(conn.dialect.name, a.c.requested_date).label("month")
     outcome = sa.func.lower(a.c.status).label("outcome")
-    rows = conn.execute(
-        sa.select(month, a.c.team, a.c.ask_type, outcome, sa.func.count())
-        .where(_in_window(first, now.date()))
-        .group_by(month, a.c.team, a.c.ask_type, outcome)
-        .order_by(month, a.c.team, a.c.ask_type, outcome)
-    ).all()
+    grouped = sa.select(a.c.team, a.c.ask_type, outcome, sa.func.count()).group_by(
+        a.c.team, a.c.ask_type, outcome
+    )
+    rows: list[tuple[str, str | None, str | None, str | None, int]] = []
+    # Month by month, each a range of the requested-date index: no sort of the whole ledger.
+    month = (now - timedelta(weeks=weeks)).date().replace(day=1)
+    while month <= now.date():
+        following = (month + timedelta(days=32)).replace(day=1)
+        last = min(following - timedelta(days=1), now.date())
+        found = conn.execute(grouped.where(_in_window(month, last))).all()
+        rows += sorted(
+            ((month.strftime("%Y-%m"), t, k, o, int(n)) for t, k, o, n in found),
+            key=lambda r: tuple(str(v) for v in r),
+        )
+        month = following
     monthly = Table(
         "demand",
         "Asks per month by team, type and outcome",
@@ -248,12 +265,7 @@ def demand_section(conn: sa.Connection, now: datetime, days: int, weeks: int) ->
         ),
         [(m, n, d, c, share(d, n)) for m, (n, d, c) in sorted(per_month.items())],
     )
-    start = window_start(now, days)
-    in_window = conn.execute(
-        sa.select(a.c.team, a.c.ask_type, outcome, sa.func.count())
-        .where(_in_window(start, now.date()))
-        .group_by(a.c.team, a.c.ask_type, outcome)
-    ).all()
+    in_window = conn.execute(grouped.where(_in_window(window_start(now, days), now.date())))
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     for team, kind, out, n in in_window:
         for key in (("Team", team or NOT_SET), ("Ask type", kind or NOT_SET)):
@@ -300,15 +312,14 @@ def most_asked_section(
     conn: sa.Connection, now: datetime, days: int, *, top: int, crm_url: str | None
 ) -> Section:
     """The contacts asked most in the window, with their status, reason and next date."""
-    a = advocacy_asks
     e = evaluations
     c = contacts
     acc = accounts
+    w = _window(window_start(now, days), now.date())
     per_contact = (
-        sa.select(a.c.contact_id, sa.func.count().label("asks"))
-        .where(_in_window(window_start(now, days), now.date()))
-        .group_by(a.c.contact_id)
-        .order_by(sa.desc("asks"), a.c.contact_id)
+        sa.select(w.c.contact_id, sa.func.count().label("asks"))
+        .group_by(w.c.contact_id)
+        .order_by(sa.desc("asks"), w.c.contact_id)
         .limit(top)
         .subquery()
     )

@@ -42,13 +42,6 @@ def week_bucket(dialect: str, column: Any, origin: datetime) -> Any:
     )
 
 
-def month_label(dialect: str, column: Any) -> Any:
-    """``YYYY-MM`` of a date column."""
-    if dialect == "sqlite":
-        return sa.func.substr(column, 1, 7)  # dates are 'YYYY-MM-DD' text: cheaper than strftime
-    return sa.func.to_char(column, "YYYY-MM")
-
-
 def utc_midnight(dialect: str, column: Any) -> Any:
     """A date column as the UTC instant its day begins, comparable with UTC timestamps."""
     if dialect == "sqlite":

@@ -108,6 +108,17 @@ nps_responses = _canonical_table(Entity.NPS_RESPONSE)
 tickets = _canonical_table(Entity.TICKET)
 opportunities = _canonical_table(Entity.OPPORTUNITY)
 advocacy_asks = _canonical_table(Entity.ASK)
+#: The report reads the asks of a window of days (migration 0005): this index holds every
+#: column it reads, so a window is one range of it.
+sa.Index(
+    "ix_advocacy_asks_requested",
+    advocacy_asks.c.requested_date,
+    advocacy_asks.c.deleted,
+    advocacy_asks.c.contact_id,
+    advocacy_asks.c.team,
+    advocacy_asks.c.ask_type,
+    advocacy_asks.c.status,
+)
 
 CANONICAL_TABLES: dict[Entity, sa.Table] = {
     Entity.ACCOUNT: accounts,

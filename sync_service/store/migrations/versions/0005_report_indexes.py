@@ -1,6 +1,6 @@
-"""evaluation_history: indexes for the program report (the pool over time, status as of a day)
+"""indexes for the program report: history by time and by contact, asks by requested date
 
-Revision ID: 0005_report_history
+Revision ID: 0005_report_indexes
 Revises: 0004_account_cover
 Create Date: 2026-12-07
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0005_report_history"
+revision = "0005_report_indexes"
 down_revision = "0004_account_cover"
 branch_labels = None
 depends_on = None
@@ -30,8 +30,16 @@ def upgrade() -> None:
         "evaluation_history",
         ["entity_type", "entity_id", "changed_at", "new_status"],
     )
+    # The asks of a window of days (utilisation, most-asked, demand month by month), read
+    # from the index alone.
+    op.create_index(
+        "ix_advocacy_asks_requested",
+        "advocacy_asks",
+        ["requested_date", "deleted", "contact_id", "team", "ask_type", "status"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_advocacy_asks_requested", table_name="advocacy_asks")
     op.drop_index("ix_evaluation_history_asof", table_name="evaluation_history")
     op.drop_index("ix_evaluation_history_timeline", table_name="evaluation_history")
