@@ -28,8 +28,6 @@ from sync_service.store.models import accounts, advocacy_asks, contacts, evaluat
 
 #: Statuses under which an ask is a violation of the program's rules.
 VIOLATING: tuple[str, ...] = (Status.FATIGUED, Status.SUSPENDED, Status.OPTED_OUT)
-#: What an ask's status at the time is called when the contact had no verdict yet.
-NOT_EVALUATED = "Not evaluated yet"
 #: Asks per advocate from which the distribution chart groups the tail into one bar.
 TAIL = 10
 

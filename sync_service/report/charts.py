@@ -24,6 +24,7 @@ from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from sync_service.report.asks import TAIL
 from sync_service.report.tables import Report, Section
 
 #: Okabe & Ito (2008): distinguishable with deuteranopia, protanopia and tritanopia.
@@ -276,11 +277,11 @@ def utilisation_charts(section: Section) -> list[Chart]:
     """The asks-per-advocate distribution, and the violations by team and by ask type."""
     spread = section.table("utilisation")
     buckets: dict[str, float] = defaultdict(float)
+    tail = f"{TAIL}+"
     for asks, advocates in spread.rows:
-        buckets[str(asks) if asks < 10 else "10+"] += advocates
-    labels = [str(n) for n in range(10) if str(n) in buckets] + (
-        ["10+"] if "10+" in buckets else []
-    )
+        buckets[str(asks) if asks < TAIL else tail] += advocates
+    labels = [str(n) for n in range(TAIL) if str(n) in buckets]
+    labels += [tail] if tail in buckets else []
     out = [
         _stacked_bars(
             "utilisation",

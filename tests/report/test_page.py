@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -101,3 +102,15 @@ def test_the_live_page_links_each_table_to_its_csv(
     html = render_html(report, csv_base="/report/", charts=charts)
     for table in report.tables():
         assert f'href="/report/{table.key}.csv"' in html
+
+
+def test_an_empty_store_gives_a_page_with_every_section(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    upgrade(engine)
+    report = build_report(engine, ReportOptions(), NOW)
+    engine.dispose()
+    html = render_html(report)
+    for section in report.sections:
+        assert f'id="{section.key}"' in html
+    assert report.section("retention").figures[2].value is None  # no cohort: no share
+    assert ">-<" in html  # and it shows as a dash, not 0%
