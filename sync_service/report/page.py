@@ -18,6 +18,9 @@ from sync_service.report.tables import Report, Table, format_value
 TITLE = "Advocate program report"
 #: Tables up to this many rows are shown open; longer ones start folded (charts show them).
 OPEN_ROWS = 25
+#: Rows of one table shown on the page at most (a --by field may have thousands of values);
+#: the CSV and JSON forms carry them all. Keeps the page well under 2 MB.
+MAX_PAGE_ROWS = 500
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("sync_service.report", "templates"),
@@ -38,7 +41,7 @@ class _Cell:
 def _cells(table: Table) -> list[dict[str, Any]]:
     rows = []
     keys = [c.key for c in table.columns]
-    for row in table.rows:
+    for row in table.rows[:MAX_PAGE_ROWS]:
         cells = []
         for col, value in zip(table.columns, row, strict=True):
             if col.kind == "link":

@@ -11,7 +11,7 @@ from canonical.model import Entity
 from sync_service.report import ReportOptions, build_report
 from sync_service.report.charts import Chart, draw
 from sync_service.report.page import render_html
-from sync_service.report.tables import Report
+from sync_service.report.tables import Report, Table
 from sync_service.settings import CoverageTarget
 from sync_service.store.engine import make_engine, upgrade
 from sync_service.store.models import evaluations
@@ -114,3 +114,19 @@ def test_an_empty_store_gives_a_page_with_every_section(tmp_path: Path) -> None:
         assert f'id="{section.key}"' in html
     assert report.section("retention").figures[2].value is None  # no cohort: no share
     assert ">-<" in html  # and it shows as a dash, not 0%
+
+
+def test_a_long_table_is_cut_on_the_page_but_not_in_the_csv(report: Report) -> None:
+    coverage = report.table("coverage")
+    assert coverage is not None
+    many = Table(coverage.key, coverage.title, coverage.columns, list(coverage.rows) * 100)
+    section = report.section("coverage")
+    original = section.tables
+    section.tables = [many]
+    try:
+        html = render_html(report, charts={s.key: [] for s in report.sections})
+    finally:
+        section.tables = original
+    assert html.count('<tr class="gap">') + html.count("<tr>") < len(many.rows)
+    assert f"The first 500 of {len(many.rows):,} rows" in html
+    assert many.to_csv().count("\n") == len(many.rows) + 1
