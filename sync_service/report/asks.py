@@ -158,9 +158,8 @@ def utilisation_section(
 
     c = contacts
     acc = accounts
-    eligible_unasked = _eligible_unasked(start, today)
-    n_underused = count_under_used(conn, start, today)
-    best = conn.execute(
+    # The list and its length in one pass: count(*) over () is taken before the limit.
+    found = conn.execute(
         sa.select(
             e.c.entity_id,
             c.c.first_name,
@@ -169,12 +168,15 @@ def utilisation_section(
             acc.c.region,
             acc.c.segment,
             e.c.score,
+            sa.func.count().over().label("total"),
         )
         .select_from(contact_verdicts())
-        .where(eligible_unasked)
+        .where(_eligible_unasked(start, today))
         .order_by(e.c.score.desc().nulls_last(), e.c.entity_id)
         .limit(top)
     ).all()
+    n_underused = int(found[0][-1]) if found else 0
+    best = [row[:-1] for row in found]
     underused = Table(
         "under-used",
         f"Eligible and not asked in the last {days} days (highest score first)",
