@@ -78,9 +78,13 @@ def options_from_settings(
 def build_report(engine: Engine, options: ReportOptions, now: datetime) -> Report:
     """Every section's figures, read in one transaction so they describe the same moment."""
     with engine.connect() as conn:
+        # One snapshot for every query: a run committing meanwhile cannot split the report.
         if conn.dialect.name == "postgresql":
-            # One snapshot for every query: a run committing meanwhile cannot split the report.
             conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        elif conn.dialect.name == "sqlite":
+            # pysqlite opens no transaction for reads; a deferred one is a WAL read snapshot,
+            # ended by the rollback the pool makes when the connection is returned.
+            conn.exec_driver_sql("BEGIN")
         sections = [
             pool_section(conn, now, options.history_weeks),
             utilisation_section(
