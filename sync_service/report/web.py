@@ -84,6 +84,7 @@ def _login_page(message: str = "", status: int = 200) -> HTMLResponse:
     note = f'<p class="err" role="alert">{escape(message)}</p>' if message else ""
     body = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign in: advocate program report</title>
+<link rel="icon" href="data:,">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}}
 label,input,button{{display:block;width:100%;font-size:1rem}}

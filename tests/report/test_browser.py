@@ -9,6 +9,7 @@ import pytest
 from fastapi import FastAPI
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy.engine import Engine
 
 from sync_service.report import ReportOptions, build_report
@@ -92,7 +93,7 @@ def test_the_live_report_after_a_browser_sign_in(
         browser.get(f"{base}/report/login")
         browser.find_element(By.ID, "token").send_keys(TOKEN)
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        assert browser.current_url == f"{base}/report"
+        WebDriverWait(browser, 60).until(lambda d: d.current_url == f"{base}/report")
         # forget what the 401 and the sign-in left in the logs; then read the page afresh
         console_errors(browser)
         requested_urls(browser)
