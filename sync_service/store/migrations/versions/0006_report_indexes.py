@@ -1,7 +1,7 @@
 """indexes for the program report: history by time and by contact, asks by requested date
 
-Revision ID: 0005_report_indexes
-Revises: 0004_account_cover
+Revision ID: 0006_report_indexes
+Revises: 0005_privacy
 Create Date: 2026-12-07
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0005_report_indexes"
-down_revision = "0004_account_cover"
+revision = "0006_report_indexes"
+down_revision = "0005_privacy"
 branch_labels = None
 depends_on = None
 
