@@ -108,7 +108,7 @@ nps_responses = _canonical_table(Entity.NPS_RESPONSE)
 tickets = _canonical_table(Entity.TICKET)
 opportunities = _canonical_table(Entity.OPPORTUNITY)
 advocacy_asks = _canonical_table(Entity.ASK)
-#: The report reads the asks of a window of days (migration 0006): this index holds every
+#: The report reads the asks of a window of days (migration 0007): this index holds every
 #: column it reads, so a window is one range of it.
 sa.Index(
     "ix_advocacy_asks_requested",
@@ -195,7 +195,7 @@ evaluation_history = sa.Table(
     sa.Column("changed_at", UTCDateTime(), nullable=False),
     sa.Column("run_id", sa.Integer()),
     sa.Index("ix_evaluation_history_entity", "entity_type", "entity_id"),
-    # The report's reads (migration 0006): changes week by week, and a status as of a moment.
+    # The report's reads (migration 0007): changes week by week, and a status as of a moment.
     sa.Index(
         "ix_evaluation_history_timeline", "entity_type", "changed_at", "old_status", "new_status"
     ),

@@ -1,7 +1,7 @@
 """indexes for the program report: history by time and by contact, asks by requested date
 
-Revision ID: 0006_report_indexes
-Revises: 0005_privacy
+Revision ID: 0007_report_indexes
+Revises: 0006_ask_api
 Create Date: 2026-12-07
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0006_report_indexes"
-down_revision = "0005_privacy"
+revision = "0007_report_indexes"
+down_revision = "0006_ask_api"
 branch_labels = None
 depends_on = None
 
