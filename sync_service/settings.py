@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import sqlalchemy as sa
 from apscheduler.triggers.cron import CronTrigger
@@ -262,6 +262,34 @@ class JobSettings(BaseModel):
         return self
 
 
+class CoverageTarget(BaseModel):
+    """How many Eligible advocates each value of one field should have."""
+
+    model_config = _Strict
+
+    #: Every value of the field (those with contacts, and those named below).
+    at_least: int = Field(0, ge=0)
+    #: Per value, overriding ``at_least``; a value named here is reported even with no contact.
+    values: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+
+
+class ReportSettings(BaseModel):
+    """The program report (``sync-service report`` and ``/report``)."""
+
+    model_config = _Strict
+
+    #: The window of asks the utilisation, demand and most-asked figures look at.
+    window_days: int = Field(90, ge=1, le=3650)
+    #: How far back the pool and demand charts go.
+    history_weeks: int = Field(104, ge=4, le=520)
+    #: Rows of the most-asked and under-used lists.
+    top: int = Field(20, ge=1, le=1000)
+    #: The Salesforce org's URL for links to contacts (default: ``salesforce.instance_url``).
+    crm_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(:\d+)?/?$")
+    #: Field (``segment``, ``region``, ``industry`` or any mapped field) -> its target.
+    coverage_targets: dict[str, CoverageTarget] = Field(default_factory=dict)
+
+
 def _default_jobs() -> dict[str, JobSettings]:
     return {
         System.SALESFORCE.value: JobSettings(interval_minutes=30),
@@ -294,6 +322,7 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     jobs: dict[str, JobSettings] = Field(default_factory=_default_jobs)
+    report: ReportSettings = Field(default_factory=ReportSettings)
 
     #: Where the settings came from, for messages; not a setting.
     source_path: Path | None = Field(None, exclude=True)

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sync_service import __version__
 from sync_service.api.routers import advocates, asks, health, tokens
 from sync_service.api.state import ApiState
+from sync_service.report.web import build_router
 
 log = logging.getLogger(__name__)
 
@@ -65,4 +66,7 @@ def create_app(state: ApiState) -> FastAPI:
     app.include_router(asks.router)
     app.include_router(advocates.router)
     app.include_router(tokens.router)
+    if state.report is not None:
+        # any valid token reads the report (a viewer token is enough)
+        app.include_router(build_router(state.report, state.tokens.lookup))
     return app

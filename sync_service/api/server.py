@@ -24,6 +24,9 @@ from sync_service.evaluate.guard import Guard
 from sync_service.mapping.asks import AskFields
 from sync_service.ops.metrics import build_registry
 from sync_service.ops.runs import utcnow
+from sync_service.report.build import ReportOptions, options_from_settings
+from sync_service.report.metrics import AdvocateCollector
+from sync_service.report.web import ReportSource
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +53,22 @@ def build_state(ctx: AppContext, scheduler_running: Callable[[], bool] | None = 
         guard=guard,
         tokens=TokenCache(engine),
         limiter=RateLimiter(api.rate_limit_per_second, api.rate_limit_burst),
-        registry=build_registry(engine),
+        registry=build_registry(
+            engine, AdvocateCollector(engine, utcnow, window_days=settings.report.window_days)
+        ),
         ops_token=api.ops_token.get_secret_value() if api.ops_token else None,
         scheduler_running=scheduler_running,
+        report=ReportSource(engine, lambda: _report_options(ctx), utcnow),
     )
+
+
+def _report_options(ctx: AppContext) -> ReportOptions:
+    # read at each (cached) build: the mappings may change while serve runs
+    try:
+        mappings = ctx.mappings()
+    except Exception:  # no valid mappings: the report's default fields still work
+        mappings = None
+    return options_from_settings(ctx.settings, mappings)
 
 
 class ApiServer:

@@ -16,6 +16,7 @@ from rules import Policy
 from sync_service.api.ratelimit import RateLimiter
 from sync_service.api.tokens import TokenCache
 from sync_service.evaluate.guard import Guard
+from sync_service.report.web import ReportSource
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class ApiState:
         registry: the Prometheus registry behind ``/metrics``.
         ops_token: when set, ``/metrics`` and ``/readyz`` require it as a bearer token.
         scheduler_running: for ``/readyz`` (None: no scheduler in this process).
+        report: the live program report behind ``/report`` (None: not served).
     """
 
     engine: Engine
@@ -74,4 +76,5 @@ class ApiState:
     registry: CollectorRegistry
     ops_token: str | None = None
     scheduler_running: Callable[[], bool] | None = None
+    report: ReportSource | None = None
     extra: dict[str, object] = field(default_factory=dict)

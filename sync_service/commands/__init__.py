@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "asks": "asks",
     "sandbox": "sandbox",
     "demo": "demo",
+    "report": "report",
     "forget": "forget",
     "export-subject": "export_subject",
 }

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sync_service.commands.console import CycleSummary, emit_json, render, summarise
+from sync_service.commands.report import write_for_store
 from sync_service.context import AppContext
 from sync_service.ops.runs import Run
 from sync_service.pipeline import run_cycle
@@ -171,10 +172,11 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
         print(f"salesforce {sandbox.salesforce_url}, gainsight {sandbox.gainsight_url}", flush=True)
         runs, summary = run_demo(sandbox, url, ctx.config_path)
         guard_lines, _ = run_guard_demo(sandbox, url, ctx.config_path)
+    report = write_for_store(url, ctx.config_path, args.database.parent / "report.html")
     elapsed = time.monotonic() - started
     if args.json:
         out = {**summary.as_dict(), "guard": guard_lines}
-        emit_json({**out, "seconds": round(elapsed, 1), "database": url})
+        emit_json({**out, "seconds": round(elapsed, 1), "database": url, "report": str(report)})
     else:
         print()
         print(render(summary, elapsed))
@@ -186,4 +188,5 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
             print("Try `explain` on the store (each shows why the status is what it is):")
             for entity_id, who in tries:
                 print(f"  DATABASE_URL={url} sync-service explain {entity_id}   # {who}")
+        print(f"program report: {report}  (open it in a browser; sync-service report redraws it)")
     return 0 if all(r.status == "success" for r in runs) else 1

@@ -31,7 +31,9 @@ Metric names (all prefixed ``advocate_``)::
     store_up                                     1 when the store answered this scrape
     skipped_runs_total{job}                      this process: runs skipped, lock busy
 
-plus the standard ``process_*`` metrics (resident memory, CPU, open files) of this process.
+plus, as served by ``serve``, the advocate figures of :mod:`sync_service.report.metrics`
+(pool by status, violations, under-used), and the standard ``process_*`` metrics (resident
+memory, CPU, open files) of this process.
 """
 
 from __future__ import annotations
@@ -289,10 +291,16 @@ class StoreCollector(Collector):
         yield outbox
 
 
-def build_registry(engine: Engine) -> CollectorRegistry:
-    """A registry with the store collector and this process's own counters."""
+def build_registry(engine: Engine, *extra: Collector) -> CollectorRegistry:
+    """A registry with the store collector, this process's own counters and ``extra``.
+
+    ``extra``: collectors of the stages above ops (the report's advocate figures), passed in
+    by whoever serves ``/metrics`` so that ops does not depend on them.
+    """
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(engine))
+    for collector in extra:
+        registry.register(collector)
     registry.register(SKIPPED_RUNS)
     # process_resident_memory_bytes and friends: memory must stay bounded by the batch size.
     ProcessCollector(registry=registry)

@@ -108,6 +108,17 @@ nps_responses = _canonical_table(Entity.NPS_RESPONSE)
 tickets = _canonical_table(Entity.TICKET)
 opportunities = _canonical_table(Entity.OPPORTUNITY)
 advocacy_asks = _canonical_table(Entity.ASK)
+#: The report reads the asks of a window of days (migration 0007): this index holds every
+#: column it reads, so a window is one range of it.
+sa.Index(
+    "ix_advocacy_asks_requested",
+    advocacy_asks.c.requested_date,
+    advocacy_asks.c.deleted,
+    advocacy_asks.c.contact_id,
+    advocacy_asks.c.team,
+    advocacy_asks.c.ask_type,
+    advocacy_asks.c.status,
+)
 
 CANONICAL_TABLES: dict[Entity, sa.Table] = {
     Entity.ACCOUNT: accounts,
@@ -184,6 +195,11 @@ evaluation_history = sa.Table(
     sa.Column("changed_at", UTCDateTime(), nullable=False),
     sa.Column("run_id", sa.Integer()),
     sa.Index("ix_evaluation_history_entity", "entity_type", "entity_id"),
+    # The report's reads (migration 0007): changes week by week, and a status as of a moment.
+    sa.Index(
+        "ix_evaluation_history_timeline", "entity_type", "changed_at", "old_status", "new_status"
+    ),
+    sa.Index("ix_evaluation_history_asof", "entity_type", "entity_id", "changed_at", "new_status"),
 )
 
 #: Field changes waiting for the CRM's confirmation; survives a crash.

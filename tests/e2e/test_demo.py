@@ -108,6 +108,12 @@ def test_demo_command_prints_a_json_summary_quickly(
     }
     assert data["seconds"] < 60
     assert sum(data["contacts_by_status"].values()) > 0
+    # the demo ends with the program report of its store, beside it
+    report = Path(data["report"])
+    assert report == tmp_path / "report.html"
+    html = report.read_text(encoding="utf-8")
+    assert html.count('class="chart"') >= 6
+    assert str(sum(data["contacts_by_status"].values())) in html
 
 
 def test_the_demo_logs_asks_through_the_api_until_refused(tmp_path: Path) -> None:
