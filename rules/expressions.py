@@ -1,9 +1,11 @@
 """Rule expressions: SOQL-like WHERE clauses compiled to polars expressions, and reason templates.
 
 An expression is the boolean condition an admin writes in a Salesforce report filter or a SOQL
-WHERE clause: ``nps_latest >= 9 AND open_escalations = 0 AND NOT payment_overdue``. It is parsed by
-polars' SQL parser (``pl.sql_expr``): no code runs, nothing touches a database, and the compiled
-expression evaluates a whole features frame at once.
+WHERE clause: ``nps_latest >= 9 AND open_escalations = 0 AND NOT payment_overdue``. It is first
+parsed and checked against an allow-list by :mod:`rules.predicates` (features, literals, operators,
+a named list of pure functions: no subquery, table, file or URL); only the SQL rendered from that
+syntax tree is compiled by polars (``pl.sql_expr``), and the compiled expression evaluates a whole
+features frame at once.
 
 Semantics (tested in ``tests/rules``):
 
@@ -25,6 +27,7 @@ import polars as pl
 
 from canonical.model import FieldType
 from canonical.yaml import did_you_mean
+from rules.predicates import PredicateError, parse_predicate
 
 POLARS_TYPES: dict[FieldType, pl.DataType] = {
     "string": pl.String(),
@@ -168,7 +171,12 @@ def compile_expression(
         )
         raise ExpressionError(msg)
     try:
-        expr = pl.sql_expr(text)
+        # Polars never sees the admin's text: only the SQL rendered from the checked syntax tree.
+        checked = parse_predicate(text)
+    except PredicateError as exc:
+        raise ExpressionError(str(exc)) from None
+    try:
+        expr = pl.sql_expr(checked.sql)
     except Exception as exc:
         msg_0 = f"syntax error: {_clean(exc)}"
         raise ExpressionError(msg_0) from None
