@@ -1,7 +1,19 @@
-"""Engines for SQLite (default, WAL) and PostgreSQL, and the schema upgrade."""
+"""Engines for SQLite (default, WAL) and PostgreSQL, and the schema upgrade.
+
+Schema upgrades run under a lock so that any number of replicas may start at once on an empty
+or old database: a PostgreSQL session-level advisory lock, or a file lock next to a SQLite
+store. The first process migrates; the others wait, then find the schema at head and do nothing.
+
+A SQLite store holds contact emails: its file is created readable by its owner only (0600), and
+SQLite gives the WAL and shared-memory files the database file's permissions.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +22,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from filelock import FileLock, Timeout
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -24,6 +37,14 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_CACHE_KIB = 64 * 1024
 #: WAL pages (4 KiB) after which a commit checkpoints (SQLite's default: 1,000).
 SQLITE_WAL_AUTOCHECKPOINT_PAGES = 10_000
+#: How long a starting process waits for another one's migration before giving up.
+MIGRATION_LOCK_WAIT_SECONDS = 600
+#: The advisory lock key of schema upgrades (stable across processes and releases).
+MIGRATION_LOCK_KEY = int.from_bytes(
+    hashlib.sha256(b"advocate-sync:migrations").digest()[:8], "big", signed=True
+)
+#: Permissions of a new SQLite store (and so of its WAL and SHM files): owner only.
+SQLITE_FILE_MODE = 0o600
 
 
 def normalise_url(url: str) -> str:
@@ -65,6 +86,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         db = parsed.database
         if db and db != ":memory:" and not db.startswith("file:"):
             Path(db).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(db))
         memstatus_off()  # before this process's first SQLite connection, if it is one
         engine = sa.create_engine(url, **kwargs)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
@@ -89,6 +111,17 @@ def checkpoint(engine: Engine) -> bool:
     return busy is None or not busy[0]
 
 
+def _create_private(path: Path) -> None:
+    # An empty file is a valid empty SQLite database; creating it here with O_EXCL decides its
+    # mode whatever the umask, and SQLite creates -wal and -shm with the database file's mode.
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, SQLITE_FILE_MODE)
+    except FileExistsError:
+        return
+    os.fchmod(fd, SQLITE_FILE_MODE)  # the umask may have cleared bits, never added: be exact
+    os.close(fd)
+
+
 def alembic_config(engine: Engine) -> Config:
     """An Alembic config that runs the packaged migrations against ``engine``."""
     cfg = Config()
@@ -108,7 +141,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         StoreError: when the database cannot be reached or a migration fails.
     """
     try:
-        command.upgrade(alembic_config(engine), revision)
+        with migration_lock(engine):
+            command.upgrade(alembic_config(engine), revision)
+            if revision == "head":
+                restore_all(engine, list(CANONICAL_TABLES.values()))
     except OperationalError as exc:
         msg = (
             f"cannot reach the database at {engine.url.render_as_string(hide_password=True)}: "
@@ -118,8 +154,64 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     except SQLAlchemyError as exc:
         msg = f"schema migration failed: {str(exc).splitlines()[0]}"
         raise StoreError(msg) from None
-    if revision == "head":
-        restore_all(engine, list(CANONICAL_TABLES.values()))
+
+
+def _busy_migration() -> StoreError:
+    return StoreError(
+        f"another process has been migrating the store for over {MIGRATION_LOCK_WAIT_SECONDS} s; "
+        "check for a stuck `sync-service db upgrade` and start again"
+    )
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Hold the store's migration lock (waiting for it) for the ``with`` block.
+
+    PostgreSQL: a session-level advisory lock on a connection of its own, released by the
+    server if this process dies. SQLite: an OS file lock on ``<store>.migrate.lock``.
+
+    Raises:
+        StoreError: the lock was not free within :data:`MIGRATION_LOCK_WAIT_SECONDS`.
+        OperationalError: the database cannot be reached.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text(f"SET lock_timeout = '{MIGRATION_LOCK_WAIT_SECONDS}s'"))
+            try:
+                conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            except OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+                    raise _busy_migration() from None
+                raise
+            try:
+                yield
+            finally:
+                try:
+                    conn.execute(
+                        sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY}
+                    )
+                except SQLAlchemyError:
+                    conn.invalidate()  # ending the session releases the lock
+        return
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield  # one process by definition
+        return
+    db = Path(database)
+    lock = FileLock(
+        str(db.with_name(f"{db.name}.migrate.lock")),
+        timeout=MIGRATION_LOCK_WAIT_SECONDS,
+        mode=SQLITE_FILE_MODE,
+        thread_local=False,
+    )
+    try:
+        lock.acquire()
+    except Timeout:
+        raise _busy_migration() from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
 import pytest
 import sqlalchemy as sa
 
@@ -60,3 +66,54 @@ def test_sqlite_store_keeps_index_pages_cached_and_checkpoints_in_large_steps(sq
         assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -64 * 1024
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 10_000
     engine.dispose()
+
+
+def _start_replica(url: str, barrier: Any, results: Any) -> None:
+    engine = make_engine(url)
+    barrier.wait()  # every replica calls upgrade in the same instant
+    try:
+        upgrade(engine)
+        results.put(("ok", current_revision(engine)))
+    except Exception as exc:  # reported to the test, which names it
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("start_at", [None, "0001"])
+def test_four_replicas_starting_at_once_all_migrate_without_colliding(
+    empty_url: str, start_at: str | None
+) -> None:
+    if start_at is not None:  # an old database: the replicas must finish its upgrade together
+        engine = make_engine(empty_url)
+        upgrade(engine, start_at)
+        engine.dispose()
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(4)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(target=_start_replica, args=(empty_url, barrier, results)) for _ in range(4)
+    ]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=180) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    assert outcomes == [("ok", head_revision())] * 4
+    assert [p.exitcode for p in procs] == [0] * 4
+
+
+def test_a_new_sqlite_store_and_its_wal_are_readable_by_the_owner_only(tmp_path: Path) -> None:
+    old = os.umask(0o022)  # the usual umask, which would give 0644
+    try:
+        db = tmp_path / "var" / "store.db"
+        engine = make_engine(f"sqlite:///{db}")
+        upgrade(engine)
+        with engine.connect() as conn:  # keep a connection open: -wal and -shm exist meanwhile
+            conn.execute(sa.text("SELECT count(*) FROM contacts")).scalar()
+            files = [db, db.with_name("store.db-wal"), db.with_name("store.db-shm")]
+            modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}
+        engine.dispose()
+    finally:
+        os.umask(old)
+    assert modes == {"store.db": 0o600, "store.db-wal": 0o600, "store.db-shm": 0o600}
