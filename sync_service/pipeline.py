@@ -12,9 +12,9 @@ import threading
 import time
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from canonical.errors import BudgetExhaustedError, ConfigError, ServiceError
+from canonical.errors import BudgetExhaustedError, ConfigError, MappingError, ServiceError
 from canonical.model import System
 from sync_service.context import AppContext
 from sync_service.factory import build_connector, source_enabled
@@ -24,7 +24,11 @@ from sync_service.ops.progress import ProgressHook
 from sync_service.ops.runs import Run, run_record, utcnow
 from sync_service.privacy.tombstones import load_scrubber
 from sync_service.settings import KNOWN_JOBS
+from sync_service.sync import completeness
 from sync_service.sync.ingest import IngestOptions, RowScrubber, reconcile_stream, sync_source
+
+if TYPE_CHECKING:
+    from rules import Policy
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +156,38 @@ def evaluate_job(ctx: AppContext, *, progress: ProgressHook | None = None) -> Ru
             settings.rules_file, ctx.var_dir / "rules.last-valid.yaml"
         )
         run.config_errors.extend(problems)
+        if held_for_gaps(ctx, policy, run):
+            return run
         evaluate_all(ctx.engine, policy, utcnow(), run, progress=progress)
     return run
+
+
+def current_streams(ctx: AppContext, run: Run | None = None) -> list[tuple[str, str]] | None:
+    """``(connector, stream)`` of every enabled source's mapped streams (None: no mappings)."""
+    try:
+        mappings = ctx.mappings(run)
+    except MappingError:
+        return None  # then every stream on file counts
+    out: list[tuple[str, str]] = []
+    for source in mappings.sources:
+        if source_enabled(ctx.settings, source.system):
+            out += [(source.system, em.stream_spec().name) for em in source.entities.values()]
+    return out
+
+
+def held_for_gaps(ctx: AppContext, policy: Policy, run: Run) -> bool:
+    """Hold every verdict (evaluate nothing) when a stream the policy reads is incomplete.
+
+    Returns:
+        True when the evaluation must not run; ``run`` is then partial and says why.
+    """
+    found = completeness.blocking(policy, completeness.gaps(ctx.engine, current_streams(ctx, run)))
+    if not found:
+        return False
+    with ctx.engine.connect() as conn:
+        reason = completeness.hold(conn, run, found)
+    log.warning("%s", reason)
+    return True
 
 
 def writeback_job(

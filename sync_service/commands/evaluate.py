@@ -14,6 +14,8 @@ from sync_service.evaluate.evaluation import (
 )
 from sync_service.ops.locks import job_lock
 from sync_service.ops.runs import run_record, utcnow
+from sync_service.pipeline import current_streams, held_for_gaps
+from sync_service.sync import completeness
 
 HELP = "compute eligibility, suspension, fatigue and score for every contact and account"
 
@@ -65,6 +67,13 @@ def _run(args: argparse.Namespace, ctx: AppContext) -> int:
             f"{policy.version} ({policy.hash[:12]}); fix the file and run validate"
         )
     now = utcnow()
+    if args.dry_run:
+        found = completeness.blocking(policy, completeness.gaps(ctx.engine, current_streams(ctx)))
+        if found:
+            error(
+                f"inputs incomplete ({', '.join(g.describe() for g in found)}); a real run "
+                "would hold every verdict"
+            )
     with StageProgress() as bars:
         if args.dry_run:
             summary = evaluate_all(ctx.engine, policy, now, None, dry_run=True, progress=bars)
@@ -74,6 +83,9 @@ def _run(args: argparse.Namespace, ctx: AppContext) -> int:
                 run_record(ctx.engine, "evaluate") as run_,
             ):
                 run_.config_errors = problems
+                if held_for_gaps(ctx, policy, run_):
+                    error(run_.error or "inputs incomplete")
+                    return 2 if problems else 1
                 summary = evaluate_all(ctx.engine, policy, now, run_, progress=bars)
     _print(summary)
     return 2 if problems else 0

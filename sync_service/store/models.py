@@ -143,6 +143,12 @@ sync_state = sa.Table(
     # What the stream read last time (objects, fields, filters): a changed mapping means rows
     # already stored lack the new fields, so the stream is read again in full.
     sa.Column("mapping_digest", sa.String(64)),
+    # Completeness: set when a sync of the stream starts, cleared when it finishes. While set,
+    # the rows are a partial picture (budget spent, retries exhausted, process killed) and the
+    # evaluation holds every verdict that reads the stream's table (sync/completeness.py).
+    sa.Column("entity", sa.String(32)),
+    sa.Column("incomplete_since", UTCDateTime()),
+    sa.Column("incomplete_reason", sa.Text()),
 )
 
 #: One row per job run: what ran, how it ended, and its figures.

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from canonical.errors import FatalApiError, MappingError, RecordError
+from canonical.errors import FatalApiError, MappingError, RecordError, ServiceError
 from canonical.model import Entity
 from canonical.redaction import mask_emails
 from connectors.base import Batch, Connector, Cursor, StreamSpec
@@ -49,6 +49,7 @@ from sync_service.store.models import (
     sync_state,
 )
 from sync_service.store.upsert import PreparedUpsert, prepare_upsert, upsert
+from sync_service.sync import completeness
 from sync_service.sync.gc_pause import fewer_collections
 from sync_service.sync.readahead import read_ahead
 
@@ -333,8 +334,10 @@ def sync_stream(
         saved_digest = _saved_digest(conn, system, spec.name)
         has_quarantine = _open_quarantine(conn, system, spec.name) > 0
         saved = read_cursor(conn, system, spec.name)
-        if restore_indexes(conn, table):  # a first load killed before it built them
-            conn.commit()
+        restore_indexes(conn, table)  # a first load killed before it built them
+        # Incomplete until it finishes, whatever stops it (even kill -9): see sync.completeness.
+        completeness.mark_started(conn, system, spec.name, str(mapping.entity))
+        conn.commit()
     if since is not None and saved_digest not in (None, digest):
         log.info("the mapping of %s.%s changed: reading it again in full", system, spec.name)
         run.add(f"remapped.{spec.name}")
@@ -400,7 +403,7 @@ def sync_stream(
         finally:
             conn.close()  # rolls back what was not committed
     with engine.begin() as conn:
-        marks: dict[str, Any] = {"mapping_digest": digest}
+        marks: dict[str, Any] = {"mapping_digest": digest, **completeness.COMPLETE}
         if opts.full or since is None:
             marks["last_full_sync_at"] = opts.now
         _mark_state(conn, system, spec.name, **marks)
@@ -426,13 +429,19 @@ def sync_source(
         if stop is not None and stop.is_set():
             run.mark_partial("stopped by shutdown; the next run resumes from the saved cursors")
             return
+        name = mapping.stream_spec().name
         try:
             finished = sync_stream(engine, connector, mapping, run, opts, stop)
         except (FatalApiError, MappingError) as exc:
-            failures.append(f"{connector.system}.{mapping.stream_spec().name}: {exc}")
-            log.error("stream %s failed: %s", mapping.stream_spec().name, exc)
+            failures.append(f"{connector.system}.{name}: {exc}")
+            log.error("stream %s failed: %s", name, exc)
+            completeness.mark_reason(engine, connector.system, name, f"failed: {exc}")
             continue
+        except ServiceError as exc:  # budget spent, retries exhausted: the source stops here
+            completeness.mark_reason(engine, connector.system, name, f"stopped short: {exc}")
+            raise
         if not finished:
+            completeness.mark_reason(engine, connector.system, name, "stopped by shutdown")
             run.mark_partial("stopped by shutdown; the next run resumes from the saved cursors")
             return
     if failures:
