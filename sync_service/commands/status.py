@@ -23,6 +23,7 @@ from sync_service.ops.scheduler import last_successes, next_due
 from sync_service.privacy.status import privacy_status, status_lines
 from sync_service.settings import JobSettings
 from sync_service.store.models import evaluations, quarantine, runs, sync_state, writeback_outbox
+from sync_service.sync import completeness
 
 HELP = "show the last runs, watermarks, quarantine and API budget"
 
@@ -164,9 +165,29 @@ def collect(ctx: AppContext) -> dict[str, Any]:
         for r in newest.values()
         if r["status"] == "held"
     ]
+    evaluate_run = newest.get("evaluate")
+    gaps = completeness.gaps(ctx.engine)
+    incomplete = {
+        # verdicts are held while the newest evaluation says so (a running sync marks its
+        # streams too, which holds nothing until an evaluation meets it)
+        "verdicts_held": bool(
+            evaluate_run is not None and (evaluate_run["counts"] or {}).get(completeness.HELD_KEY)
+        ),
+        "streams": [
+            {
+                "connector": g.connector,
+                "stream": g.stream,
+                "entity": g.entity,
+                "since": _iso(g.since),
+                "reason": g.reason,
+            }
+            for g in gaps
+        ],
+    }
     return {
         "generated_at": now.isoformat(),
         "jobs": jobs,
+        "incomplete_inputs": incomplete,
         "api_budget": budget,
         "watermarks": watermarks,
         "quarantine": {"total": sum(q["count"] for q in quarantined), "streams": quarantined},
@@ -227,6 +248,14 @@ def _print_text(report: dict[str, Any]) -> None:
             print(f"  {'':<11} error: {run['error']}")
         if job["last_success_at"] and run["status"] != "success":
             print(f"  {'':<11} last success: {_short(job['last_success_at'])}")
+    gaps = report["incomplete_inputs"]
+    if gaps["streams"]:
+        held = "every verdict is held" if gaps["verdicts_held"] else "verdicts not held yet"
+        print(f"Incomplete inputs ({held}; a complete sync clears them):")
+        for g in gaps["streams"]:
+            print(f"  {g['connector']}/{g['stream']} since {_short(g['since'])}: {g['reason']}")
+    else:
+        print("Incomplete inputs: none")
     print("Watermarks")
     if not report["watermarks"]:
         print("  (none yet)")

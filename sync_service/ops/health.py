@@ -1,10 +1,11 @@
 """Readiness: is this process fit to serve? A plain function; ``/readyz`` serves it.
 
 ``/readyz`` (see :mod:`sync_service.api.routers.health`) answers 200 when the store answers,
-the scheduler runs (when there is one), no job's newest run failed and none went on with the last
-valid configuration because a mapping or rules edit was rejected; 503 otherwise. The JSON body
-says which check failed (``rejected_edit`` lists the problems), so the on-call person sees *what*
-is wrong, not only that something is.
+the scheduler runs (when there is one), no job's newest run failed, none went on with the last
+valid configuration because a mapping or rules edit was rejected, and the newest evaluation did
+not hold the verdicts for incomplete inputs (``"inputs"`` then names the streams); 503
+otherwise. The JSON body says which check failed (``rejected_edit`` lists the problems), so the
+on-call person sees *what* is wrong, not only that something is.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sync_service.store.models import runs
+from sync_service.sync import completeness
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +54,24 @@ def readiness(
             )
             rows = conn.execute(
                 sa.select(
-                    runs.c.job, runs.c.status, runs.c.finished_at, runs.c.config_errors
+                    runs.c.job,
+                    runs.c.status,
+                    runs.c.finished_at,
+                    runs.c.config_errors,
+                    runs.c.counts,
                 ).where(runs.c.id.in_(newest))
             )
             rejected_jobs: list[str] = []
             problems: list[str] = []
-            for job, status, finished_at, config_errors in rows:
+            for job, status, finished_at, config_errors, counts in rows:
                 report["jobs"][job] = {"status": status, "finished_at": finished_at.isoformat()}
                 if status == "failed":
                     report["ready"] = False
+                if job == "evaluate" and (counts or {}).get(completeness.HELD_KEY):
+                    report["ready"] = False
+                    report["inputs"] = [
+                        f"{g.connector}.{g.stream}: {g.reason}" for g in completeness.gaps(engine)
+                    ]
                 if config_errors:
                     report["jobs"][job]["rejected_edit"] = len(config_errors)
                     rejected_jobs.append(job)
