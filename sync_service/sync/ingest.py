@@ -425,6 +425,14 @@ def sync_source(
     exhausted retry ends the source at once (the run record turns it into partial or failed).
     """
     failures: list[str] = []
+    entities = list(entities)
+    # Every stream of the source is incomplete until its own sync finishes: a run stopped
+    # (or killed) after the first stream leaves the streams it never reached marked as well,
+    # so no evaluation sees this run's contacts beside last run's asks, or a half first load.
+    with engine.begin() as conn:
+        for mapping in entities:
+            spec = mapping.stream_spec()
+            completeness.mark_started(conn, connector.system, spec.name, str(mapping.entity))
     for mapping in entities:
         if stop is not None and stop.is_set():
             run.mark_partial("stopped by shutdown; the next run resumes from the saved cursors")
