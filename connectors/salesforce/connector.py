@@ -192,9 +192,13 @@ class SalesforceConnector(Connector):
         changes: Sequence[RecordChange],
         *,
         parents: Mapping[str, str] | None = None,
+        on_call: Callable[[list[WriteResult]], None] | None = None,
     ) -> list[WriteResult]:
-        """Write field changes; one result per change (see :mod:`.writer`)."""
-        return write_changes(self, object_name, changes, parents=parents)
+        """Write field changes; one result per change (see :mod:`.writer`).
+
+        ``on_call`` receives each API call's results as soon as the call answered.
+        """
+        return write_changes(self, object_name, changes, parents=parents, on_call=on_call)
 
     def create(
         self, object_name: str, records: Sequence[RecordChange], external_id_field: str

@@ -20,7 +20,7 @@ import csv
 import io
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -95,8 +95,14 @@ def write_changes(
     changes: Sequence[RecordChange],
     *,
     parents: Mapping[str, str] | None = None,
+    on_call: Callable[[list[WriteResult]], None] | None = None,
 ) -> list[WriteResult]:
-    """Write ``changes`` to ``object_name``; one result per change, in the order given."""
+    """Write ``changes`` to ``object_name``; one result per change, in the order given.
+
+    ``on_call`` is told each API call's results (one collections request, one Bulk job) as soon
+    as that call has answered, so the caller can commit them before the next call: a crash then
+    re-sends at most one call's records.
+    """
     if not changes:
         return []
     soql.object_name(object_name)
@@ -107,14 +113,26 @@ def write_changes(
                 raise MappingError(msg)
     ordered = _order(changes, parents)
     if len(ordered) > connector.config.bulk_write_threshold:
-        by_id = _write_bulk(connector, object_name, ordered)
+        by_id = _write_bulk(connector, object_name, ordered, on_call)
     else:
-        by_id = _write_collections(connector, object_name, ordered)
+        by_id = _write_collections(connector, object_name, ordered, on_call)
     return [by_id[c.record_id] for c in changes]
 
 
+def _told(
+    on_call: Callable[[list[WriteResult]], None] | None,
+    chunk: Sequence[RecordChange],
+    results: Mapping[str, WriteResult],
+) -> None:
+    if on_call is not None:
+        on_call([results[c.record_id] for c in chunk])
+
+
 def _write_collections(
-    connector: SalesforceConnector, object_name: str, changes: Sequence[RecordChange]
+    connector: SalesforceConnector,
+    object_name: str,
+    changes: Sequence[RecordChange],
+    on_call: Callable[[list[WriteResult]], None] | None = None,
 ) -> dict[str, WriteResult]:
     results: dict[str, WriteResult] = {}
     for chunk in _chunks(changes, COLLECTION_SIZE):
@@ -141,11 +159,13 @@ def _write_collections(
         except ConnectorError as err:
             for c in chunk:
                 results[c.record_id] = _failure(c, err)
+            _told(on_call, chunk, results)
             continue
         answers = answer if isinstance(answer, list) else []
         for index, change in enumerate(chunk):
             item = answers[index] if index < len(answers) else None
             results[change.record_id] = _collection_result(change, item)
+        _told(on_call, chunk, results)
     return results
 
 
@@ -200,7 +220,10 @@ def _ingest_csv(changes: Sequence[RecordChange]) -> str:
 
 
 def _write_bulk(
-    connector: SalesforceConnector, object_name: str, changes: Sequence[RecordChange]
+    connector: SalesforceConnector,
+    object_name: str,
+    changes: Sequence[RecordChange],
+    on_call: Callable[[list[WriteResult]], None] | None = None,
 ) -> dict[str, WriteResult]:
     results: dict[str, WriteResult] = {}
     for chunk in _chunks(changes, BULK_JOB_SIZE):
@@ -209,6 +232,7 @@ def _write_bulk(
         except ConnectorError as err:
             for c in chunk:
                 results.setdefault(c.record_id, _failure(c, err))
+        _told(on_call, chunk, results)
     return results
 
 

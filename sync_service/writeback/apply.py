@@ -136,13 +136,56 @@ def _write(
     object_name: str,
     changes: list[RecordChange],
     parents: dict[str, str] | None,
+    on_call: Callable[[list[WriteResult]], None],
 ) -> list[WriteResult]:
-    # ``parents`` is an optional extra of the Salesforce connector, not of the base contract.
-    if parents and "parents" in inspect.signature(connector.write).parameters:
+    # ``parents`` and ``on_call`` are optional extras of a connector (Salesforce's), not of the
+    # base contract; without ``on_call`` a write's verdicts are committed when it returns.
+    accepts = inspect.signature(connector.write).parameters
+    extras: dict[str, Any] = {}
+    if parents and "parents" in accepts:
+        extras["parents"] = parents
+    if "on_call" in accepts:
+        extras["on_call"] = on_call
+    if extras:
         write: Any = connector.write
-        results: list[WriteResult] = write(object_name, changes, parents=parents)
+        results: list[WriteResult] = write(object_name, changes, **extras)
         return results
     return connector.write(object_name, changes)
+
+
+class _PerCall:
+    """The ``on_call`` hook: commits one API call's verdicts before the connector's next call.
+
+    A crash (even ``kill -9``) then re-sends at most the records of the call in flight.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        target: WritebackTargetLike,
+        rows: Sequence[OpenRow],
+        report: WritebackReport,
+        run_id: int | None,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.engine, self.target, self.report, self.run_id, self.now = (
+            engine,
+            target,
+            report,
+            run_id,
+            now,
+        )
+        self.by_id = {r.record_id: r for r in rows}
+        self.recorded: set[str] = set()
+        self.retry: list[OpenRow] = []
+
+    def __call__(self, results: list[WriteResult]) -> None:
+        mine = [r for r in results if r.record_id in self.by_id]
+        rows = [self.by_id[r.record_id] for r in mine]
+        self.retry += _record(
+            self.engine, self.target, rows, mine, self.report, self.run_id, self.now()
+        )
+        self.recorded.update(r.record_id for r in rows)
 
 
 def apply_pending(
@@ -211,9 +254,11 @@ def _send(
         if not todo:
             return True
         changes = [RecordChange(r.record_id, dict(r.fields)) for r in todo]
+        calls = _PerCall(engine, target, todo, report, run_id, now)
         try:
-            results = _write(connector, target.object_name, changes, parents)
+            results = _write(connector, target.object_name, changes, parents, calls)
         except RetriableError as exc:
+            todo = [r for r in todo if r.record_id not in calls.recorded]
             with engine.begin() as conn:
                 mark_attempted(conn, [(r, str(exc)) for r in todo], state=PENDING, now=now())
             report.stopped = (
@@ -222,7 +267,13 @@ def _send(
             )
             logger.warning("writeback stopped: %s", report.stopped)
             return False
-        retry = _record(engine, target, todo, results, report, run_id, now())
+        retry = calls.retry
+        rest = [r for r in todo if r.record_id not in calls.recorded]
+        if rest:  # a connector without on_call, or records its calls did not report
+            left = [x for x in results if x.record_id not in calls.recorded]
+            retry += _record(
+                engine, target, rest, left if calls.recorded else results, report, run_id, now()
+            )
         outage = _request_level_retryable(results)
         if outage is not None:
             # The whole call failed (outage, spent budget, expired credentials) rather than
