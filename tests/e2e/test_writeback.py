@@ -7,6 +7,7 @@ the results back, then reads the sandbox's own records to check what Salesforce 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -262,3 +263,74 @@ def test_gainsight_companies_are_written_through_the_same_path(
     assert again.counts["writeback.calls"] == 0
     assert sb.api_calls["gainsight.update"] == gs_updates
     ctx.engine.dispose()
+
+
+def already_in_the_crm(sb: Sandbox, ctx: AppContext) -> int:
+    """Open outbox rows whose values the CRM already holds: what the next run re-sends."""
+    results = {field: result for result, field in FIELDS.items()}
+    with ctx.engine.connect() as conn:
+        rows = list(
+            conn.execute(
+                sa.select(
+                    writeback_outbox.c.object_name,
+                    writeback_outbox.c.record_id,
+                    writeback_outbox.c.fields,
+                ).where(writeback_outbox.c.state != "done")
+            )
+        )
+    resent = 0
+    for object_name, record_id, fields in rows:
+        record = sb.record(object_name, record_id) or {}
+        if all(
+            normalise(results[f], record.get(f)) == normalise(results[f], v)
+            for f, v in fields.items()
+        ):
+            resent += 1
+    return resent
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("process_ca")
+def test_a_writeback_killed_at_a_random_call_re_sends_at_most_one_call(
+    db_url: str, tmp_path: Path
+) -> None:
+    # One outbox batch of 10,000 rows spans several collections calls of 200: each call's
+    # verdicts must commit before the next call, so a kill -9 leaves at most one call's records
+    # applied in the CRM yet still open in the outbox.
+    kill_after = random.Random().choice([3, 4])
+    with Sandbox(accounts=120, seed=5) as big:
+        env = service_env(big, db_url, tmp_path)
+        ctx = context(env)
+        assert sync_job(ctx, "salesforce").status == "success"
+        assert evaluate_job(ctx).status == "success"
+        big.faults.latency = 0.3  # each call waits before it is applied: the kill lands in one
+        base = big.api_calls["salesforce.composite"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sync_service", "writeback"],
+            cwd=REPO,
+            env={**env, "REQUESTS_CA_BUNDLE": big.ca_bundle},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and (
+                big.api_calls["salesforce.composite"] - base < kill_after
+            ):
+                time.sleep(0.005)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        big.faults.latency = 0.0
+        assert open_rows(ctx) > 0
+        resent = already_in_the_crm(big, ctx)
+        assert resent <= 200, f"killed in call {kill_after}: {resent} records would be re-sent"
+        resumed = writeback_job(ctx)
+        assert resumed.status == "success"
+        assert open_rows(ctx) == 0
+        assert check_crm_matches_evaluations(big, ctx) > 500
+        assert max(confirmed_once(ctx).values()) == 1
+        ctx.engine.dispose()
