@@ -11,7 +11,11 @@ contacts, fills a SQLite store as a sync would (each contact with its current CR
 * **outbox, sObject Collections** — the same with the bulk threshold out of reach (200 records
   a call), on a second set of changed values;
 * **naive** — simple-salesforce ``sf.Contact.update(id, {...})`` one record per call, on
-  ``naive_sample`` other contacts, extrapolated linearly to ``records`` (said in the output).
+  ``naive_sample`` other contacts, extrapolated linearly to ``records`` (said in the output);
+* **kill -9** — for each path, a writeback in a forked child is killed (SIGKILL) after a random
+  number of write calls; the figure is how many records the next run re-sends (outbox rows
+  still open whose values the CRM already holds). Verdicts commit per API call, so it is at
+  most one call's records: 200 (Collections) or one job (Bulk).
 
 Each line gives wall time (diff + outbox + API + confirmation for the outbox paths), records/s,
 API calls (as the sandbox counted them; logins excluded) and the ratio to the naive loop. Peak
@@ -21,7 +25,11 @@ RSS is the whole process, the in-process sandbox and its 100,000-contact org inc
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
+import random
 import resource
+import signal
 import sys
 import tempfile
 import time
@@ -38,8 +46,9 @@ from sandbox import Sandbox
 from sync_service.mapping.model import WritebackTarget
 from sync_service.settings import WritebackSettings
 from sync_service.store.engine import make_engine, upgrade
-from sync_service.store.models import contacts, evaluations
+from sync_service.store.models import contacts, evaluations, writeback_outbox
 from sync_service.writeback import run_writeback
+from sync_service.writeback.values import normalise
 
 FIELDS = {
     "status": "Advocate_Status__c",
@@ -140,7 +149,7 @@ def evaluate(engine: sa.Engine, ids: list[str], variant: int) -> None:
             )
 
 
-def outbox_run(name: str, engine: sa.Engine, sb: Sandbox, n: int, bulk_threshold: int) -> Result:
+def connector_for(sb: Sandbox, bulk_threshold: int) -> SalesforceConnector:
     config = SalesforceConfig(
         login_url=sb.salesforce_url,
         auth_flow="client_credentials",
@@ -151,7 +160,11 @@ def outbox_run(name: str, engine: sa.Engine, sb: Sandbox, n: int, bulk_threshold
         bulk_poll_seconds=0.05,
         bulk_poll_max=0.5,
     )
-    connector = SalesforceConnector(config, session=sb.session())
+    return SalesforceConnector(config, session=sb.session())
+
+
+def outbox_run(name: str, engine: sa.Engine, sb: Sandbox, n: int, bulk_threshold: int) -> Result:
+    connector = connector_for(sb, bulk_threshold)
     settings = WritebackSettings(min_records_for_guard=10**9)  # a benchmark, not a bad rules edit
     before = write_calls(sb)
     t0 = time.perf_counter()
@@ -170,6 +183,70 @@ def outbox_run(name: str, engine: sa.Engine, sb: Sandbox, n: int, bulk_threshold
         calls,
         note=f"{report.counts['overridden']} contacts with Advocate_Override__c set left alone",
     )
+
+
+def _child_writeback(url: str, sb: Sandbox, bulk_threshold: int) -> None:
+    engine = make_engine(url)
+    connector = connector_for(sb, bulk_threshold)
+    run_writeback(
+        engine, [TARGET], {"salesforce": connector}, WritebackSettings(min_records_for_guard=10**9)
+    )
+
+
+def re_sent(engine: sa.Engine, sb: Sandbox) -> tuple[int, int]:
+    """(open outbox rows, of which the CRM already holds the values: the next run's re-sends)."""
+    results = {field: result for result, field in FIELDS.items()}
+    with engine.connect() as conn:
+        rows = list(
+            conn.execute(
+                sa.select(writeback_outbox.c.record_id, writeback_outbox.c.fields).where(
+                    writeback_outbox.c.state != "done"
+                )
+            )
+        )
+    applied = 0
+    for record_id, fields in rows:
+        rec = sb.record("Contact", record_id) or {}
+        if all(
+            normalise(results[f], rec.get(f)) == normalise(results[f], v) for f, v in fields.items()
+        ):
+            applied += 1
+    return len(rows), applied
+
+
+def kill_run(
+    name: str, url: str, engine: sa.Engine, sb: Sandbox, bulk_threshold: int, kind: str, after: int
+) -> str:
+    """Kill a writeback child after ``after`` calls of ``kind``; say what the next run re-sends."""
+    base = sb.api_calls[kind]
+    engine.dispose()  # the child gets no pooled connection of ours
+    child = multiprocessing.get_context("fork").Process(
+        target=_child_writeback, args=(url, sb, bulk_threshold)
+    )
+    child.start()
+    while child.is_alive() and sb.api_calls[kind] - base < after:
+        time.sleep(0.002)
+    killed = child.is_alive() and child.pid is not None
+    if killed and child.pid is not None:
+        os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    if not killed:
+        return f"{name}: the writeback ended (exit {child.exitcode}) before {after} calls"
+    open_rows, applied = re_sent(engine, sb)
+    return (
+        f"{name}: killed after {after} {kind.split('.')[1]} calls; {open_rows:,} rows open, "
+        f"{applied:,} of them already in the CRM (re-sent by the next run)"
+    )
+
+
+def finish(engine: sa.Engine, sb: Sandbox, bulk_threshold: int) -> None:
+    """Run the writeback a killed one left to its end."""
+    connector = connector_for(sb, bulk_threshold)
+    settings = WritebackSettings(min_records_for_guard=10**9)
+    report = run_writeback(engine, [TARGET], {"salesforce": connector}, settings)
+    connector.close()
+    if report.problems():
+        raise SystemExit(f"the run after the kill failed: {report.problems()}")
 
 
 def naive_run(sb: Sandbox, ids: list[str], n_total: int) -> Result:
@@ -226,6 +303,28 @@ def main(argv: list[str]) -> None:
         fill_store(engine, sb, ids)
         print(f"store filled: {n:,} contacts; writing back ...", flush=True)
 
+        url = f"sqlite:///{Path(tmp) / 'store.db'}"
+        rng = random.Random()
+        kills = []
+        evaluate(engine, ids, 7)
+        kills.append(
+            kill_run(
+                "Collections",
+                url,
+                engine,
+                sb,
+                10**9,
+                "salesforce.composite",
+                rng.randint(3, max(3, min(45, n // 200 - 3))),
+            )
+        )
+        finish(engine, sb, 10**9)
+        evaluate(engine, ids, 8)
+        kills.append(
+            kill_run("Bulk API 2.0", url, engine, sb, 2000, "salesforce.jobs", rng.randint(6, 40))
+        )
+        finish(engine, sb, 2000)
+
         results = []
         evaluate(engine, ids, 1)
         results.append(outbox_run("outbox, Bulk API 2.0 (shipped settings)", engine, sb, n, 2000))
@@ -255,6 +354,8 @@ def main(argv: list[str]) -> None:
             f"a run with no change: {report.counts['records']:,} records checked, "
             f"{report.counts['changed']} changed, 0 API calls, {no_change:.1f} s"
         )
+        for line in kills:
+            print(f"kill -9 mid-writeback: {line}")
         print(f"peak RSS {rss_mib():,.0f} MiB (process, sandbox included)")
 
 
