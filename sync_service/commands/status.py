@@ -24,6 +24,7 @@ from sync_service.privacy.status import privacy_status, status_lines
 from sync_service.settings import JobSettings
 from sync_service.store.models import evaluations, quarantine, runs, sync_state, writeback_outbox
 from sync_service.sync import completeness
+from sync_service.sync.orphans import count_orphans
 
 HELP = "show the last runs, watermarks, quarantine and API budget"
 
@@ -118,6 +119,7 @@ def collect(ctx: AppContext) -> dict[str, Any]:
                 .order_by(quarantine.c.connector, quarantine.c.stream)
             )
         ]
+        orphans = count_orphans(conn)
         outbox = {
             state: n
             for state, n in conn.execute(
@@ -188,6 +190,8 @@ def collect(ctx: AppContext) -> dict[str, Any]:
         "generated_at": now.isoformat(),
         "jobs": jobs,
         "incomplete_inputs": incomplete,
+        # kept, counted, and (contacts) not evaluated until the parent exists: sync.orphans
+        "orphans": {"total": sum(orphans.values()), **orphans},
         "api_budget": budget,
         "watermarks": watermarks,
         "quarantine": {"total": sum(q["count"] for q in quarantined), "streams": quarantined},
@@ -268,6 +272,12 @@ def _print_text(report: dict[str, Any]) -> None:
     q = report["quarantine"]
     streams = ", ".join(f"{s['connector']}/{s['stream']} {s['count']}" for s in q["streams"])
     print(f"Quarantine: {q['total']} unresolved" + (f" ({streams})" if streams else ""))
+    orphans = {k: v for k, v in report["orphans"].items() if k != "total" and v}
+    listed = ", ".join(f"{k} {v}" for k, v in orphans.items())
+    print(
+        f"Orphans (kept; such contacts are not evaluated): {report['orphans']['total']}"
+        + (f" ({listed})" if listed else "")
+    )
     if report["rejected_config_edits"]:
         print("Rejected config edits (the last valid config keeps running):")
         for r in report["rejected_config_edits"]:

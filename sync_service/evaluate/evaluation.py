@@ -45,6 +45,7 @@ from sync_service.store.models import (
     evaluation_history,
     evaluations,
 )
+from sync_service.sync.orphans import count_orphans, orphan_contacts
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ class EvaluationSummary:
     examples: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
     #: Verdicts dropped because their contact or account is gone from the CRM.
     removed: int = 0
+    #: Contacts not evaluated because their account does not exist (see sync.orphans).
+    orphans: int = 0
 
     @property
     def changed(self) -> int:
@@ -365,6 +368,8 @@ def evaluate_all(
     run_id = run.id if run else None
     with engine.connect() as conn:
         erased = erased_contacts(conn)
+        # Orphans are few (a broken reference, a parent not synced yet): held in memory.
+        orphan_ids = orphan_contacts(conn)
         stage.create(conn, checkfirst=True)
         total = _live_contacts(conn) if progress is not None else None
         conn.commit()
@@ -372,8 +377,15 @@ def evaluate_all(
         try:
             # features are read by two readers on connections of their own, ahead of the writes
             for chunk in stream_feature_chunks(engine, policy, now, chunk_size=chunk_size):
+                # A contact whose account does not exist keeps its last verdict: its account
+                # features would all read unknown (sync.orphans).
+                orphaned = [i for i in chunk.contacts["contact_id"].to_list() if i in orphan_ids]
                 tx = None if dry_run else conn.begin()
-                results = mark_erased(evaluate(policy, chunk.contacts, now), erased)
+                features = chunk.contacts
+                if orphaned:
+                    summary.orphans += len(orphaned)
+                    features = features.filter(~pl.col("contact_id").is_in(list(orphaned)))
+                results = mark_erased(evaluate(policy, features, now), erased)
                 acc_results = evaluate_accounts(policy, chunk.accounts, results, now)
                 frame = pl.concat(
                     [
@@ -411,7 +423,7 @@ def evaluate_all(
                 outer.rollback()
             conn.execute(sa.text("DROP TABLE IF EXISTS eval_stage"))
             conn.commit()
-    if expected != summary.contacts:
+    if expected != summary.contacts + summary.orphans:
         msg = (
             f"evaluated {summary.contacts} contacts but the store holds {expected}; "
             "the run is failed rather than truncated (did a sync write at the same time?); "
@@ -424,6 +436,9 @@ def evaluate_all(
         run.add("evaluation.changed" if not dry_run else "evaluation.would_change", summary.changed)
         if summary.removed:
             run.add("evaluation.removed", summary.removed)
+        with engine.connect() as conn:
+            for kind, n in count_orphans(conn).items():
+                run.add(f"orphans.{kind}", n)
         for key, n in summary.statuses.items():
             run.add(f"status.{key}", n)
     log.info(
