@@ -68,8 +68,16 @@ class GainsightConnector(Connector):
             lookback_seconds=self.config.filter_lookback_seconds,
         )
 
-    def write(self, object_name: str, changes: Sequence[RecordChange]) -> list[WriteResult]:
-        """Update records by ``config.write_keys``; one result per change (see writer.py)."""
+    def write(
+        self,
+        object_name: str,
+        changes: Sequence[RecordChange],
+        on_call: Callable[[list[WriteResult]], None] | None = None,
+    ) -> list[WriteResult]:
+        """Update records by ``config.write_keys``; one result per change (see writer.py).
+
+        ``on_call`` receives each call's results as soon as the call answered.
+        """
         if not self.writes_enabled:
             return [
                 WriteResult(
@@ -80,7 +88,7 @@ class GainsightConnector(Connector):
                 )
                 for c in changes
             ]
-        return self.writer.write(object_name, changes)
+        return self.writer.write(object_name, changes, on_call)
 
     def usage(self) -> ApiUsage:
         """Calls made by this connector, and today's count against the tenant's allowance."""

@@ -30,7 +30,7 @@ e-mail, not through this endpoint; writing them here is refused per record.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -81,8 +81,17 @@ class GainsightWriter:
         self.client = client
         self.keys = [check_identifier(k, what="key") for k in keys]
 
-    def write(self, object_name: str, changes: Sequence[RecordChange]) -> list[WriteResult]:
-        """Write ``changes`` to ``object_name``; one result per change, in order."""
+    def write(
+        self,
+        object_name: str,
+        changes: Sequence[RecordChange],
+        on_call: Callable[[list[WriteResult]], None] | None = None,
+    ) -> list[WriteResult]:
+        """Write ``changes`` to ``object_name``; one result per change, in order.
+
+        ``on_call`` is told each batch's results (one call, or the halves of a refused one) as
+        soon as it is answered, so the caller can commit them before the next call.
+        """
         check_object(object_name)
         if object_name in PEOPLE_OBJECTS:
             return [
@@ -97,7 +106,10 @@ class GainsightWriter:
             ]
         results: list[WriteResult] = []
         for start in range(0, len(changes), MAX_WRITE_BATCH):
-            results += self._write_batch(object_name, changes[start : start + MAX_WRITE_BATCH])
+            batch = self._write_batch(object_name, changes[start : start + MAX_WRITE_BATCH])
+            if on_call is not None:
+                on_call(batch)
+            results += batch
         return results
 
     def _write_batch(self, object_name: str, batch: Sequence[RecordChange]) -> list[WriteResult]:

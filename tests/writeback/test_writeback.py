@@ -741,3 +741,34 @@ def test_a_pending_row_with_only_unmapped_fields_is_closed_without_a_call(engine
     write(engine, crm)
     assert crm.write_calls == []
     assert [r["state"] for r in outbox_rows(engine)] == ["done"]
+
+
+def test_each_api_call_commits_before_the_next_so_a_crash_re_sends_one_call(engine: Engine):
+    # One outbox batch of 1,000 rows, sent as five calls of 200 by a connector that reports
+    # each call (``on_call``); the process dies during the fourth call.
+    rid = ids(1000)
+    sync_records(engine, {r: blank() for r in rid})
+    seed_evaluations(engine, {r: evaluation(score=float(i % 90)) for i, r in enumerate(rid)})
+
+    class PerCallCRM(FakeCRM):
+        def write(  # type: ignore[override]
+            self, object_name: str, changes: Any, on_call: Any = None
+        ) -> list[WriteResult]:
+            results: list[WriteResult] = []
+            for n, start in enumerate(range(0, len(changes), 200), 1):
+                if n == 4:
+                    raise SimulatedCrash("killed while the fourth call was in flight")
+                part = super().write(object_name, changes[start : start + 200])
+                on_call(part)
+                results += part
+            return results
+
+    crm = PerCallCRM()
+    with pytest.raises(SimulatedCrash):
+        write(engine, crm, cfg=settings(batch_size=10_000, min_records_for_guard=10**6))
+    done = [r for r in outbox_rows(engine) if r["state"] == "done"]
+    assert len(done) == 600  # three calls confirmed and committed, not lost with the fourth
+
+    again = FakeCRM()
+    write(engine, again, cfg=settings(batch_size=10_000, min_records_for_guard=10**6))
+    assert len(again.write_calls[0][1]) == 400  # nothing confirmed is sent again
