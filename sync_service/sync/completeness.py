@@ -32,7 +32,7 @@ from canonical.model import Entity
 from rules import catalogue
 from rules.policy import Policy
 from sync_service.ops.runs import Run, utcnow
-from sync_service.store.models import sync_state
+from sync_service.store.models import accounts, contacts, sync_state
 from sync_service.store.upsert import upsert
 
 #: What a sync that has started and not finished says until it says more.
@@ -161,13 +161,15 @@ HELD_KEY = "held.incomplete_inputs"
 
 def hold(conn: Connection, run: Run, found: list[Gap]) -> str:
     """Record in ``run`` that ``found`` held every verdict; return the one-line reason."""
-    from sync_service.store.models import accounts, contacts
-
     live_contacts = conn.execute(
-        sa.select(sa.func.count()).select_from(contacts).where(contacts.c.deleted == sa.false())
+        sa.select(sa.func.count())
+        .select_from(contacts)
+        .where(contacts.c.source == "salesforce", contacts.c.deleted == sa.false())
     ).scalar_one()
     live_accounts = conn.execute(
-        sa.select(sa.func.count()).select_from(accounts).where(accounts.c.deleted == sa.false())
+        sa.select(sa.func.count())
+        .select_from(accounts)
+        .where(accounts.c.source == "salesforce", accounts.c.deleted == sa.false())
     ).scalar_one()
     run.add(HELD_KEY, len(found))
     run.add("held.contacts", int(live_contacts))
