@@ -237,7 +237,8 @@ def test_a_lost_postgres_lock_stops_the_job_after_its_batch(
                 killed = conn.execute(
                     sa.text(
                         "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = "
-                        "'advisory' AND granted AND classid = :hi AND objid = :lo"
+                        "'advisory' AND granted AND classid = :hi AND objid = :lo AND database = "
+                        "(SELECT oid FROM pg_database WHERE datname = current_database())"
                     ),
                     {"hi": key >> 32, "lo": key & 0xFFFFFFFF},
                 ).all()
