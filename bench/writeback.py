@@ -321,7 +321,15 @@ def main(argv: list[str]) -> None:
         finish(engine, sb, 10**9)
         evaluate(engine, ids, 8)
         kills.append(
-            kill_run("Bulk API 2.0", url, engine, sb, 2000, "salesforce.jobs", rng.randint(3, max(3, min(40, n // 10_000 * 6))))
+            kill_run(
+                "Bulk API 2.0",
+                url,
+                engine,
+                sb,
+                2000,
+                "salesforce.jobs",
+                rng.randint(3, max(3, min(40, n // 10_000 * 6))),
+            )
         )
         finish(engine, sb, 2000)
 
