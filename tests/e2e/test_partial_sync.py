@@ -72,7 +72,7 @@ def breaker(
 ) -> Callable[[str, int], None]:
     """A progress hook that breaks ``system`` once the first batch of its sync has committed."""
 
-    def hook(_stream: str, _records: int) -> None:
+    def hook(*_args: object) -> None:  # a ProgressHook: (stage, done, total)
         if fault == "budget":
             if system == "salesforce":
                 sb.faults.api_limit = 1  # Sforce-Limit-Info: far past the budget share
