@@ -1,7 +1,7 @@
 """sync_state.incomplete_since/incomplete_reason/entity: a stream's last sync did not finish
 
-Revision ID: 0007_stream_completeness
-Revises: 0006_ask_api
+Revision ID: 0008_stream_completeness
+Revises: 0007_report_indexes
 Create Date: 2026-12-07
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from sync_service.store.types import UTCDateTime
 
-revision = "0007_stream_completeness"
-down_revision = "0006_ask_api"
+revision = "0008_stream_completeness"
+down_revision = "0007_report_indexes"
 branch_labels = None
 depends_on = None
 
