@@ -85,6 +85,8 @@ CANONICAL_FIELDS: dict[Entity, dict[str, FieldType]] = {
         "opted_out": "boolean",
         "opt_in_date": "date",
         "opt_in_source": "string",
+        # consent per activity: a multi-select, values ';'-separated as the CRM APIs give them
+        "consent_types": "string",
         "sf_contact_id": "string",
     },
     Entity.NPS_RESPONSE: {
@@ -132,4 +134,9 @@ RESULT_FIELDS: dict[str, FieldType] = {
     "score": "number",
     "reason": "string",
     "next_available": "date",
+    # engagement, written whatever the status (contacts; NULL on accounts)
+    "recent_asks": "integer",
+    "last_ask": "date",
+    # the ask types an Eligible contact consented to, as a multi-select value ('A;B')
+    "available_for": "string",
 }

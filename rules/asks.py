@@ -7,10 +7,12 @@ database, and the two implementations can be checked against each other.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
 import polars as pl
 
+from rules import catalogue
 from rules.engine import today_for
 from rules.policy import CapModel, Policy, cap_columns
 
@@ -19,8 +21,33 @@ ASK_SCHEMA: dict[str, pl.DataType] = {
     "account_id": pl.String(),
     "ask_type": pl.String(),
     "team": pl.String(),
+    "status": pl.String(),
     "requested_date": pl.Date(),
 }
+
+#: Ask-ledger feature patterns and the statuses they count (None: any status).
+_WINDOWED: dict[str, str | None] = {
+    "asks_last_": None,
+    "declines_last_": catalogue.DECLINED,
+    "completed_last_": catalogue.COMPLETED,
+}
+
+
+def windowed_features(names: Iterable[str]) -> list[tuple[str, str | None, int]]:
+    """The contact-level windowed ask counts among ``names``: (name, status counted, days)."""
+    out = []
+    for name in names:
+        for prefix, status in _WINDOWED.items():
+            params = catalogue.pattern_params(name)
+            if name.startswith(prefix) and "days" in params:
+                out.append((name, status, int(params["days"])))
+    return out
+
+
+def pending_filter() -> pl.Expr:
+    """Asks still open: a status that is none of the closed ones (or none at all)."""
+    status = pl.col("status").str.to_lowercase()
+    return status.is_null() | ~status.is_in(list(catalogue.CLOSED_ASK_STATUSES))
 
 
 def cap_filter(cap: CapModel, today: date) -> pl.Expr:
@@ -30,6 +57,8 @@ def cap_filter(cap: CapModel, today: date) -> pl.Expr:
         cond &= pl.col("ask_type").str.to_lowercase().is_in([t.lower() for t in cap.ask_types])
     if cap.teams:
         cond &= pl.col("team").str.to_lowercase().is_in([t.lower() for t in cap.teams])
+    if cap.statuses:
+        cond &= pl.col("status").str.to_lowercase().is_in([t.lower() for t in cap.statuses])
     return cond
 
 
@@ -62,7 +91,9 @@ def ask_features(
         now: the run's ``now``.
 
     Returns:
-        ``contacts`` with ``cap__<id>__count``, ``cap__<id>__nth`` and ``last_ask_date``.
+        ``contacts`` with ``cap__<id>__count``, ``cap__<id>__nth``, ``last_ask_date`` and the
+        contact's windowed counts (``asks_last_<N>d``, ``declines_last_<N>d``,
+        ``completed_last_<N>d``) and ``asks_pending`` when the policy needs them.
     """
     today = today_for(policy, now)
     asks = asks.cast(ASK_SCHEMA)  # type: ignore[arg-type]
@@ -82,7 +113,20 @@ def ask_features(
             )
         )
         out = out.join(per, on=key, how="left").with_columns(pl.col(count_col).fill_null(0))
-    last = asks.group_by("contact_id").agg(pl.col("requested_date").max().alias("last_ask_date"))
-    if "last_ask_date" in out.columns:
-        out = out.drop("last_ask_date")
-    return out.join(last, on="contact_id", how="left")
+    names = policy.required_features()
+    aggs = [pl.col("requested_date").max().alias("last_ask_date")]
+    counted: list[str] = []
+    for name, status, days in windowed_features(names):
+        hit = pl.col("requested_date") > pl.lit(today - timedelta(days=days))
+        if status is not None:
+            hit &= pl.col("status").str.to_lowercase() == status
+        aggs.append(hit.sum().cast(pl.Int64).alias(name))
+        counted.append(name)
+    if "asks_pending" in names:
+        aggs.append(pending_filter().sum().cast(pl.Int64).alias("asks_pending"))
+        counted.append("asks_pending")
+    per_contact = asks.group_by("contact_id").agg(aggs)
+    out = out.drop([c for c in ("last_ask_date", *counted) if c in out.columns])
+    return out.join(per_contact, on="contact_id", how="left").with_columns(
+        [pl.col(c).fill_null(0) for c in counted]
+    )

@@ -34,6 +34,11 @@ BUILTIN_FEATURES: dict[str, FeatureInfo] = {
     "opted_in": FeatureInfo("boolean", "contact", "the contact opted in to advocacy"),
     "opted_out": FeatureInfo("boolean", "contact", "explicit no: consent withdrawn / set to no"),
     "opt_in_date": FeatureInfo("date", "contact", "when the contact opted in"),
+    "opt_in_age_days": FeatureInfo("integer", "contact", "days since the contact opted in"),
+    "opt_in_source": FeatureInfo("string", "contact", "where the consent was recorded"),
+    "consent_types": FeatureInfo(
+        "string", "contact", "the activities consented to, ';'-separated (a multi-select)"
+    ),
     "nps_latest": FeatureInfo("integer", "contact", "the contact's latest NPS score (0-10)"),
     "nps_latest_date": FeatureInfo("date", "contact", "date (UTC) of the latest NPS response"),
     "nps_age_days": FeatureInfo("integer", "contact", "days since the latest NPS response"),
@@ -42,6 +47,9 @@ BUILTIN_FEATURES: dict[str, FeatureInfo] = {
     "nps_responses": FeatureInfo("integer", "contact", "number of NPS responses"),
     "last_ask_date": FeatureInfo("date", "contact", "date of the contact's latest ask"),
     "days_since_last_ask": FeatureInfo("integer", "contact", "days since the latest ask"),
+    "asks_pending": FeatureInfo(
+        "integer", "contact", "asks of the contact still open (not declined, completed, cancelled)"
+    ),
     "account_nps_latest": FeatureInfo("integer", "account", "latest NPS score on the account"),
     "open_tickets": FeatureInfo("integer", "account", "open support tickets"),
     "open_escalations": FeatureInfo("integer", "account", "open escalated tickets"),
@@ -85,7 +93,36 @@ PATTERN_FEATURES: list[tuple[re.Pattern[str], FeatureInfo]] = [
         re.compile(r"^account_asks_last_(?P<days>[1-9][0-9]{0,4})d$"),
         FeatureInfo("integer", "account", "asks on the account in the last <N> days"),
     ),
+    (
+        re.compile(r"^declines_last_(?P<days>[1-9][0-9]{0,4})d$"),
+        FeatureInfo("integer", "contact", "asks the contact declined in the last <N> days"),
+    ),
+    (
+        re.compile(r"^completed_last_(?P<days>[1-9][0-9]{0,4})d$"),
+        FeatureInfo("integer", "contact", "asks the contact completed in the last <N> days"),
+    ),
+    (
+        re.compile(r"^consent_(?P<consent>[a-z0-9_]+)$"),
+        FeatureInfo("boolean", "contact", "the contact consented to activity <type> (slugged)"),
+    ),
 ]
+
+#: Ask statuses (lower case) that mean the ask is over: it no longer waits for an answer.
+CLOSED_ASK_STATUSES = ("declined", "completed", "cancelled", "canceled")
+#: The ask status counted by ``declines_last_<N>d`` and the one by ``completed_last_<N>d``.
+DECLINED = "declined"
+COMPLETED = "completed"
+
+
+def slug(value: str) -> str:
+    """A picklist value as a feature-name part: 'Beta/Advisory' -> 'beta_advisory'."""
+    return re.sub(r"[^a-z0-9]+", "_", value.lower()).strip("_")
+
+
+def consent_feature(consent_type: str) -> str:
+    """The feature saying whether a contact consented to ``consent_type`` ('consent_<slug>')."""
+    return f"consent_{slug(consent_type)}"
+
 
 #: Columns every features frame has, whatever the policy declares.
 KEY_COLUMNS: dict[str, FieldType] = {"contact_id": "string", "account_id": "string"}
@@ -119,4 +156,7 @@ def known_names() -> list[str]:
         "tickets_last_30d",
         "asks_last_90d",
         "account_asks_last_90d",
+        "declines_last_60d",
+        "completed_last_365d",
+        "consent_reference_call",
     ]

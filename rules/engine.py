@@ -10,7 +10,10 @@ the verdict is the status precedence (``canonical.model.STATUS_PRECEDENCE``):
 5. **Eligible** otherwise.
 
 The reason is that of the first rule (file order) that decided the status; a NULL outcome gives
-the rule's ``null_reason``. The score is computed for everyone and never changes the status.
+the rule's ``null_reason``. Fatigue is never hidden: when a cap or the rest period binds but
+another rule decides the status, the reason adds it ("no NPS response; also 10 asks in 90 days,
+cap 3") and the next available date is still set. The score is computed for everyone and
+never changes the status.
 
 Dates: ``today`` is ``now`` seen in the policy's time zone (the CRM's date convention); an ask
 on day D counts in a window of N days while ``D > today - N``, so an ask exactly N days ago no
@@ -33,7 +36,19 @@ from rules.policy import CapModel, CompiledRule, Policy, cap_columns
 #: Reasons are written to a 255-character CRM field; longer ones end with an ellipsis.
 REASON_MAX = 255
 
-RESULT_COLUMNS = ("status", "eligible", "score", "reason", "next_available")
+RESULT_COLUMNS = (
+    "status",
+    "eligible",
+    "score",
+    "reason",
+    "next_available",
+    "recent_asks",
+    "last_ask",
+    "available_for",
+)
+
+#: Separator of a multi-select value as the CRM APIs read and write it.
+MULTI_SELECT_SEP = ";"
 
 
 def rule_column(rule_id: str) -> str:
@@ -141,9 +156,12 @@ def evaluate(policy: Policy, features: pl.DataFrame, now: datetime) -> pl.DataFr
 
     Returns:
         One row per input row: ``contact_id``, ``account_id``, ``status``, ``eligible``,
-        ``score`` (0-100), ``reason``, ``next_available`` (today when eligible, the date the
-        fatigue lifts when fatigued, NULL otherwise), ``fatigued``, ``fatigue_reason`` and one
-        ``rule__<id>`` column per rule with its raw outcome.
+        ``score`` (0-100), ``reason``, ``next_available`` (the date the fatigue lifts whenever
+        a cap or the rest period binds, whatever the status; else today when eligible, NULL
+        otherwise), ``recent_asks`` (asks in the policy's recent window), ``last_ask`` (date of
+        the latest ask), ``available_for`` (the ask types the contact may be asked for now,
+        ';'-separated), ``fatigued``, ``fatigue_reason`` and one ``rule__<id>`` column per
+        rule with its raw outcome.
 
     Raises:
         PolicyError: if a column is missing or ``now`` is naive.
@@ -243,17 +261,25 @@ def evaluate(policy: Policy, features: pl.DataFrame, now: datetime) -> pl.DataFr
     cases.append((st == Status.ELIGIBLE.value, pl.lit("Eligible")))
     frame = _fill_by_case(frame, cases, "reason")
     reason = pl.col("reason").fill_null(st)
+    # Fatigue is never hidden: when another rule decides the status, the reason says so too.
+    hidden = pl.col("fatigued") & ~st.is_in([Status.FATIGUED.value, Status.ELIGIBLE.value])
+    reason = (
+        pl.when(hidden & pl.col("fatigue_reason").is_not_null())
+        .then(pl.concat_str([reason, pl.lit("; also "), pl.col("fatigue_reason")]))
+        .otherwise(reason)
+    )
     reason = (
         pl.when(reason.str.len_chars() > REASON_MAX)
         .then(reason.str.slice(0, REASON_MAX - 1) + pl.lit("…"))
         .otherwise(reason)
     )
 
+    # A binding cap or rest period dates the next ask whatever rule decided the status.
     next_available = (
-        pl.when(st == Status.ELIGIBLE.value)
-        .then(today_lit)
-        .when(st == Status.FATIGUED.value)
+        pl.when(pl.col("fatigued"))
         .then(pl.col("_fat_until"))
+        .when(st == Status.ELIGIBLE.value)
+        .then(today_lit)
         .otherwise(pl.lit(None, dtype=pl.Date))
     )
     frame = frame.with_columns(
@@ -261,6 +287,9 @@ def evaluate(policy: Policy, features: pl.DataFrame, now: datetime) -> pl.DataFr
         (st == Status.ELIGIBLE.value).alias("eligible"),
         _score_expr(policy).alias("score"),
         next_available.alias("next_available"),
+        pl.col(policy.recent_asks_feature).fill_null(0).cast(pl.Int64).alias("recent_asks"),
+        pl.col("last_ask_date").alias("last_ask"),
+        available_for_expr(policy).alias("available_for"),
     )
     rule_cols = [rule_column(r.id) for r in policy.rules]
     return frame.select(
@@ -271,6 +300,26 @@ def evaluate(policy: Policy, features: pl.DataFrame, now: datetime) -> pl.DataFr
         "fatigue_reason",
         *rule_cols,
     )
+
+
+def available_for_expr(policy: Policy) -> pl.Expr:
+    """The ask types a contact may be asked for now, as a multi-select value (NULL: none).
+
+    Only an Eligible contact may be asked at all; of the policy's ask types, those whose
+    consent the contact gave. NULL for everyone when the policy has no consent section.
+    """
+    requires = policy.consent_requires
+    if not requires:
+        return pl.lit(None, dtype=pl.String)
+    eligible = pl.col("status") == Status.ELIGIBLE.value
+    parts = [
+        pl.when(eligible & pl.col(catalogue.consent_feature(c)).fill_null(False)).then(
+            pl.lit(ask_type)
+        )
+        for ask_type, c in requires.items()
+    ]
+    joined = pl.concat_str(parts, separator=MULTI_SELECT_SEP, ignore_nulls=True)
+    return pl.when(joined == "").then(pl.lit(None, dtype=pl.String)).otherwise(joined)
 
 
 def _cap_words_expr(cap: CapModel, count: pl.Expr) -> pl.Expr:
@@ -384,6 +433,9 @@ def evaluate_accounts(
     return frame.select(
         "account_id",
         st.alias("status"),
+        pl.lit(None, dtype=pl.Int64).alias("recent_asks"),
+        pl.lit(None, dtype=pl.Date).alias("last_ask"),
+        pl.lit(None, dtype=pl.String).alias("available_for"),
         (st == Status.ELIGIBLE.value).alias("eligible"),
         pl.coalesce("_best_eligible_score", "_best_score").fill_null(0.0).alias("score"),
         reason.fill_null(st).alias("reason"),

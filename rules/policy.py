@@ -96,6 +96,9 @@ class CapModel(BaseModel):
     scope: Literal["contact", "account"]
     ask_types: list[str] | None = Field(None, min_length=1)
     teams: list[str] | None = Field(None, min_length=1)
+    statuses: list[str] | None = Field(
+        None, min_length=1, description="count only asks with these statuses (any case)"
+    )
     window_days: int = Field(ge=1, le=3650)
     max_asks: int = Field(ge=1, le=1000)
     description: str | None = None
@@ -107,7 +110,17 @@ class FatigueModel(BaseModel):
     model_config = _Strict
 
     rest_days: int = Field(0, ge=0, le=3650)
+    #: The window of the asks count written back whatever the status (Advocate_Asks_90d__c).
+    recent_window_days: int = Field(90, ge=1, le=3650)
     caps: list[CapModel] = Field(default_factory=list)
+
+
+class ConsentModel(BaseModel):
+    """Consent per activity: each ask type and the consent type (multi-select value) it needs."""
+
+    model_config = _Strict
+
+    requires: dict[str, str] = Field(min_length=1)
 
 
 class ScoreTermModel(BaseModel):
@@ -150,6 +163,7 @@ class PolicyModel(BaseModel):
     eligibility: list[RuleModel] = Field(default_factory=list)
     suspension: list[RuleModel] = Field(default_factory=list)
     fatigue: FatigueModel = Field(default_factory=lambda: FatigueModel.model_validate({}))
+    consent: ConsentModel | None = None
     score: ScoreModel = Field(default_factory=lambda: ScoreModel())
 
     @field_validator("timezone")
@@ -226,6 +240,16 @@ class Policy:
         """Days of rest after any ask."""
         return self.model.fatigue.rest_days
 
+    @property
+    def recent_asks_feature(self) -> str:
+        """The feature counting the asks written back as the recent asks (``asks_last_<N>d``)."""
+        return f"asks_last_{self.model.fatigue.recent_window_days}d"
+
+    @property
+    def consent_requires(self) -> dict[str, str]:
+        """Ask type -> the consent type it needs (empty when the policy has no consent section)."""
+        return dict(self.model.consent.requires) if self.model.consent else {}
+
     def rules_of(self, kind: RuleKind) -> list[CompiledRule]:
         """The rules of one kind, in file order."""
         return [r for r in self.rules if r.kind == kind]
@@ -236,8 +260,17 @@ class Policy:
         Cap counts come as extra columns named by :func:`cap_columns`.
         """
         out = dict(self.features)
-        if self.rest_days and "last_ask_date" not in out:
-            out["last_ask_date"] = FeatureSpec("last_ask_date", "date", "contact")
+        # The engagement fields are written whatever the status: always computed.
+        needed: list[tuple[str, FieldType]] = [
+            ("last_ask_date", "date"),
+            (self.recent_asks_feature, "integer"),
+        ]
+        needed += [
+            (catalogue.consent_feature(c), "boolean") for c in self.consent_requires.values()
+        ]
+        for name, ftype in needed:
+            if name not in out:
+                out[name] = FeatureSpec(name, ftype, "contact")
         return out
 
     def input_schema(self) -> dict[str, pl.DataType]:

@@ -64,6 +64,9 @@ stage = sa.Table(
     sa.Column("score", sa.Float()),
     sa.Column("reason", sa.String(255)),
     sa.Column("next_available", sa.Date()),
+    sa.Column("recent_asks", sa.Integer()),
+    sa.Column("last_ask", sa.Date()),
+    sa.Column("available_for", sa.String(255)),
     sa.Column("details", sa.Text()),
     sa.PrimaryKeyConstraint("entity_type", "entity_id"),
     prefixes=["TEMPORARY"],
@@ -140,6 +143,9 @@ def _stage_frame(
         "score",
         "reason",
         "next_available",
+        "recent_asks",
+        "last_ask",
+        "available_for",
         _details(results, rule_ids).alias("details"),
     )
 
@@ -156,7 +162,7 @@ def _load_stage(conn: Connection, frame: pl.DataFrame) -> None:
         with dbapi.cursor() as cur, cur.copy(copy_sql) as cp:  # type: ignore[union-attr]
             cp.write(buf.getvalue())
         return
-    rows = frame.with_columns(pl.col("next_available").cast(pl.String)).rows()
+    rows = frame.with_columns(pl.col("next_available", "last_ask").cast(pl.String)).rows()
     cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         placeholders = ", ".join("?" for _ in _STAGE_COLS)

@@ -100,6 +100,9 @@ RESULT_TARGETS: dict[str, set[str]] = {
     "score": _NUMBER,
     "reason": {"string", "textarea"},
     "next_available": _DATE | _DATETIME,
+    "recent_asks": _NUMBER,
+    "last_ask": _DATE | _DATETIME,
+    "available_for": {"multipicklist", "string", "textarea"},
 }
 assert set(RESULT_TARGETS) == set(RESULT_FIELDS)
 

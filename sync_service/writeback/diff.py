@@ -37,6 +37,9 @@ _EVALUATION_COLUMNS = (
     evaluations.c.score,
     evaluations.c.reason,
     evaluations.c.next_available,
+    evaluations.c.recent_asks,
+    evaluations.c.last_ask,
+    evaluations.c.available_for,
     evaluations.c.policy_version,
 )
 

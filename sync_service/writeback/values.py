@@ -20,6 +20,9 @@ from sync_service.mapping.convert import to_date
 #: Length of the reason text field (``Advocate_Reason__c``, text 255).
 REASON_MAX_LENGTH = 255
 
+#: Results written to a multi-select picklist (values ';'-separated, order immaterial).
+MULTI_SELECT_RESULTS = frozenset({"available_for"})
+
 #: Result names in the order they are written and shown.
 RESULT_NAMES: tuple[str, ...] = tuple(RESULT_FIELDS)
 
@@ -62,6 +65,10 @@ def normalise(result: str, value: Any) -> Any:
     text = str(value).strip()
     if not text:
         return None
+    if result in MULTI_SELECT_RESULTS:
+        # The CRM answers a multi-select in its picklist's order: the set is the value.
+        items = sorted({i.strip() for i in text.split(";") if i.strip()})
+        return ";".join(items) or None
     if result == "reason":
         text = text[:REASON_MAX_LENGTH]
     return text

@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 
 from rules import Policy, load_policy
-from rules.asks import ASK_SCHEMA, ask_features
+from rules.asks import ASK_SCHEMA, ask_features, windowed_features
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -40,6 +40,7 @@ def eligible_contact(**overrides: Any) -> dict[str, Any]:
         "customer_since": date(2024, 1, 1),
         "tenure_days": (TODAY - date(2024, 1, 1)).days,
         "health_score": 80.0,
+        **{c: True for c in ("consent_reference_call", "consent_case_study")},
     }
     row.update(overrides)
     return row
@@ -53,7 +54,10 @@ def frame(
 ) -> pl.DataFrame:
     """A features frame for ``rows``; ask columns computed from ``asks`` by the pure twin."""
     schema = policy.input_schema()
-    base = {k: v for k, v in schema.items() if not k.startswith("cap__") and k != "last_ask_date"}
+    from_asks = {"last_ask_date", "asks_pending"} | {
+        name for name, _s, _d in windowed_features(schema)
+    }
+    base = {k: v for k, v in schema.items() if not k.startswith("cap__") and k not in from_asks}
     contacts = pl.DataFrame([{k: r.get(k) for k in base} for r in rows], schema=base, orient="row")
     ask_frame = pl.DataFrame(asks or [], schema=ASK_SCHEMA, orient="row")
     return ask_features(policy, contacts, ask_frame, now)
@@ -66,6 +70,7 @@ def ask(
     account: str = "001A",
     ask_type: str = "Case Study",
     team: str = "Marketing",
+    status: str = "Requested",
     today: date = TODAY,
 ) -> dict[str, Any]:
     from datetime import timedelta
@@ -75,5 +80,6 @@ def ask(
         "account_id": account,
         "ask_type": ask_type,
         "team": team,
+        "status": status,
         "requested_date": today - timedelta(days=days_ago),
     }

@@ -290,7 +290,9 @@ def test_explain_lists_every_feature_rule_and_cap() -> None:
     )
     out = explain(POLICY, f, NOW)
     assert out["status"] == "Not Eligible"
-    assert out["reason"] == "no NPS response"
+    assert (
+        out["reason"] == "no NPS response; also rest period after the ask on 2026-11-13 (14 days)"
+    )
     rules = {r["id"]: r for r in out["rules"]}
     assert set(rules) == {r.id for r in POLICY.rules}
     assert rules["recent_promoter"]["outcome"] == "unknown"

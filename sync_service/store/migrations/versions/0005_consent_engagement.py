@@ -1,0 +1,36 @@
+"""consent per activity on contacts; engagement and consent results on evaluations
+
+Revision ID: 0005_consent_engagement
+Revises: 0004_account_cover
+Create Date: 2026-12-07
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005_consent_engagement"
+down_revision = "0004_account_cover"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    """Add contacts.consent_types and the evaluations' recent_asks, last_ask, available_for."""
+    with op.batch_alter_table("contacts") as t:
+        t.add_column(sa.Column("consent_types", sa.String(255)))
+    with op.batch_alter_table("evaluations") as t:
+        t.add_column(sa.Column("recent_asks", sa.Integer()))
+        t.add_column(sa.Column("last_ask", sa.Date()))
+        t.add_column(sa.Column("available_for", sa.String(255)))
+
+
+def downgrade() -> None:
+    """Drop the columns again."""
+    with op.batch_alter_table("evaluations") as t:
+        t.drop_column("available_for")
+        t.drop_column("last_ask")
+        t.drop_column("recent_asks")
+    with op.batch_alter_table("contacts") as t:
+        t.drop_column("consent_types")
