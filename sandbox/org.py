@@ -280,7 +280,9 @@ class Org:
                     ),
                 )
             return f.name, ref, None
-        if f.picklist and f.restricted and value not in f.picklist:
+        # a multi-select holds ';'-separated values, each of which must be allowed
+        chosen = value.split(";") if f.type == "multipicklist" else [value]
+        if f.picklist and f.restricted and any(v not in f.picklist for v in chosen):
             return (
                 f.name,
                 None,

@@ -170,6 +170,16 @@ ASK_TYPES = (
     "Beta",
 )
 GUARD_STATUSES = ("Clear", "Conflict", "Override")
+#: Consent per activity (Contact.Reference_Consent_Types__c, a multi-select).
+CONSENT_TYPES = (
+    "Reference Call",
+    "Case Study",
+    "Logo Use",
+    "Speaking",
+    "Peer Review",
+    "Analyst Reference",
+    "Beta/Advisory",
+)
 ASK_STATUSES = ("Requested", "Accepted", "Declined", "Completed")
 TEAMS = (
     "Sales",
@@ -314,7 +324,25 @@ def salesforce_objects() -> dict[str, ObjectDef]:
                 picklist=OPT_IN_SOURCES,
             ),
             Field("Reference_Opt_Out__c", "boolean", "Reference Opt-Out", nillable=False),
+            Field(
+                "Reference_Consent_Types__c",
+                "multipicklist",
+                "Reference Consent Types",
+                length=4099,
+                picklist=CONSENT_TYPES,
+                restricted=True,
+            ),
             *_advocate_fields(),
+            Field("Advocate_Asks_90d__c", "double", "Advocate Asks (90 days)", precision=6, scale=0),
+            Field("Advocate_Last_Ask__c", "date", "Advocate Last Ask"),
+            Field(
+                "Advocate_Available_For__c",
+                "multipicklist",
+                "Advocate Available For",
+                length=4099,
+                picklist=ASK_TYPES,
+                restricted=True,
+            ),
         ],
     )
     opportunity = _obj(

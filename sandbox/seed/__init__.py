@@ -53,7 +53,7 @@ __all__ = [
 
 DEFAULT_CONTACTS_PER_ACCOUNT = 5
 #: Bump whenever the generated data or the schema changes: it keys the seed cache.
-SEED_VERSION = 7  # 7: the guard fields on Reference_Request__c
+SEED_VERSION = 8  # 7: the guard fields on Reference_Request__c; 8: consent and engagement fields
 PARALLEL_MIN_ACCOUNTS = 20_000
 
 

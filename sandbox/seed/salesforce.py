@@ -133,6 +133,27 @@ def seed_accounts(store: SandboxStore, draw: Draw, words: Words, count: int) -> 
     return out
 
 
+#: Consent per activity beyond Reference Call: a type and the step of contact numbers giving it.
+_CONSENT_STEPS = (
+    ("Case Study", 3),
+    ("Peer Review", 4),
+    ("Speaking", 5),
+    ("Logo Use", 7),
+    ("Analyst Reference", 11),
+    ("Beta/Advisory", 13),
+)
+
+
+def consent_types(n: int) -> str:
+    """The consent multi-select of the ``n``-th contact (if opted in): derived from ``n``.
+
+    Every consenting contact agrees to reference calls; other activities follow the number,
+    so some consent to Reference Call only. No random draw: the other seeded values (and
+    their order) stay what they were before the field existed.
+    """
+    return ";".join(["Reference Call", *(t for t, step in _CONSENT_STEPS if n % step == 0)])
+
+
 def seed_contacts(
     store: SandboxStore, draw: Draw, words: Words, accounts: Accounts, scale: float
 ) -> Contacts:
@@ -150,6 +171,7 @@ def seed_contacts(
         "Reference_Opt_In_Date__c",
         "Reference_Opt_In_Source__c",
         "Reference_Opt_Out__c",
+        "Reference_Consent_Types__c",
         "Advocate_Override__c",
         "Advocate_Status__c",
         "Advocate_Reason__c",
@@ -195,6 +217,7 @@ def seed_contacts(
                     clock.date(opt_days) if opt else None,
                     s.OPT_IN_SOURCES[int(r() * 4)] if opt else None,
                     1 if opted_out else 0,
+                    consent_types(n) if opt else None,
                     1 if override else 0,
                     "Not Eligible" if override else None,
                     "Held by account team" if override else None,
