@@ -333,7 +333,9 @@ def salesforce_objects() -> dict[str, ObjectDef]:
                 restricted=True,
             ),
             *_advocate_fields(),
-            Field("Advocate_Asks_90d__c", "double", "Advocate Asks (90 days)", precision=6, scale=0),
+            Field(
+                "Advocate_Asks_90d__c", "double", "Advocate Asks (90 days)", precision=6, scale=0
+            ),
             Field("Advocate_Last_Ask__c", "date", "Advocate Last Ask"),
             Field(
                 "Advocate_Available_For__c",

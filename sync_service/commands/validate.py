@@ -17,15 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from canonical.errors import ConfigError, ServiceError, SettingsError
 from canonical.model import Entity, System
+from rules.literals import policy_literals
 from rules.policy import Policy, load_policy
 from sync_service.commands.console import error
 from sync_service.context import AppContext
 from sync_service.factory import build_connector
-from sync_service.mapping import Mappings, load_mappings
+from sync_service.mapping import Mappings, load_mappings, policy_values
 from sync_service.mapping.online import FieldInfo, OnlineReport, validate_online
 from sync_service.settings import Settings, config_path_from, resolve_path
+from sync_service.store.engine import make_engine
 
 HELP = "check mappings/, config/rules.yaml and settings offline (--online also asks the CRM)"
 
@@ -139,12 +143,15 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
     report = check_configuration(ctx)
     problems, warnings, summary = report.problems, report.warnings, report.summary
     settings, mappings = report.settings, report.mappings
+    if report.policy is not None and settings is not None:
+        # validate only (not every command's start): it reads the store's distinct values
+        warnings.extend(check_stored_values(report.policy, settings))
 
     if getattr(args, "online", False):
         if problems:
             warnings.append("--online skipped: fix the problems above first")
         elif settings is not None and mappings is not None:
-            online = check_online(settings, mappings)
+            online = check_online(settings, mappings, report.policy)
             problems.extend(online.problems)
             warnings.extend(online.warnings)
             if not online.problems:
@@ -234,8 +241,34 @@ def check_policy_features(policy: Policy, mappings: Mappings, rules_file: Path) 
     return problems
 
 
-def check_online(settings: Settings, mappings: Mappings) -> OnlineReport:
-    """Check the Salesforce mapping against the org's describe (Gainsight: offline only)."""
+def check_stored_values(policy: Policy, settings: Settings) -> list[str]:
+    """Warnings for the policy's picklist literals that no stored row holds.
+
+    Only an existing, migrated store is read (validate never creates one).
+    """
+    url = sa.engine.make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        return []
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("evaluations"):
+                return []
+            return policy_values.check_stored(policy_literals(policy), conn)
+    except sa.exc.SQLAlchemyError as exc:  # a store out of reach is not a config problem
+        return [f"store: cannot compare the rules' values with stored rows ({exc.code or exc})"]
+    finally:
+        engine.dispose()
+
+
+def check_online(
+    settings: Settings, mappings: Mappings, policy: Policy | None = None
+) -> OnlineReport:
+    """Check the Salesforce mapping against the org's describe (Gainsight: offline only).
+
+    With a policy, its picklist literals (cap filters, ``=`` / ``IN`` on picklist features)
+    are checked against the org's picklist values too.
+    """
     report = OnlineReport()
     if mappings.salesforce is None:
         return report
@@ -255,6 +288,11 @@ def check_online(settings: Settings, mappings: Mappings) -> OnlineReport:
 
     try:
         result = validate_online(mappings.salesforce, describe)
+        if policy is not None:
+            literals = policy_literals(policy)
+            result.problems.extend(
+                policy_values.check_online(literals, mappings.salesforce, describe)
+            )
     except ServiceError as exc:  # auth, network, budget: one line, not one per object
         report.problems.append(f"salesforce: cannot check online: {exc}")
         return report

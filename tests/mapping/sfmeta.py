@@ -16,6 +16,7 @@ PERMSET = DEFAULT / "permissionsets" / "Advocate_Sync_Integration.permissionset-
 #: Metadata type -> the type describe() reports.
 DESCRIBE_TYPES = {
     "Picklist": "picklist",
+    "MultiselectPicklist": "multipicklist",
     "Checkbox": "boolean",
     "Number": "double",
     "Text": "string",

@@ -44,8 +44,10 @@ def test_shipped_defaults_load() -> None:
         Entity.ASK,
     }
     assert {w.entity for w in m.salesforce.writeback} == {"contact", "account"}
+    contact_only = {"recent_asks", "last_ask", "available_for"}
     for target in m.salesforce.writeback:
-        assert set(target.fields) == set(RESULT_FIELDS)
+        wanted = set(RESULT_FIELDS) - (contact_only if target.entity == "account" else set())
+        assert set(target.fields) == wanted
         assert target.owned is True
         assert target.override_field == "Advocate_Override__c"
     assert m.gainsight.writeback == []  # off by default
@@ -284,7 +286,7 @@ ERRORS: dict[str, tuple[str, list[str]]] = {
         """,
         [
             "7:7: unknown result 'statuss'; did you mean 'status'? "
-            "(one of status, eligible, score, reason, next_available)"
+            "(one of status, eligible, score, reason, next_available, recent_asks, last_ask, available_for)"
         ],
     ),
     "duplicate writeback field": (

@@ -221,3 +221,67 @@ def test_a_60_mb_mapping_is_refused_fast_with_the_limit(
     assert time.monotonic() - started < 10  # it used to parse for 13 minutes
     err = capsys.readouterr().err
     assert "error: mappings/salesforce.yaml: file is 60.0 MiB, over the 1 MiB limit" in err
+
+
+def test_online_refuses_a_cap_value_the_org_has_not_with_file_line_and_did_you_mean(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sandbox import Sandbox
+
+    rules = project / "config" / "rules.yaml"
+    text = rules.read_text()
+    rules.write_text(
+        text.replace("ask_types: [Reference Call]", "ask_types: [Refrence Call]").replace(
+            "renewal_risk = 'High'", "renewal_risk IN ('Hgh', 'Medium')"
+        )
+    )
+    cap_line = rules.read_text().splitlines().index("      ask_types: [Refrence Call]") + 1
+    with Sandbox(accounts=3, seed=7) as sb:
+        for key, value in sb.env().items():
+            monkeypatch.setenv(key, value)
+        assert main(["validate", "--online"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"error: config/rules.yaml:{cap_line}:19: fatigue.caps[0] (reference_calls).ask_types: "
+        "'Refrence Call' is not a value of Reference_Request__c.Type__c; "
+        "did you mean 'Reference Call'?"
+    ) in err
+    assert "'Hgh' is not a value of Opportunity.Renewal_Risk__c; did you mean 'High'?" in err
+    assert "'Medium'" not in err
+
+
+def test_offline_warns_about_a_literal_no_stored_row_has(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from sync_service.store.engine import make_engine, upgrade
+    from sync_service.store.models import advocacy_asks
+
+    url = f"sqlite:///{project / 'store.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(advocacy_asks),
+            [
+                {"id": i, "source": "salesforce", "deleted": False, "ask_type": t, "synced_at": now}
+                for i, t in (("a1", "Case Study"), ("a2", "reference call"))
+            ],
+        )
+    engine.dispose()
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert main(["validate"]) == 0
+    err = capsys.readouterr().err
+    assert "ask_types" not in err  # matched without regard to case
+    rules = project / "config" / "rules.yaml"
+    rules.write_text(
+        rules.read_text().replace("ask_types: [Reference Call]", "ask_types: [Webinar]")
+    )
+    assert main(["validate"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: config/rules.yaml:" in err
+    assert "no stored advocacy_asks row has ask_type 'Webinar'" in err

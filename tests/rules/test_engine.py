@@ -71,7 +71,7 @@ CASES: list[tuple[str, dict[str, Any], Status, str]] = [
     ("payment status unknown", {"payment_overdue": None}, Status.ELIGIBLE, "Eligible"),
     (
         "renewal at risk",
-        {"renewal_risk": "At Risk", "renewal_close_date": date(2027, 1, 31)},
+        {"renewal_risk": "High", "renewal_close_date": date(2027, 1, 31)},
         Status.SUSPENDED,
         "Renewal at risk (closes 2027-01-31)",
     ),
