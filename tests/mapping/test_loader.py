@@ -286,7 +286,8 @@ ERRORS: dict[str, tuple[str, list[str]]] = {
         """,
         [
             "7:7: unknown result 'statuss'; did you mean 'status'? "
-            "(one of status, eligible, score, reason, next_available, recent_asks, last_ask, available_for)"
+            "(one of status, eligible, score, reason, next_available, recent_asks, last_ask, "
+            "available_for)"
         ],
     ),
     "duplicate writeback field": (
