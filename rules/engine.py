@@ -553,6 +553,9 @@ def explain(policy: Policy, features: pl.DataFrame, now: datetime) -> dict[str, 
         "next_available": format_value(result["next_available"])
         if result["next_available"]
         else None,
+        "recent_asks": result["recent_asks"],
+        "last_ask": format_value(result["last_ask"]) if result["last_ask"] else None,
+        "available_for": result["available_for"],
         "features": {k: _jsonable(values[k]) for k in feature_names},
         "rules": rules_out,
         "caps": caps_out,

@@ -38,6 +38,10 @@ def _text(out: dict[str, Any]) -> None:
     print(f"  eligible        {shown(out['eligible'])}")
     print(f"  score           {shown(out['score'])}")
     print(f"  next available  {shown(out['next_available'])}")
+    if out["entity_type"] == "contact":
+        print(f"  asks (recent)   {shown(out.get('recent_asks') or 0)}")
+        print(f"  last ask        {shown(out.get('last_ask'))}")
+        print(f"  available for   {shown(out.get('available_for'))}")
     print("features")
     for k, v in out["features"].items():
         print(f"  {k:<34} {shown(v)}")
@@ -49,6 +53,9 @@ def _text(out: dict[str, Any]) -> None:
         mark = "BINDS" if cap["binding"] else "ok"
         until = f" until {shown(cap['until'])}" if cap["until"] else ""
         print(f"  [cap] {cap['id']}: {cap['words']} ({mark}{until})")
+        for a in cap.get("asks", []):
+            parts = (a["date"], a["type"], a["team"], a["status"])
+            print("      " + "  ".join(str(x or "-") for x in parts))
     rest = out.get("rest")
     if rest:
         state = f"BINDS until {shown(rest['until'])}" if rest["binding"] else "ok"

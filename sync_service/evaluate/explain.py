@@ -15,9 +15,17 @@ from sqlalchemy.engine import Engine
 
 from canonical.model import ERASED_REASON, Status, System
 from rules import Policy, evaluate, evaluate_accounts, explain, rule_column
+from rules.asks import ASK_SCHEMA, cap_filter
+from rules.engine import today_for
 from sync_service.evaluate.evaluation import erased_contacts, mark_erased
 from sync_service.evaluate.features.query import FeatureQuery
-from sync_service.store.models import accounts, contacts, evaluation_history, evaluations
+from sync_service.store.models import (
+    accounts,
+    advocacy_asks,
+    contacts,
+    evaluation_history,
+    evaluations,
+)
 from sync_service.writeback.audit import history as writeback_history
 
 SALESFORCE = System.SALESFORCE
@@ -110,7 +118,11 @@ def explain_entity(
                 score=None,
                 reason=ERASED_REASON,
                 next_available=None,
+                available_for=None,
             )
+        counted = _counted_asks(engine, policy, entity_id, account_id, now)
+        for cap in out["caps"]:
+            cap["asks"] = counted.get(cap["id"], [])
     else:
         results = mark_erased(evaluate(policy, feats, now), erased)
         verdict = evaluate_accounts(policy, acc, results, now).row(0, named=True)
@@ -159,6 +171,49 @@ def explain_entity(
         }
     out.update(_stored(engine, entity_type, entity_id))
     out["writeback"] = writeback_history(engine, entity_id)
+    return out
+
+
+def _counted_asks(
+    engine: Engine, policy: Policy, contact_id: str, account_id: str | None, now: datetime
+) -> dict[str, list[dict[str, Any]]]:
+    """Per cap, the asks that count toward it (newest first): date, type, team, status.
+
+    The asks are filtered with the same cap test as the evaluation's pure twin
+    (:func:`rules.asks.cap_filter`), so the list and the count agree.
+    """
+    if not policy.caps:
+        return {}
+    t = advocacy_asks
+    mine = t.c.contact_id == contact_id
+    if account_id is not None and any(c.scope == "account" for c in policy.caps):
+        mine = sa.or_(mine, t.c.account_id == account_id)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(*[t.c[c] for c in ASK_SCHEMA]).where(
+                t.c.deleted == sa.false(), t.c.requested_date.is_not(None), mine
+            )
+        ).all()
+    asks = pl.DataFrame([tuple(r) for r in rows], schema=ASK_SCHEMA, orient="row")
+    today = today_for(policy, now)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for cap in policy.caps:
+        key, value = (
+            ("contact_id", contact_id) if cap.scope == "contact" else ("account_id", account_id)
+        )
+        hits = asks.filter((pl.col(key) == value) & cap_filter(cap, today)).sort(
+            "requested_date", descending=True
+        )
+        out[cap.id] = [
+            {
+                "date": r["requested_date"].isoformat(),
+                "type": r["ask_type"],
+                "team": r["team"],
+                "status": r["status"],
+                "contact_id": r["contact_id"],
+            }
+            for r in hits.iter_rows(named=True)
+        ]
     return out
 
 
