@@ -57,6 +57,7 @@ ACCOUNT_COVERING: dict[Entity, tuple[str, ...]] = {
         "opted_in",
         "opted_out",
         "opt_in_date",
+        "consent_types",
     ),
     Entity.NPS_RESPONSE: ("account_id", "contact_id", "deleted", "score", "responded_at", "id"),
     Entity.TICKET: ("account_id", "deleted", "is_closed", "is_escalated", "priority", "opened_at"),
@@ -76,6 +77,7 @@ ACCOUNT_COVERING: dict[Entity, tuple[str, ...]] = {
         "requested_date",
         "ask_type",
         "team",
+        "status",
         "id",
     ),
 }

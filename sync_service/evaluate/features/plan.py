@@ -18,6 +18,7 @@ import polars as pl
 from rules import Policy, account_features_schema, cap_columns, today_for
 from rules.catalogue import pattern_params
 from rules.policy import CapModel
+from sync_service.evaluate.features.sql import COMPLETED_CODE, DECLINED_CODE, OPEN
 from sync_service.store.frames import cast_column
 
 _NPS_NAMES = {
@@ -51,6 +52,22 @@ def newest_first(answers: pl.DataFrame, by: str) -> pl.DataFrame:
     )
 
 
+def consent_columns(consent_types: pl.Expr, features: list[str]) -> list[pl.Expr]:
+    """``consent_<slug>`` columns from the consent multi-select ('Case Study;Logo Use').
+
+    Each value is slugged as the feature names are (:func:`rules.catalogue.slug`), inside
+    ';' fences, so one vectorised ``contains`` answers each feature. No value: FALSE.
+    """
+    slugged = consent_types.str.to_lowercase().str.replace_all(r"[^a-z0-9;]+", "_")
+    fenced = pl.concat_str([pl.lit(";"), slugged, pl.lit(";")]).str.replace_all(r"_?;_?", ";")
+    return [
+        fenced.str.contains(f";{name.removeprefix('consent_')};", literal=True)
+        .fill_null(False)
+        .alias(name)
+        for name in features
+    ]
+
+
 def conform(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """``frame`` with exactly ``schema``'s columns and types (a missing column is all null)."""
     cols = []
@@ -74,12 +91,24 @@ class FeaturePlan:
         self.contact_caps = [c for c in policy.caps if c.scope == "contact"]
         self.account_caps = [c for c in policy.caps if c.scope == "account"]
         self.bit = {cap.id: i for i, cap in enumerate(policy.caps)}
-        self.want_opt = bool(n & {"opted_in", "opted_out", "opt_in_date"})
+        self.want_opt = bool(n & {"opted_in", "opted_out", "opt_in_date", "opt_in_age_days"})
+        self.want_source = "opt_in_source" in n
+        self.consents = sorted(x for x in n if x.startswith("consent_") and x != "consent_types")
+        self.want_consent = bool(self.consents) or "consent_types" in n
+        # ask outcomes: declines and completions per window, open asks, caps by status
+        self.decline_windows = windows_of(n, "declines_last_")
+        self.completed_windows = windows_of(n, "completed_last_")
+        self.want_pending = "asks_pending" in n
+        self.want_outcome = bool(
+            self.decline_windows or self.completed_windows or self.want_pending
+        )
         self.want_nps = bool(n & _NPS_NAMES)
         self.want_last = bool(n & {"last_ask_date", "days_since_last_ask"})
         self.ask_windows = windows_of(n, "asks_last_")
         self.acc_windows = windows_of(n, "account_asks_last_")
-        self.want_asks = bool(self.want_last or self.ask_windows or self.contact_caps)
+        self.want_asks = bool(
+            self.want_last or self.ask_windows or self.contact_caps or self.want_outcome
+        )
         self.want_acc_asks = bool(self.acc_windows or self.account_caps)
         self.want_acc_nps = "account_nps_latest" in n
         self.prios = sorted(
@@ -124,15 +153,31 @@ class FeaturePlan:
         caps: list[tuple[int, CapModel]],
         windows: list[int],
         prefix: str,
+        *,
+        outcomes: bool = False,
     ) -> pl.DataFrame:
         """Per ``key``: last ask date, asks in each window, each cap's count and nth date.
 
-        A cap's nth date is the ``max_asks``-th most recent of the asks it counts.
+        A cap's nth date is the ``max_asks``-th most recent of the asks it counts. With
+        ``outcomes`` (contacts), also declines and completions per window and open asks.
         """
         aggs: list[pl.Expr] = [pl.col("day").max().alias("last_ask_date")]
         for w in windows:
             since = self.today - timedelta(days=w)
             aggs.append((pl.col("day") > since).sum().cast(pl.Int64).alias(f"{prefix}_{w}d"))
+        if outcomes:
+            for code, name, ws in (
+                (DECLINED_CODE, "declines_last", self.decline_windows),
+                (COMPLETED_CODE, "completed_last", self.completed_windows),
+            ):
+                for w in ws:
+                    hit = (pl.col("day") > self.today - timedelta(days=w)) & (
+                        pl.col("outcome") == code
+                    )
+                    aggs.append(hit.sum().cast(pl.Int64).alias(f"{name}_{w}d"))
+            if self.want_pending:
+                open_ = (pl.col("outcome") == OPEN).sum().cast(pl.Int64)
+                aggs.append(open_.alias("asks_pending"))
         for bit, cap in caps:
             count_col, nth_col = cap_columns(cap)
             hit = (pl.col("bits") & (1 << bit)) != 0
@@ -175,6 +220,10 @@ class FeaturePlan:
             extra.append(
                 (today - pl.col("last_ask_date")).dt.total_days().alias("days_since_last_ask")
             )
+        if "opt_in_date" in frame.columns:
+            extra.append((today - pl.col("opt_in_date")).dt.total_days().alias("opt_in_age_days"))
+        if self.consents:
+            extra += consent_columns(pl.col("consent_types"), self.consents)
         frame = frame.with_columns(extra) if extra else frame
         acc_cols = [c for c in account_frame.columns if c not in frame.columns or c == "account_id"]
         frame = frame.join(account_frame.select(acc_cols), on="account_id", how="left")

@@ -35,9 +35,11 @@ from sync_service.evaluate.features.sql import (
     GAINSIGHT,
     SALESFORCE,
     Dialect,
+    extra_value,
     id_range,
     live,
     norm_priority,
+    outcome,
     tri,
 )
 from sync_service.store.frames import read_frame
@@ -117,6 +119,8 @@ class FeatureQuery(FeaturePlan):
                 cond.append(sa.func.lower(t.c.ask_type).in_([x.lower() for x in cap.ask_types]))
             if cap.teams:
                 cond.append(sa.func.lower(t.c.team).in_([x.lower() for x in cap.teams]))
+            if cap.statuses:
+                cond.append(sa.func.lower(t.c.status).in_([x.lower() for x in cap.statuses]))
             bits = bits + sa.case((sa.and_(*cond), 1 << self.bit[cap.id]), else_=0)
         return bits
 
@@ -131,6 +135,9 @@ class FeatureQuery(FeaturePlan):
         if self.policy.caps:
             cols.append(self._cap_bits(t).label("bits"))
             types["bits"] = "integer"
+        if self.want_outcome:
+            cols.append(outcome(t.c.status).label("outcome"))
+            types["outcome"] = "integer"
         return cols, types
 
     def _nps_cols(self, t: Any) -> tuple[list[Any], dict[str, FieldType]]:
@@ -244,9 +251,16 @@ class FeatureQuery(FeaturePlan):
             cols += [c.c.opted_out.label("opted_out"), c.c.opted_in.label("opted_in")]
             cols.append(c.c.opt_in_date.label("opt_in_date"))
             types |= {"opted_out": "boolean", "opted_in": "boolean", "opt_in_date": "date"}
+        for name, wanted in (
+            ("opt_in_source", self.want_source),
+            ("consent_types", self.want_consent),
+        ):
+            if wanted:
+                cols.append(c.c[name].label(name))
+                types[name] = "string"
         for spec in self.need.values():
             if spec.extra is not None and spec.level == "contact":
-                cols.append(c.c.extra[spec.extra].as_string().label(spec.name))
+                cols.append(extra_value(c, spec.extra, c.c.sf_contact_id).label(spec.name))
                 types[spec.name] = spec.type
         stmt = sa.select(*cols).where(c.c.source == SALESFORCE, live(c), scope(c))
         if page is not None:
@@ -264,11 +278,20 @@ class FeatureQuery(FeaturePlan):
         if self.want_asks:
             caps = [(self.bit[cap.id], cap) for cap in self.contact_caps]
             feats = self.ask_features(
-                asks.for_contacts(), "contact_id", caps, self.ask_windows, "asks_last"
+                asks.for_contacts(),
+                "contact_id",
+                caps,
+                self.ask_windows,
+                "asks_last",
+                outcomes=self.want_outcome,
             )
             frame = left_join(frame, feats, "contact_id")
+            counts = [f"asks_last_{w}d" for w in self.ask_windows]
+            counts += [f"declines_last_{w}d" for w in self.decline_windows]
+            counts += [f"completed_last_{w}d" for w in self.completed_windows]
+            counts += ["asks_pending"] if self.want_pending else []
             frame = frame.with_columns(
-                [pl.col(f"asks_last_{w}d").fill_null(0) for w in self.ask_windows]
+                [pl.col(x).fill_null(0) for x in counts]
                 + [pl.col(cap_columns(cap)[0]).fill_null(0) for cap in self.contact_caps]
             )
             if not self.want_last:
@@ -359,7 +382,7 @@ class FeatureQuery(FeaturePlan):
             types["health_score"] = "number"
         for spec in self.need.values():
             if spec.extra is not None and spec.level == "account":
-                cols.append(ac.c.extra[spec.extra].as_string().label(spec.name))
+                cols.append(extra_value(ac, spec.extra, ac.c.sf_account_id).label(spec.name))
                 types[spec.name] = spec.type
         stmt = sa.select(*cols).where(ac.c.source == SALESFORCE, live(ac), *_range(ac.c.id))
         frame = read_typed(conn, stmt, types)

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sync_service.evaluate.features.sql import GAINSIGHT, SALESFORCE, Dialect, live, tri
 from sync_service.store.models import advocacy_asks, contacts, nps_responses
 
-_ASK_COLS = ("id", "contact_id", "account_id", "ask_type", "team", "requested_date")
+_ASK_COLS = ("id", "contact_id", "account_id", "ask_type", "team", "status", "requested_date")
 _NPS_COLS = ("id", "contact_id", "account_id", "score", "responded_at")
 
 

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from canonical.model import System
+from rules.catalogue import CLOSED_ASK_STATUSES, COMPLETED, DECLINED
 
 SALESFORCE = System.SALESFORCE
 GAINSIGHT = System.GAINSIGHT
@@ -50,6 +51,39 @@ class Dialect:
         if self.name == "sqlite":
             return sa.literal(value.isoformat(), sa.String())
         return sa.literal(value, sa.Date())
+
+
+#: An ask's outcome as one small integer, read with its row (:func:`outcome`).
+OPEN, DECLINED_CODE, COMPLETED_CODE, CLOSED = 0, 1, 2, 3
+
+
+def outcome(status: Any) -> Any:
+    """The ask's outcome code: declined, completed, otherwise closed, or still open."""
+    low = sa.func.lower(status)
+    others = [s for s in CLOSED_ASK_STATUSES if s not in (DECLINED, COMPLETED)]
+    return sa.case(
+        (low == DECLINED, DECLINED_CODE),
+        (low == COMPLETED, COMPLETED_CODE),
+        (low.in_(others), CLOSED),
+        else_=OPEN,
+    )
+
+
+def extra_value(table: sa.Table, key: str, link: Any) -> Any:
+    """An admin-mapped ``extra`` value of a Salesforce row, else of the Gainsight row linked to it.
+
+    ``link`` is the Gainsight rows' column holding the Salesforce id (``sf_contact_id`` /
+    ``sf_account_id``): a Gainsight field mapped under ``extra:`` reaches the rules as a
+    Salesforce one does. Several linked Gainsight rows: the greatest value, as with opt-in.
+    """
+    gs = table.alias(f"gs_{table.name}")
+    glink = gs.c[link.name]
+    from_gs = (
+        sa.select(sa.func.max(gs.c.extra[key].as_string()))
+        .where(gs.c.source == GAINSIGHT, live(gs), glink == table.c.id)
+        .scalar_subquery()
+    )
+    return sa.func.coalesce(table.c.extra[key].as_string(), from_gs)
 
 
 def norm_priority(col: Any) -> Any:

@@ -18,5 +18,6 @@ def test_only_what_the_policy_declares_is_computed(engine: Engine, name: str) ->
     seed_world(engine)
     text = f'version: "x"\nfeatures:\n  {name}: {"boolean" if name == "opted_in" else "integer"}\n'
     f = compute_features(engine, parse_policy(text, "r.yaml"), NOW)
-    assert f.columns == ["contact_id", "account_id", name]
+    # plus the engagement features every policy writes back (last ask, asks in 90 days)
+    assert f.columns == ["contact_id", "account_id", name, "last_ask_date", "asks_last_90d"]
     assert f.height == 4

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from canonical.model import Entity
-from rules import load_policy, parse_policy
+from rules import parse_policy
 from rules.asks import ASK_SCHEMA, ask_features
 from sync_service.evaluate.features.chunks import compute_features
 from sync_service.store import frames
@@ -97,6 +97,7 @@ def test_sql_ask_counts_match_the_pure_twin(engine: Engine) -> None:
             "contact_id": f"C{rng.randrange(20):02d}",
             "ask_type": rng.choice(["Reference Call", "Review"]),
             "team": rng.choice(["Sales", "PR"]),
+            "status": rng.choice(["Requested", "declined", "Completed", "Cancelled", None]),
             "requested_date": d(rng.randrange(-3, 120)),
         }
         for i in range(300)
@@ -104,14 +105,26 @@ def test_sql_ask_counts_match_the_pure_twin(engine: Engine) -> None:
     for a in asks:
         a["account_id"] = f"A{int(a['contact_id'][1:]) % 5}"
     seed(engine, Entity.ASK, asks)
-    p = load_policy(ROOT / "config" / "rules.yaml")
+    text = (ROOT / "config" / "rules.yaml").read_text()
+    text = text.replace(
+        "  declines_last_60d: integer\n",
+        "  declines_last_60d: integer\n  completed_last_45d: integer\n  asks_pending: integer\n",
+    ).replace(
+        "      scope: contact\n      window_days: 90",
+        "      scope: contact\n      statuses: [completed, Requested]\n      window_days: 90",
+    )
+    p = parse_policy(text, "rules.yaml")
+    assert next(c for c in p.caps if c.id == "contact_quarter").statuses
     sql = compute_features(engine, p, NOW).sort("contact_id")
     base = pl.DataFrame(contacts).rename({"id": "contact_id"})
     pure = ask_features(p, base, pl.DataFrame(asks).select(list(ASK_SCHEMA)), NOW).sort(
         "contact_id"
     )
     cols = [c for c in sql.columns if c.startswith("cap__")] + ["last_ask_date"]
+    cols += ["asks_last_90d", "declines_last_60d", "completed_last_45d", "asks_pending"]
     assert sql.select(cols).equals(pure.select(cols))
+    assert sql["asks_pending"].sum() > 0
+    assert sql["declines_last_60d"].sum() > 0
 
 
 @pytest.mark.parametrize(("zone", "count"), [("UTC", 0), ("America/Los_Angeles", 1)])
