@@ -40,7 +40,12 @@ FIELDS = {
     "score": "Advocate_Score__c",
     "reason": "Advocate_Reason__c",
     "next_available": "Advocate_Next_Available__c",
+    "recent_asks": "Advocate_Asks_90d__c",
+    "last_ask": "Advocate_Last_Ask__c",
+    "available_for": "Advocate_Available_For__c",
 }
+#: Results written to contacts only (the shipped account target does not route them).
+CONTACT_ONLY = ("recent_asks", "last_ask", "available_for")
 OBJECTS = {"contact": "Contact", "account": "Account"}
 
 
@@ -109,8 +114,13 @@ def check_crm_matches_evaluations(sb: Sandbox, ctx: AppContext) -> int:
         assert record is not None
         if record.get("Advocate_Override__c") in (True, 1, "true"):
             continue
-        want = desired_values(ev)
-        got = {r: normalise(r, record.get(f)) for r, f in FIELDS.items()}
+        routed = {
+            r: f
+            for r, f in FIELDS.items()
+            if ev["entity_type"] == "contact" or r not in CONTACT_ONLY
+        }
+        want = {r: v for r, v in desired_values(ev).items() if r in routed}
+        got = {r: normalise(r, record.get(f)) for r, f in routed.items()}
         assert got == want, ev["entity_id"]
         checked += 1
     return checked
