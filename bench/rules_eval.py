@@ -47,6 +47,13 @@ TODAY = NOW.date()
 SYNCED = "2026-11-01 00:00:00.000000"
 
 
+CONSENTS = [
+    "Reference Call",
+    "Reference Call;Case Study",
+    "Reference Call;Speaking;Logo Use",
+]
+
+
 def _rand(n: int, seed: int, k: int) -> pl.Expr:
     return (pl.int_range(n, dtype=pl.UInt64).hash(seed) % k).cast(pl.Int64)
 
@@ -86,6 +93,11 @@ def build(n: int) -> dict[str, pl.DataFrame]:
         .alias("account_id"),
         (_rand(n, 6, 10) < 6).alias("opted_in"),
         (_rand(n, 7, 50) == 0).alias("opted_out"),
+        (pl.lit(TODAY) - pl.duration(days=_rand(n, 24, 900))).alias("opt_in_date"),
+        # consent per activity: 1 in 4 none, else Reference Call plus 0-2 more
+        pl.lit(pl.Series([None, *CONSENTS])).gather(_rand(n, 25, len(CONSENTS) + 1)).alias(
+            "consent_types"
+        ),
     )
     acct_of = contacts.select("id", "account_id")
 
@@ -124,10 +136,12 @@ def build(n: int) -> dict[str, pl.DataFrame]:
     m = n // 2
     types = pl.Series(["Reference Call", "Case Study", "Review", "Webinar", "Analyst"])
     teams = pl.Series(["Sales", "Marketing", "PR", "Product"])
+    statuses = pl.Series(["Requested", "Accepted", "Declined", "Completed", "Cancelled"])
     asks = pick_contacts(m, 20).with_columns(
         _ids("a0R", pl.int_range(m, dtype=pl.Int64)).alias("id"),
         pl.lit(types).gather(_rand(m, 21, 5)).alias("ask_type"),
         pl.lit(teams).gather(_rand(m, 22, 4)).alias("team"),
+        pl.lit(statuses).gather(_rand(m, 26, 5)).alias("status"),
         (pl.lit(TODAY) - pl.duration(days=_rand(m, 23, 365))).alias("requested_date"),
     )
     return {
