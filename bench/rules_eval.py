@@ -95,9 +95,9 @@ def build(n: int) -> dict[str, pl.DataFrame]:
         (_rand(n, 7, 50) == 0).alias("opted_out"),
         (pl.lit(TODAY) - pl.duration(days=_rand(n, 24, 900))).alias("opt_in_date"),
         # consent per activity: 1 in 4 none, else Reference Call plus 0-2 more
-        pl.lit(pl.Series([None, *CONSENTS])).gather(_rand(n, 25, len(CONSENTS) + 1)).alias(
-            "consent_types"
-        ),
+        pl.lit(pl.Series([None, *CONSENTS]))
+        .gather(_rand(n, 25, len(CONSENTS) + 1))
+        .alias("consent_types"),
     )
     acct_of = contacts.select("id", "account_id")
 

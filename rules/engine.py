@@ -49,6 +49,8 @@ RESULT_COLUMNS = (
 
 #: Separator of a multi-select value as the CRM APIs read and write it.
 MULTI_SELECT_SEP = ";"
+#: Up to this many consent types, Available For is a table lookup (2^n entries).
+_MAX_CONSENT_BITS = 10
 
 
 def rule_column(rule_id: str) -> str:
@@ -248,6 +250,7 @@ def evaluate(policy: Policy, features: pl.DataFrame, now: datetime) -> pl.DataFr
     frame = frame.with_columns(status.alias("status"))
 
     st = pl.col("status")
+    hidden = pl.col("fatigued") & pl.col("fatigue_reason").is_not_null()
     cases: list[tuple[pl.Expr, pl.Expr]] = []
     for kind, status_value, failing in (
         ("opt_out", Status.OPTED_OUT, False),
@@ -256,18 +259,15 @@ def evaluate(policy: Policy, features: pl.DataFrame, now: datetime) -> pl.DataFr
     ):
         for rule in policy.rules_of(kind):  # type: ignore[arg-type]
             for cond, text in _rule_reason(rule, schema, failing=failing):
-                cases.append(((st == status_value.value) & cond, text))
+                decided = (st == status_value.value) & cond
+                # Fatigue is never hidden: when another rule decides, the reason says so too.
+                also = pl.concat_str([text, pl.lit("; also "), pl.col("fatigue_reason")])
+                cases.append((decided & hidden, also))
+                cases.append((decided, text))
     cases.append((st == Status.FATIGUED.value, pl.col("fatigue_reason")))
     cases.append((st == Status.ELIGIBLE.value, pl.lit("Eligible")))
     frame = _fill_by_case(frame, cases, "reason")
     reason = pl.col("reason").fill_null(st)
-    # Fatigue is never hidden: when another rule decides the status, the reason says so too.
-    hidden = pl.col("fatigued") & ~st.is_in([Status.FATIGUED.value, Status.ELIGIBLE.value])
-    reason = (
-        pl.when(hidden & pl.col("fatigue_reason").is_not_null())
-        .then(pl.concat_str([reason, pl.lit("; also "), pl.col("fatigue_reason")]))
-        .otherwise(reason)
-    )
     reason = (
         pl.when(reason.str.len_chars() > REASON_MAX)
         .then(reason.str.slice(0, REASON_MAX - 1) + pl.lit("…"))
@@ -312,14 +312,30 @@ def available_for_expr(policy: Policy) -> pl.Expr:
     if not requires:
         return pl.lit(None, dtype=pl.String)
     eligible = pl.col("status") == Status.ELIGIBLE.value
-    parts = [
-        pl.when(eligible & pl.col(catalogue.consent_feature(c)).fill_null(False)).then(
-            pl.lit(ask_type)
-        )
-        for ask_type, c in requires.items()
-    ]
-    joined = pl.concat_str(parts, separator=MULTI_SELECT_SEP, ignore_nulls=True)
-    return pl.when(joined == "").then(pl.lit(None, dtype=pl.String)).otherwise(joined)
+    consents = list(dict.fromkeys(requires.values()))
+    if len(consents) > _MAX_CONSENT_BITS:  # too many combinations to tabulate: join per row
+        parts = [
+            pl.when(eligible & pl.col(catalogue.consent_feature(c)).fill_null(False)).then(
+                pl.lit(ask_type)
+            )
+            for ask_type, c in requires.items()
+        ]
+        joined = pl.concat_str(parts, separator=MULTI_SELECT_SEP, ignore_nulls=True)
+        return pl.when(joined == "").then(pl.lit(None, dtype=pl.String)).otherwise(joined)
+    # The consents as bits of one integer, then one lookup of the (few) possible answers:
+    # cheaper than joining strings on every row.
+    mask = pl.sum_horizontal(
+        [
+            pl.col(catalogue.consent_feature(c)).fill_null(False).cast(pl.Int32) * (1 << i)
+            for i, c in enumerate(consents)
+        ]
+    )
+    table: dict[int, str | None] = {}
+    for m in range(1 << len(consents)):
+        allowed = [t for t, c in requires.items() if m & (1 << consents.index(c))]
+        table[m] = MULTI_SELECT_SEP.join(allowed) or None
+    lookup = mask.replace_strict(table, return_dtype=pl.String)
+    return pl.when(eligible).then(lookup).otherwise(pl.lit(None, dtype=pl.String))
 
 
 def _cap_words_expr(cap: CapModel, count: pl.Expr) -> pl.Expr:

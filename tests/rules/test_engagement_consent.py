@@ -119,3 +119,13 @@ def test_consent_refusal_names_the_missing_consent() -> None:
     ]
     without = parse_policy(POLICY.source_text.split("# Consent per activity")[0])
     assert consent_refusal(without, "Case Study", None) is None
+
+
+def test_available_for_is_the_same_with_many_consent_types() -> None:
+    # past ten consent types the table lookup gives way to a join per row: same answers
+    many = "".join(f"    Kind {i}: Consent {i}\n" for i in range(11))
+    text = POLICY.source_text.split("consent:\n  requires:\n")[0]
+    policy = parse_policy(text + "consent:\n  requires:\n" + many)
+    row = eligible_contact(consent_consent_3=True, consent_consent_10=True)
+    out = evaluate(policy, frame(policy, [row, {**row, "opted_in": False}]), NOW)
+    assert out["available_for"].to_list() == ["Kind 3;Kind 10", None]
