@@ -334,6 +334,12 @@ def mark_erased(results: pl.DataFrame, erased: list[str]) -> pl.DataFrame:
         pl.when(hit).then(None).otherwise(pl.col("score")).alias("score"),
         pl.when(hit).then(pl.lit(ERASED_REASON)).otherwise(pl.col("reason")).alias("reason"),
         pl.when(hit).then(None).otherwise(pl.col("next_available")).alias("next_available"),
+        # nothing of the person's engagement or consent is written back either
+        *[
+            pl.when(hit).then(None).otherwise(pl.col(c)).alias(c)
+            for c in ("recent_asks", "last_ask", "available_for")
+            if c in results.columns
+        ],
     )
 
 

@@ -10,7 +10,8 @@ Emptied on an erased person's rows and on rows deleted in the CRM past retention
 ==================  ====================================================================
 table               personal columns (set to NULL unless noted)
 ==================  ====================================================================
-contacts            email, first_name, last_name, title, opt_in_date, opt_in_source;
+contacts            email, first_name, last_name, title, opt_in_date, opt_in_source,
+                    consent_types;
                     every ``extra`` field but ``_crm``; an erasure also sets
                     opted_in = false, opted_out = true
 nps_responses       email; every ``extra`` field (comments) but ``_crm``
@@ -40,7 +41,15 @@ KEPT_EXTRA: tuple[str, ...] = ("_crm", ERASED_KEY)
 
 #: Columns emptied per canonical table (extra is handled apart).
 PERSONAL_COLUMNS: dict[Entity, tuple[str, ...]] = {
-    Entity.CONTACT: ("email", "first_name", "last_name", "title", "opt_in_date", "opt_in_source"),
+    Entity.CONTACT: (
+        "email",
+        "first_name",
+        "last_name",
+        "title",
+        "opt_in_date",
+        "opt_in_source",
+        "consent_types",
+    ),
     Entity.NPS_RESPONSE: ("email",),
     Entity.ASK: (),
     Entity.TICKET: (),

@@ -1,7 +1,7 @@
 """consent per activity on contacts; engagement and consent results on evaluations
 
-Revision ID: 0005_consent_engagement
-Revises: 0004_account_cover
+Revision ID: 0006_consent_engagement
+Revises: 0005_privacy
 Create Date: 2026-12-07
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_consent_engagement"
-down_revision = "0004_account_cover"
+revision = "0006_consent_engagement"
+down_revision = "0005_privacy"
 branch_labels = None
 depends_on = None
 
