@@ -1,7 +1,7 @@
 """consent per activity on contacts; engagement and consent results on evaluations
 
-Revision ID: 0006_consent_engagement
-Revises: 0005_privacy
+Revision ID: 0008_consent_engagement
+Revises: 0007_report_indexes
 Create Date: 2026-12-07
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_consent_engagement"
-down_revision = "0005_privacy"
+revision = "0008_consent_engagement"
+down_revision = "0007_report_indexes"
 branch_labels = None
 depends_on = None
 
