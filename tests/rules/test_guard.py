@@ -113,6 +113,7 @@ def test_the_row_filter_and_the_recount_equal_the_evaluations_frame_code(
             "account_id": ["001A"] * len(asks),
             "ask_type": [a[0] for a in asks],
             "team": [a[1] for a in asks],
+            "status": [None] * len(asks),  # the guard's ledger has no status (shipped caps: none)
             "requested_date": [a[2] for a in asks],
         },
         schema=ASK_SCHEMA,
