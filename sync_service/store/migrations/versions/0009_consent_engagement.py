@@ -1,7 +1,7 @@
 """consent per activity on contacts; engagement and consent results on evaluations
 
-Revision ID: 0008_consent_engagement
-Revises: 0007_report_indexes
+Revision ID: 0009_consent_engagement
+Revises: 0008_stream_completeness
 Create Date: 2026-12-07
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_consent_engagement"
-down_revision = "0007_report_indexes"
+revision = "0009_consent_engagement"
+down_revision = "0008_stream_completeness"
 branch_labels = None
 depends_on = None
 
