@@ -1,9 +1,10 @@
 """The HTTP app: ``create_app(state)`` builds it; ``serve`` runs it under uvicorn.
 
 Routers by area: operations (``/healthz``, ``/readyz``, ``/metrics``), asks (``/v1/asks``),
-advocates (``/v1/advocates``) and tokens (``/v1/me``, ``/v1/tokens``). Errors are one line of
-JSON, ``{"detail": "..."}``, whatever raised them; OpenAPI at ``/openapi.json``, docs at
-``/docs``. A report router (``/report``) can be included the same way.
+advocates (``/v1/advocates``), tokens (``/v1/me``, ``/v1/tokens``), privacy
+(``/v1/privacy/forget``, admin only) and, when the state has one, the report (``/report``).
+Errors are one line of JSON, ``{"detail": "..."}``, whatever raised them; OpenAPI at
+``/openapi.json``, docs at ``/docs``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sync_service import __version__
-from sync_service.api.routers import advocates, asks, health, tokens
+from sync_service.api.routers import advocates, asks, health, privacy, tokens
 from sync_service.api.state import ApiState
 from sync_service.report.web import build_router
 
@@ -69,4 +70,5 @@ def create_app(state: ApiState) -> FastAPI:
     if state.report is not None:
         # any valid token reads the report (a viewer token is enough)
         app.include_router(build_router(state.report, state.tokens.lookup))
+    app.include_router(privacy.router)
     return app

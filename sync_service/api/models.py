@@ -122,3 +122,36 @@ class TokenOut(BaseModel):
     role: str
     created_at: str
     revoked: bool
+
+
+class ErasureRequest(BaseModel):
+    """Whom to erase (a CRM id or an e-mail, exactly one) and why (kept in the audit)."""
+
+    model_config = _Strict
+
+    contact_id: str | None = Field(
+        None,
+        min_length=15,
+        max_length=64,
+        description="a Salesforce contact id (15 or 18 characters) or a Gainsight person id",
+    )
+    email: str | None = Field(None, min_length=3, max_length=255, pattern=r"^[^@\s]+@[^@\s]+$")
+    reason: str = Field(min_length=1, max_length=1000, examples=["DSR-118"])
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> ErasureRequest:
+        if (self.contact_id is None) == (self.email is None):
+            msg = "give exactly one of contact_id or email"
+            raise ValueError(msg)
+        return self
+
+
+class Erasure(BaseModel):
+    """What an erasure did (no personal data): its audit id and the rows changed per table."""
+
+    erasure_id: int
+    erased_at: str
+    found: bool = Field(description="false: not in the store yet, tombstoned all the same")
+    tables: dict[str, int]
+    tombstones: int
+    log_emptied: bool

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def build_state(ctx: AppContext, scheduler_running: Callable[[], bool] | None = None) -> ApiState:
-    """The app's state from the settings: store, guard, tokens, limits, metrics."""
+    """The app's state from the settings: store, guard, tokens, limits, metrics, privacy key."""
     settings = ctx.settings
     engine = ctx.engine
     try:
@@ -59,6 +59,7 @@ def build_state(ctx: AppContext, scheduler_running: Callable[[], bool] | None = 
         ops_token=api.ops_token.get_secret_value() if api.ops_token else None,
         scheduler_running=scheduler_running,
         report=ReportSource(engine, lambda: _report_options(ctx), utcnow),
+        privacy_key=ctx.privacy_key,
     )
 
 

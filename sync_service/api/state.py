@@ -67,6 +67,8 @@ class ApiState:
         ops_token: when set, ``/metrics`` and ``/readyz`` require it as a bearer token.
         scheduler_running: for ``/readyz`` (None: no scheduler in this process).
         report: the live program report behind ``/report`` (None: not served).
+        privacy_key: the tombstones' key, read on use (``POST /v1/privacy/forget``; None: that
+            endpoint answers 503).
     """
 
     engine: Engine
@@ -77,4 +79,5 @@ class ApiState:
     ops_token: str | None = None
     scheduler_running: Callable[[], bool] | None = None
     report: ReportSource | None = None
+    privacy_key: Callable[[], bytes] | None = None
     extra: dict[str, object] = field(default_factory=dict)
