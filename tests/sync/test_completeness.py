@@ -12,7 +12,7 @@ SHIPPED = (ROOT / "config" / "rules.yaml").read_text(encoding="utf-8")
 NO_RENEWAL = SHIPPED.replace("  renewal_risk: string\n  renewal_close_date: date\n", "").replace(
     """  - id: renewal_at_risk
     when: >-
-      renewal_risk IN ('High', 'At Risk')
+      renewal_risk = 'High'
     reason: "Renewal at risk (closes {renewal_close_date})"
 """,
     "",
