@@ -58,7 +58,10 @@ def write(
 
 def log_rows(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(sa.select(writeback_log)).mappings()]
+        return [
+            dict(r)
+            for r in conn.execute(sa.select(writeback_log).order_by(writeback_log.c.id)).mappings()
+        ]
 
 
 def outbox_rows(engine: Engine) -> list[dict[str, Any]]:
