@@ -416,12 +416,15 @@ def _success(engine: Engine, job: str, started: datetime) -> None:
 
 
 def test_scheduler_catches_up_overdue_jobs_on_start(make_ctx: CtxFactory) -> None:
-    ctx = make_ctx(
-        "  salesforce: {interval_minutes: 60}\n  reconcile: {cron: '0 3 * * *'}\n",
-    )
+    # The cron fires half a day away from now: a fixed hour (03:00) made this test fail
+    # whenever it happened to run in the minutes before that hour.
     now = datetime.now(UTC)
+    hour = (now.hour + 12) % 24
+    ctx = make_ctx(
+        f"  salesforce: {{interval_minutes: 60}}\n  reconcile: {{cron: '0 {hour} * * *'}}\n",
+    )
     _success(ctx.engine, "salesforce", now - timedelta(hours=2))  # overdue
-    _success(ctx.engine, "reconcile", now - timedelta(minutes=1))  # done since the last 03:00
+    _success(ctx.engine, "reconcile", now - timedelta(minutes=1))  # done since the last firing
     stop = threading.Event()
     scheduler = build_scheduler(ctx, stop=stop, runner=fake_jobs.run_job)
     scheduler.start()
