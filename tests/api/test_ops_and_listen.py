@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import requests
@@ -56,3 +57,20 @@ def test_the_docs_render_and_the_schema_types_the_bodies(engine: Engine) -> None
     assert {"AskCheck", "AskCreate", "Verdict", "AskLogged", "Refused", "Advocate"} <= set(schemas)
     assert "409" in spec["paths"]["/v1/asks"]["post"]["responses"]
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+def test_answers_are_not_held_back_by_nagle(engine: Engine) -> None:
+    # Without TCP_NODELAY on the accepted connection, uvicorn's two writes per answer (head,
+    # body) waited on the client's delayed ACK: 40 ms per request on a keep-alive connection.
+    srv = ApiServer(make_state(engine), "127.0.0.1", 0).start()
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as client:
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert client.recv(4096).startswith(b"HTTP/1.1 200")
+            conns = list(srv._server.server_state.connections)
+            assert conns, "uvicorn should hold the open keep-alive connection"
+            for proto in conns:
+                accepted = proto.transport.get_extra_info("socket")
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        srv.stop()
