@@ -1,8 +1,10 @@
-"""Build the whole report from the store: one connection, one consistent snapshot of figures."""
+"""Build the whole report from the store: one consistent snapshot of figures, read in parallel."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import queue
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -15,8 +17,9 @@ from sync_service.report.asks import demand_section, most_asked_section, utilisa
 from sync_service.report.coverage import DEFAULT_FIELDS, GroupField, resolve_field
 from sync_service.report.coverage import coverage_section as _coverage
 from sync_service.report.history import pool_section, retention_section
-from sync_service.report.tables import Report
+from sync_service.report.tables import Report, Section
 from sync_service.settings import CoverageTarget, Settings
+from sync_service.store.snapshot import shared_snapshot
 
 #: The sections in page order; ``/report/{key}.csv`` serves each one's main table.
 SECTION_KEYS: tuple[str, ...] = (
@@ -75,28 +78,36 @@ def options_from_settings(
     )
 
 
-def build_report(engine: Engine, options: ReportOptions, now: datetime) -> Report:
-    """Every section's figures, read in one transaction so they describe the same moment."""
-    with engine.connect() as conn:
-        # One snapshot for every query: a run committing meanwhile cannot split the report.
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-        elif conn.dialect.name == "sqlite":
-            # pysqlite opens no transaction for reads; a deferred one is a WAL read snapshot,
-            # ended by the rollback the pool makes when the connection is returned.
-            conn.exec_driver_sql("BEGIN")
-        sections = [
-            pool_section(conn, now, options.history_weeks),
-            utilisation_section(
-                conn, now, options.window_days, top=options.top, crm_url=options.crm_url
-            ),
-            _coverage(conn, options.fields, options.targets),
-            demand_section(conn, now, options.window_days, options.history_weeks),
-            retention_section(conn, now, options.window_days),
-            most_asked_section(
-                conn, now, options.window_days, top=options.top, crm_url=options.crm_url
-            ),
-        ]
+#: Readers of the sections at once: one per core of the small host the service is sized for.
+DEFAULT_WORKERS = 2
+
+Builder = Callable[[sa.Connection], Section]
+
+
+def build_report(
+    engine: Engine, options: ReportOptions, now: datetime, *, workers: int = DEFAULT_WORKERS
+) -> Report:
+    """Every section's figures, read on one snapshot of the store so they describe one moment.
+
+    The sections are independent reads, run by ``workers`` threads on connections that share
+    the snapshot (:func:`~sync_service.store.snapshot.shared_snapshot`): the database works
+    with the GIL released, so two cores read two sections at once. ``workers=1`` reads them one
+    by one on a single connection.
+    """
+    builders: list[Builder] = [
+        lambda c: pool_section(c, now, options.history_weeks),
+        lambda c: utilisation_section(
+            c, now, options.window_days, top=options.top, crm_url=options.crm_url
+        ),
+        lambda c: _coverage(c, options.fields, options.targets),
+        lambda c: demand_section(c, now, options.window_days, options.history_weeks),
+        lambda c: retention_section(c, now, options.window_days),
+        lambda c: most_asked_section(
+            c, now, options.window_days, top=options.top, crm_url=options.crm_url
+        ),
+    ]
+    with shared_snapshot(engine, max(1, min(workers, len(builders)))) as conns:
+        sections = _run(builders, conns)
     return Report(
         generated_at=now,
         window_days=options.window_days,
@@ -104,3 +115,22 @@ def build_report(engine: Engine, options: ReportOptions, now: datetime) -> Repor
         sections=sections,
         crm_url=options.crm_url,
     )
+
+
+def _run(builders: Sequence[Builder], conns: Sequence[sa.Connection]) -> list[Section]:
+    """Each builder on a free connection; the sections in the builders' order."""
+    if len(conns) == 1:
+        return [build(conns[0]) for build in builders]
+    free: queue.SimpleQueue[sa.Connection] = queue.SimpleQueue()
+    for conn in conns:
+        free.put(conn)
+
+    def on_a_free_connection(build: Builder) -> Section:
+        conn = free.get()
+        try:
+            return build(conn)
+        finally:
+            free.put(conn)
+
+    with ThreadPoolExecutor(len(conns), thread_name_prefix="report") as pool:
+        return list(pool.map(on_a_free_connection, builders))

@@ -239,3 +239,12 @@ def test_most_asked_are_the_top_contacts_of_the_window(store: Any) -> None:
         verdict = live.get(r[0])
         assert r[4] == (verdict["status"] if verdict else None)
         assert r[6] == (verdict["next_available"] if verdict else None)
+
+
+def test_sections_read_in_parallel_equal_those_read_one_by_one(engine: Engine) -> None:
+    make_store(engine, 37)
+    options = ReportOptions(window_days=WINDOW, history_weeks=WEEKS, top=15)
+    serial = build_report(engine, options, NOW, workers=1)
+    parallel = build_report(engine, options, NOW, workers=4)
+    assert parallel == serial
+    assert [s.key for s in parallel.sections] == [s.key for s in serial.sections]
