@@ -143,7 +143,12 @@ def reconcile_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Ru
     return run
 
 
-def evaluate_job(ctx: AppContext, *, progress: ProgressHook | None = None) -> Run:
+def evaluate_job(
+    ctx: AppContext,
+    *,
+    progress: ProgressHook | None = None,
+    stop: threading.Event | None = None,
+) -> Run:
     """Compute every contact's and account's status from the store.
 
     An invalid rules edit is reported in the run and the last valid policy keeps running.
@@ -156,7 +161,7 @@ def evaluate_job(ctx: AppContext, *, progress: ProgressHook | None = None) -> Ru
             settings.rules_file, ctx.var_dir / "rules.last-valid.yaml"
         )
         run.config_errors.extend(problems)
-        if held_for_gaps(ctx, policy, run):
+        if held_for_gaps(ctx, policy, run, stop=stop):
             return run
         evaluate_all(ctx.engine, policy, utcnow(), run, progress=progress)
     return run
@@ -175,19 +180,63 @@ def current_streams(ctx: AppContext, run: Run | None = None) -> list[tuple[str, 
     return out
 
 
-def held_for_gaps(ctx: AppContext, policy: Policy, run: Run) -> bool:
-    """Hold every verdict (evaluate nothing) when a stream the policy reads is incomplete.
+#: How long an evaluation waits for a running sync of its inputs to commit before it defers.
+RUNNING_SYNC_WAIT = 15 * 60.0
+
+#: Seconds between looks at the running syncs while an evaluation waits for them.
+RUNNING_SYNC_POLL = 0.5
+
+
+def held_for_gaps(
+    ctx: AppContext,
+    policy: Policy,
+    run: Run,
+    *,
+    stop: threading.Event | None = None,
+    wait: float | None = None,
+) -> bool:
+    """Hold or defer every verdict when a stream the policy reads is incomplete.
+
+    A gap a finished sync left holds the evaluation (partial, alerted). A gap a running sync
+    is filling is waited for (up to ``wait`` seconds, default :data:`RUNNING_SYNC_WAIT`, or until
+    ``stop``), then looked at again;
+    if that sync still runs, the evaluation is deferred to its follow-up (see sync.completeness).
 
     Returns:
-        True when the evaluation must not run; ``run`` is then partial and says why.
+        True when the evaluation must not run; ``run`` then says why (partial when held).
     """
-    found = completeness.blocking(policy, completeness.gaps(ctx.engine, current_streams(ctx, run)))
-    if not found:
-        return False
-    with ctx.engine.connect() as conn:
-        reason = completeness.hold(conn, run, found)
-    log.warning("%s", reason)
-    return True
+    streams = current_streams(ctx, run)
+    deadline = time.monotonic() + (RUNNING_SYNC_WAIT if wait is None else wait)
+    waited = False
+    while True:
+        finished, running = completeness.classify(ctx.engine, streams)
+        found = completeness.blocking(policy, finished)
+        if found:
+            with ctx.engine.connect() as conn:
+                reason = completeness.hold(conn, run, found)
+            log.warning("%s", reason)
+            return True
+        pending = completeness.blocking(policy, running)
+        if not pending:
+            return False
+        names = ", ".join(f"{g.connector}.{g.stream}" for g in pending)
+        if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+            completeness.defer(run, pending)
+            log.info("%s", run.error)
+            return True
+        if not waited:
+            waited = True
+            run.add(completeness.WAITED_KEY)
+            log.info("evaluation waits for the running sync of %s to commit", names)
+        if stop is not None:
+            stop.wait(RUNNING_SYNC_POLL)
+        else:
+            time.sleep(RUNNING_SYNC_POLL)
+
+
+def evaluated(run: Run) -> bool:
+    """Whether an evaluation run computed verdicts a writeback may send (not held or deferred)."""
+    return run.status == "success" and not run.counts.get(completeness.DEFERRED_KEY)
 
 
 def writeback_job(
@@ -292,15 +341,15 @@ def run_job(ctx: AppContext, job: str, *, stop: threading.Event | None = None) -
     if job in SYNC_JOBS:
         run = sync_job(ctx, job, stop=stop)
         if run.status in ("success", "partial") and not (stop and stop.is_set()):
-            _follow_up(ctx)
+            _follow_up(ctx, stop)
         return run
     if job == "reconcile":
         run = reconcile_job(ctx, stop=stop)
         if run.status in ("success", "partial") and not (stop and stop.is_set()):
-            _follow_up(ctx)
+            _follow_up(ctx, stop)
         return run
     if job == "evaluate":
-        return evaluate_job(ctx)
+        return evaluate_job(ctx, stop=stop)
     if job == "writeback":
         return writeback_job(ctx)
     if job == "cycle":
@@ -311,9 +360,8 @@ def run_job(ctx: AppContext, job: str, *, stop: threading.Event | None = None) -
     raise ConfigError(msg)
 
 
-def _follow_up(ctx: AppContext) -> None:
-    evaluated = evaluate_job(ctx)
-    if evaluated.status == "success":
+def _follow_up(ctx: AppContext, stop: threading.Event | None) -> None:
+    if evaluated(evaluate_job(ctx, stop=stop)):
         writeback_job(ctx)
 
 
@@ -336,8 +384,8 @@ def run_cycle(
         runs.append(sync_job(ctx, system, full=full, stop=stop, progress=progress))
         if stop is not None and stop.is_set():
             return runs
-    evaluated = evaluate_job(ctx, progress=progress)
-    runs.append(evaluated)
-    if evaluated.status == "success":
+    evaluation = evaluate_job(ctx, progress=progress, stop=stop)
+    runs.append(evaluation)
+    if evaluated(evaluation):
         runs.append(writeback_job(ctx, progress=progress))
     return runs

@@ -68,11 +68,17 @@ def _run(args: argparse.Namespace, ctx: AppContext) -> int:
         )
     now = utcnow()
     if args.dry_run:
-        found = completeness.blocking(policy, completeness.gaps(ctx.engine, current_streams(ctx)))
+        finished, running = completeness.classify(ctx.engine, current_streams(ctx))
+        found = completeness.blocking(policy, finished)
         if found:
             error(
                 f"inputs incomplete ({', '.join(g.describe() for g in found)}); a real run "
                 "would hold every verdict"
+            )
+        if pending := completeness.blocking(policy, running):
+            error(
+                f"a sync is running ({', '.join(g.describe() for g in pending)}); a real run "
+                "would wait for it to commit"
             )
     with StageProgress() as bars:
         if args.dry_run:

@@ -155,6 +155,35 @@ def _file_lock(engine: Engine, job: str) -> Iterator[LockHandle]:
         lock.release()
 
 
+def held_elsewhere(engine: Engine, job: str) -> bool:
+    """Whether another runner (process, replica or thread) holds the lock of ``job`` now.
+
+    PostgreSQL: read from ``pg_locks``, without taking the lock, so a runner starting at this
+    moment is never turned away. SQLite: a file lock can only be probed by taking it, so it is
+    taken and released at once (a job starting in that instant is skipped, as when it really
+    is busy; on SQLite ``serve`` runs its jobs one at a time, so only a CLI run can meet this).
+    """
+    if engine.dialect.name == "postgresql":
+        # A bigint advisory key shows as its high half in classid, its low half in objid.
+        key = lock_key(job) & 0xFFFF_FFFF_FFFF_FFFF
+        query = sa.text(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND objsubid = 1 AND classid = CAST(:hi AS oid) AND objid = CAST(:lo AS oid) "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
+        )
+        with engine.connect() as conn:
+            return bool(
+                conn.execute(query, {"hi": str(key >> 32), "lo": str(key & 0xFFFF_FFFF)}).scalar()
+            )
+    lock = FileLock(str(_sqlite_lock_path(engine, job)), timeout=0, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
 def close_abandoned_runs(engine: Engine, job: str) -> int:
     """Close ``running`` rows of ``job`` as failed; only while holding ``stage.<job>``.
 

@@ -113,6 +113,13 @@ def deferred_indexes(
         enabled = speed_path_on("deferred_indexes")
     if first_load and enabled:  # an incremental read asks the catalog nothing
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two first loads into one table (the Salesforce and Gainsight contacts, synced
+                # side by side on PostgreSQL) would both read it, then both need the exclusive
+                # lock to drop its indexes: a deadlock. This self-conflicting lock, taken
+                # first, makes the second wait and then find the indexes already gone.
+                name = conn.dialect.identifier_preparer.format_table(table)
+                conn.execute(sa.text(f"LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"))
             if _is_empty(conn, table):
                 present = _present(conn, table)
                 dropped = [ix for ix in _declared(table) if ix.name in present]

@@ -17,6 +17,23 @@ Invariant 8: a stage consumes only complete inputs. The rule, per stream:
   nothing is written for them. A gap in a table the policy does not read (say ``opportunities``
   when no renewal feature is declared) holds nothing: everyone is evaluated as usual.
 * Only streams of the current mappings count: a stream removed from a mapping no longer gates.
+
+A mark alone does not say whether its sync is still running or stopped short, so an evaluation
+looks at who holds the sync's stage lock (``stage.<source>``; ``stage.asks`` for the asks
+stream) -- see :func:`classify`:
+
+* **Finished gap** -- the sync that marked the stream has ended (failed, stopped short, shut
+  down, killed -- including a first load that never completed): the evaluation is **held** as
+  above (the run is partial, says which stream and why, and the alert fires).
+* **Running** -- a sync is writing the stream now (on PostgreSQL ``serve`` runs the Salesforce
+  and Gainsight syncs side by side, so the follow-up evaluation of the one that ends first meets
+  the other one running). Nothing is wrong: the evaluation **waits for that sync to commit**,
+  then looks again and evaluates the complete data (or holds, if that sync left a gap). It cannot
+  evaluate on "the last complete data" instead: a running sync commits its batches into the same
+  tables, so that picture no longer exists. The wait is bounded
+  (``pipeline.RUNNING_SYNC_WAIT``) and ends at shutdown; if the sync is still running then, the
+  evaluation is **deferred** (not held, no alert): the run evaluates nothing, says which sync it
+  left the work to, and the follow-up evaluation of that sync evaluates once it commits.
 """
 
 from __future__ import annotations
@@ -28,9 +45,10 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from canonical.model import Entity
+from canonical.model import Entity, System
 from rules import catalogue
 from rules.policy import Policy
+from sync_service.ops.locks import STAGE_PREFIX, held_elsewhere
 from sync_service.ops.runs import Run, utcnow
 from sync_service.store.models import accounts, contacts, sync_state
 from sync_service.store.upsert import upsert
@@ -122,6 +140,40 @@ def gaps(engine: Engine, streams: Iterable[tuple[str, str]] | None = None) -> li
     ]
 
 
+def sync_stages(gap: Gap) -> set[str]:
+    """The stage locks held by a sync that may write ``gap``'s stream while it runs."""
+    stages = {f"{STAGE_PREFIX}{gap.connector}"}
+    if gap.connector == System.SALESFORCE and gap.entity == str(Entity.ASK):
+        stages.add(f"{STAGE_PREFIX}asks")  # the frequent asks job syncs that stream alone
+    return stages
+
+
+def classify(
+    engine: Engine, streams: Iterable[tuple[str, str]] | None = None
+) -> tuple[list[Gap], list[Gap]]:
+    """Split the gaps into those a finished sync left and those a running sync is filling.
+
+    Returns:
+        ``(finished, running)``. The marks are read before and after the locks are looked at:
+        a gap counts as finished only if its mark did not move meanwhile (a sync starting
+        re-marks its streams with a new time) and no sync that writes it held its lock, so a
+        sync that starts or ends during the look is never taken for a dead one.
+    """
+    wanted = list(streams) if streams is not None else None
+    first = gaps(engine, wanted)
+    if not first:
+        return [], []
+    before = {(g.connector, g.stream): g.since for g in first}
+    stages: set[str] = set().union(*(sync_stages(g) for g in first))
+    busy = {stage for stage in stages if held_elsewhere(engine, stage)}
+    finished: list[Gap] = []
+    running: list[Gap] = []
+    for gap in gaps(engine, wanted):
+        moved = before.get((gap.connector, gap.stream)) != gap.since
+        (running if moved or sync_stages(gap) & busy else finished).append(gap)
+    return finished, running
+
+
 def tables_read(policy: Policy) -> set[str]:
     """The canonical tables a policy's verdicts depend on."""
     tables = {str(e) for e in ALWAYS_READ}
@@ -182,3 +234,25 @@ def hold(conn: Connection, run: Run, found: list[Gap]) -> str:
     )
     run.mark_partial(reason)
     return reason
+
+
+#: The run counter that says an evaluation left its work to a sync still running.
+DEFERRED_KEY = "deferred.running_sync"
+
+#: The run counter that says an evaluation waited for a running sync before it evaluated.
+WAITED_KEY = "waited.running_sync"
+
+
+def defer(run: Run, running: list[Gap]) -> str:
+    """Record in ``run`` that it evaluates nothing: ``running`` syncs are still filling its inputs.
+
+    Not a hold (no partial status, no alert): nothing is wrong, and the follow-up evaluation of
+    each running sync evaluates once it commits.
+    """
+    run.add(DEFERRED_KEY, len(running))
+    names = ", ".join(f"{g.connector}.{g.stream}" for g in running)
+    run.error = (
+        f"deferred: the sync of {names} is still running; every contact and account keeps its "
+        "last verdict, and the evaluation that follows that sync evaluates once it commits"
+    )
+    return run.error

@@ -19,11 +19,13 @@ import pytest
 import sqlalchemy as sa
 
 from sandbox import Sandbox
+from sync_service import pipeline
 from sync_service.cli import main
 from sync_service.context import AppContext
 from sync_service.ops.health import readiness
 from sync_service.pipeline import evaluate_job, run_cycle, sync_job, writeback_job
 from sync_service.store.models import evaluations, sync_state
+from sync_service.sync import completeness
 
 REPO = Path(__file__).resolve().parents[2]
 FAULTS = ("budget", "5xx", "killed")
@@ -211,4 +213,60 @@ def test_a_partial_first_load_writes_no_flags_and_the_complete_one_is_not_held(
         crm = crm_statuses(sb)
         assert all(crm[i] == s for (_t, i), (s, _r) in statuses.items() if i in crm)
     finally:
+        ctx.close()
+
+
+def test_an_evaluation_meeting_a_running_sync_waits_for_it_or_defers_and_is_never_held(
+    sb: Sandbox, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On PostgreSQL `serve` runs the two syncs side by side: the follow-up evaluation of the
+    # one that ends first meets the other one running. That is no gap and must not be held.
+    ctx = make_ctx(env)
+    try:
+        assert [r.status for r in run_cycle(ctx)] == ["success"] * 4
+        before = verdicts(ctx)
+        contact = next(c for c in sb.records("Contact") if c.get("Reference_Opt_In__c"))
+        sb.update("Contact", contact["Id"], {"Reference_Opt_In__c": False})
+
+        def running_sync() -> threading.Thread:
+            sb.faults.systems = {"salesforce"}
+            sb.faults.latency = 0.4  # every call waits: the sync is still running when asked
+            syncing = threading.Thread(target=sync_job, args=(make_ctx(env), "salesforce"))
+            syncing.start()
+            deadline = time.monotonic() + 30
+            while not completeness.gaps(ctx.engine) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert completeness.gaps(ctx.engine), "the sync marks its streams as it starts"
+            return syncing
+
+        # Still running when the (here zero) wait ends: deferred, not held; nothing evaluated.
+        monkeypatch.setattr(pipeline, "RUNNING_SYNC_WAIT", 0.0)
+        syncing = running_sync()
+        deferred = evaluate_job(ctx)
+        syncing.join(timeout=60)
+        sb.faults.latency = 0.0
+        assert deferred.status == "success", deferred.as_dict()
+        assert deferred.counts.get(completeness.DEFERRED_KEY), deferred.as_dict()
+        assert completeness.HELD_KEY not in deferred.counts
+        assert "deferred" in (deferred.error or "")
+        assert not pipeline.evaluated(deferred)  # so no writeback follows it
+        assert verdicts(ctx) == before
+        # The sync that ran meanwhile finished complete: that is no gap left behind.
+        assert completeness.gaps(ctx.engine) == []
+
+        # Waited for: the evaluation evaluates the data that sync committed, and is not held.
+        monkeypatch.setattr(pipeline, "RUNNING_SYNC_WAIT", 120.0)
+        syncing = running_sync()
+        waited = evaluate_job(ctx)
+        syncing.join(timeout=60)
+        assert waited.status == "success", waited.as_dict()
+        assert waited.counts.get(completeness.WAITED_KEY) == 1, waited.as_dict()
+        assert not waited.counts.get(completeness.DEFERRED_KEY)
+        assert pipeline.evaluated(waited)
+        # the opt-out the first sync brought in, evaluated by this run
+        after = verdicts(ctx)
+        assert after[("contact", contact["Id"])] != before[("contact", contact["Id"])]
+        assert after[("contact", contact["Id"])][1] == waited.id
+    finally:
+        sb.faults.reset()
         ctx.close()
