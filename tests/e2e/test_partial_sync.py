@@ -228,10 +228,17 @@ def test_an_evaluation_meeting_a_running_sync_waits_for_it_or_defers_and_is_neve
         contact = next(c for c in sb.records("Contact") if c.get("Reference_Opt_In__c"))
         sb.update("Contact", contact["Id"], {"Reference_Opt_In__c": False})
 
+        def sync_in_its_own_context() -> None:
+            own = make_ctx(env)  # as another job of serve would: its own engine
+            try:
+                sync_job(own, "salesforce")
+            finally:
+                own.close()
+
         def running_sync() -> threading.Thread:
             sb.faults.systems = {"salesforce"}
             sb.faults.latency = 0.4  # every call waits: the sync is still running when asked
-            syncing = threading.Thread(target=sync_job, args=(make_ctx(env), "salesforce"))
+            syncing = threading.Thread(target=sync_in_its_own_context)
             syncing.start()
             deadline = time.monotonic() + 30
             while not completeness.gaps(ctx.engine) and time.monotonic() < deadline:
