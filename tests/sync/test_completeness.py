@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from rules import parse_policy
+from sync_service.ops.locks import job_lock
 from sync_service.sync import completeness
 from tests.rules.helpers import ROOT
 
@@ -50,3 +51,28 @@ def test_every_verdict_reads_contacts_accounts_and_asks() -> None:
     policy = parse_policy(NO_RENEWAL, "rules.yaml")
     read = completeness.tables_read(policy)
     assert {"contacts", "accounts", "advocacy_asks", "nps_responses", "tickets"} <= read
+
+
+def test_a_gap_whose_sync_still_holds_its_stage_lock_is_running_not_finished(
+    engine: Engine,
+) -> None:
+    with engine.begin() as conn:
+        completeness.mark_started(conn, "salesforce", "Contact", "contacts")
+        completeness.mark_started(conn, "salesforce", "Ask__c", "advocacy_asks")
+        completeness.mark_started(conn, "gainsight", "Person", "contacts")
+    with job_lock(engine, "stage.salesforce"):  # the Salesforce sync is running
+        finished, running = completeness.classify(engine)
+    assert {(g.connector, g.stream) for g in running} == {
+        ("salesforce", "Contact"),
+        ("salesforce", "Ask__c"),
+    }
+    assert [(g.connector, g.stream) for g in finished] == [("gainsight", "Person")]
+    with job_lock(engine, "stage.asks"):  # the asks job syncs only the asks stream
+        finished, running = completeness.classify(engine)
+    assert [(g.connector, g.stream) for g in running] == [("salesforce", "Ask__c")]
+    # No lock held: every mark was left by a sync that ended (killed), so every one holds.
+    finished, running = completeness.classify(engine)
+    assert running == []
+    assert len(finished) == 3
+    only, none = completeness.classify(engine, [("gainsight", "Person")])
+    assert ([(g.connector, g.stream) for g in only], none) == ([("gainsight", "Person")], [])
