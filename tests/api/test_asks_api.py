@@ -199,7 +199,7 @@ def test_an_ask_for_a_deal_is_linked_to_its_opportunity_and_an_unknown_one_is_a_
         outbox = conn.execute(
             sa.select(writeback_outbox.c.fields).where(writeback_outbox.c.record_id == ask_id)
         ).scalar_one()
-        refused = conn.execute(
+        others = conn.execute(
             sa.select(sa.func.count())
             .select_from(advocacy_asks)
             .where(advocacy_asks.c.id != ask_id)
