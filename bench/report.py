@@ -4,11 +4,11 @@ Run: ``python -m bench.report [contacts] [--keep FILE]`` (default 1,000,000 cont
 temporary SQLite store, or PostgreSQL with ``BENCH_DATABASE_URL``). Seeds the store in SQL
 (five contacts per account; per contact one to eight status changes spread over two years,
 each history a consistent chain ending in the contact's current verdict; two asks per contact
-over two years), then times each section's queries, the charts and the HTML page, one by
-one, and then the whole report as the command builds it (sections read side by side on one
-snapshot). Prints the seconds per part, the page's size and the peak RSS, and the RSS growth
-while building (memory must not grow with the store: every figure is grouped in the database).
-No API calls.
+over two years, one in ten linked to a deal; one deal per account), then times each section's
+queries, the charts and the HTML page, one by one, and then the whole report as the command
+builds it (sections read side by side on one snapshot). Prints the seconds per part, the page's
+size and the peak RSS, and the RSS growth while building (memory must not grow with the store:
+every figure is grouped in the database). No API calls.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from sync_service.report.build import DEFAULT_WORKERS
 from sync_service.report.charts import draw
 from sync_service.report.coverage import coverage_section
 from sync_service.report.history import pool_section, retention_section
+from sync_service.report.influence import influence_section
 from sync_service.report.page import render_html
 from sync_service.report.tables import Report
 from sync_service.settings import CoverageTarget
@@ -71,10 +72,11 @@ def _ts(dialect: str, seconds_expr: str) -> str:
 
 
 def _day(dialect: str, days_ago_expr: str) -> str:
+    """Today minus ``days_ago_expr`` days (a negative number: a day ahead)."""
     today = NOW.date().isoformat()
     if dialect == "postgresql":
         return f"(DATE '{today}' - ({days_ago_expr})::int)"
-    return f"date('{today}', '-' || ({days_ago_expr}) || ' days')"
+    return f"date('{today}', (-({days_ago_expr})) || ' days')"
 
 
 def seed(engine: sa.Engine, contacts: int) -> None:
@@ -106,12 +108,22 @@ def seed(engine: sa.Engine, contacts: int) -> None:
                {_pick(f"c.n + {steps} - 1", STATUSES)} = 'Eligible', (c.n % 1000) / 10.0,
                'bench', NULL, {synced}
         FROM {_seq(d, contacts, "c")}""",
-        # two asks per contact over two years, spread over contacts and days
+        # one deal per account, closing from two years ago to a year ahead; the closed ones
+        # won three times in five
+        f"""INSERT INTO opportunities (source, id, account_id, stage, is_closed, is_won,
+               close_date, amount, deleted, synced_at)
+        SELECT 'salesforce', 'O' || n, 'A' || n, 'Stage', (n % 1095) >= 365,
+               (n % 1095) >= 365 AND n % 5 < 3, {_day(d, "(n % 1095) - 365")},
+               1000 * (5 + n % 400), {false}, {synced}
+        FROM {_seq(d, accounts)}""",
+        # two asks per contact over two years, spread over contacts and days; one in ten
+        # serves another account's deal
         f"""INSERT INTO advocacy_asks (source, id, contact_id, account_id, ask_type, status,
-               requested_date, team, deleted, synced_at)
+               requested_date, team, opportunity_id, deleted, synced_at)
         SELECT 'salesforce', 'K' || n, 'C' || ((n * 7919) % {contacts}),
                'A' || (((n * 7919) % {contacts}) / 5), {_pick("n / 7", TYPES)},
-               {_pick("n / 3", OUTCOMES)}, {_day(d, "n % 730")}, {_pick("n", TEAMS)}, {false},
+               {_pick("n / 3", OUTCOMES)}, {_day(d, "n % 730")}, {_pick("n", TEAMS)},
+               CASE WHEN n % 10 = 0 THEN 'O' || ((n * 31) % {accounts}) END, {false},
                {synced}
         FROM {_seq(d, 2 * contacts)}""",
     ]
@@ -144,6 +156,7 @@ def main() -> None:
         with engine.begin() as conn:
             for table in (
                 "advocacy_asks",
+                "opportunities",
                 "evaluations",
                 "evaluation_history",
                 "contacts",
@@ -156,7 +169,7 @@ def main() -> None:
     with engine.connect() as conn:
         counts = {
             t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()
-            for t in ("contacts", "evaluation_history", "advocacy_asks")
+            for t in ("contacts", "evaluation_history", "advocacy_asks", "opportunities")
         }
     print(f"backend: {engine.dialect.name}; " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
     options = ReportOptions(targets={"segment": CoverageTarget(at_least=100_000)})
@@ -170,6 +183,7 @@ def main() -> None:
         ("demand", lambda c: demand_section(c, NOW, 90, options.history_weeks)),
         ("retention", lambda c: retention_section(c, NOW, 90)),
         ("most-asked", lambda c: most_asked_section(c, NOW, 90, top=20, crm_url=None)),
+        ("influence", lambda c: influence_section(c, NOW, options.history_weeks)),
     ]
     total, total_cpu = time.perf_counter(), time.process_time()
     with engine.connect() as conn:

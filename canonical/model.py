@@ -124,6 +124,8 @@ CANONICAL_FIELDS: dict[Entity, dict[str, FieldType]] = {
         "status": "string",
         "requested_date": "date",
         "team": "string",
+        # the deal the ask serves (a sales reference): the report's influence on revenue
+        "opportunity_id": "string",
     },
 }
 

@@ -436,6 +436,14 @@ def salesforce_objects() -> dict[str, ObjectDef]:
             Field("Status__c", "picklist", "Status", length=255, picklist=ASK_STATUSES),
             Field("Requested_Date__c", "date", "Requested Date"),
             Field("Team__c", "picklist", "Team", length=255, picklist=TEAMS),
+            Field(
+                "Opportunity__c",
+                "reference",
+                "Opportunity",
+                length=18,
+                reference_to=("Opportunity",),
+                relationship_name="Opportunity__r",
+            ),
             *_guard_fields(),
         ],
     )

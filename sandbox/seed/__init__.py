@@ -53,7 +53,9 @@ __all__ = [
 
 DEFAULT_CONTACTS_PER_ACCOUNT = 5
 #: Bump whenever the generated data or the schema changes: it keys the seed cache.
-SEED_VERSION = 8  # 7: the guard fields on Reference_Request__c; 8: consent and engagement fields
+#: 7: the guard fields on Reference_Request__c; 8: consent and engagement fields; 9: sales
+#: reference calls linked to a prospect's opportunity (Reference_Request__c.Opportunity__c).
+SEED_VERSION = 9
 PARALLEL_MIN_ACCOUNTS = 20_000
 
 

@@ -375,8 +375,10 @@ def seed_asks(
         "Status__c",
         "Requested_Date__c",
         "Team__c",
+        "Opportunity__c",
     )
     rows = Sink(store, SALESFORCE, "Reference_Request__c", columns, "SystemModstamp")
+    deal_for = _DealPicker(store, accounts)
     stars, willing, n_contacts = contacts.stars, contacts.willing, len(contacts.ids)
     type_t, team_t = words.ask_type, words.ask_team
     recent_t, past_t = words.recent_ask_status, words.past_ask_status
@@ -396,6 +398,13 @@ def seed_asks(
         else:
             status = past_t[int(r() * len(past_t))]
         stamp = stamp_after(requested)
+        ask_type, team = type_t[int(r() * len(type_t))], team_t[int(r() * len(team_t))]
+        day = clock.date(-days_ago)
+        deal = (
+            deal_for(n_ask, contacts.account[ci], day)
+            if (ask_type, team) == ("Reference Call", "Sales")
+            else None
+        )
         rows.add(
             (
                 sf_id("a0X", n_ask),
@@ -406,10 +415,56 @@ def seed_asks(
                 f"RR-{n_ask:06d}",
                 contacts.ids[ci],
                 accounts.ids[contacts.account[ci]],
-                type_t[int(r() * len(type_t))],
+                ask_type,
                 status,
-                clock.date(-days_ago),
-                team_t[int(r() * len(team_t))],
+                day,
+                team,
+                deal,
             )
         )
     return rows.finish()
+
+
+class _DealPicker:
+    """The deal a sales reference call serves: another account's opportunity, open that day.
+
+    Plausible, not random: a sales team asks an advocate to talk to a prospect of the same
+    segment (a similar size), while the prospect's deal is open (created on or before the
+    ask's day, closing on or after it), and never the advocate's own account. Among the
+    fitting candidates the one closing first wins: a reference is asked for late in a deal,
+    so an older ask mostly serves a deal that has closed since. Candidates are taken from the
+    seeded opportunities by a stride of the ask's number, so the choice draws nothing from the
+    random stream (every other record stays as it was); a sales ask with no fitting candidate
+    among the few tried stays unlinked.
+    """
+
+    TRIES = 16
+
+    def __init__(self, store: SandboxStore, accounts: Accounts) -> None:
+        self.store = store
+        self.table = store.table(SALESFORCE, "Opportunity")
+        self.count = int(store.fetchone(f"SELECT COUNT(*) FROM {self.table}")[0])
+        self.segment = dict(zip(accounts.ids, accounts.segment, strict=True))
+        self.accounts = accounts
+
+    def __call__(self, n_ask: int, advocate_account: int, day: str) -> str | None:
+        if not self.count:
+            return None
+        own = self.accounts.ids[advocate_account]
+        segment = self.accounts.segment[advocate_account]
+        best: tuple[str, str] | None = None  # (close date, id)
+        for k in range(self.TRIES):
+            rowid = 1 + (n_ask * 7919 + k * 104_729) % self.count
+            found = self.store.fetchone(
+                f'SELECT "Id", "AccountId", "CreatedDate", "CloseDate" FROM {self.table} '
+                "WHERE rowid = ?",
+                (rowid,),
+            )
+            if found is None:
+                continue
+            opp_id, account_id, created, close = found
+            if account_id == own or self.segment.get(account_id) != segment:
+                continue
+            if created[:10] <= day <= close and (best is None or (close, opp_id) < best):
+                best = (close, str(opp_id))
+        return best[1] if best else None

@@ -39,6 +39,14 @@ class AskCreate(AskCheck):
     """An ask to log: the check's fields, who asks, and an optional override."""
 
     requested_by: str = Field(min_length=1, max_length=255, examples=["jane.doe"])
+    opportunity_id: str | None = Field(
+        None,
+        min_length=15,
+        max_length=18,
+        pattern=r"^[A-Za-z0-9]+$",
+        examples=["006..."],
+        description="the Salesforce opportunity the ask serves (written to Opportunity__c)",
+    )
     override_reason: str | None = Field(
         None,
         min_length=3,
@@ -78,6 +86,7 @@ class AskLogged(Verdict):
 
     id: str
     override: bool
+    opportunity_id: str | None = None
 
 
 class Refused(Verdict):

@@ -22,13 +22,15 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from canonical.errors import InputError
+from canonical.sfid import to18
 from rules import Policy, today_for
 from rules.guard import (
     CLEAR,
@@ -43,7 +45,13 @@ from rules.guard import (
 )
 from sync_service.evaluate.ask_audit import AuditRow, AuditSink
 from sync_service.mapping.asks import AskFields
-from sync_service.store.ledger import ContactRow, ask_rows, asks_around, find_contact
+from sync_service.store.ledger import (
+    ContactRow,
+    ask_rows,
+    asks_around,
+    find_contact,
+    opportunity_exists,
+)
 from sync_service.store.models import advocacy_asks
 from sync_service.writeback.outbox import CREATE, queue
 
@@ -65,11 +73,13 @@ class Caller:
 
 @dataclass(frozen=True)
 class AskTarget:
-    """The contact (by Salesforce id or email) and the ask proposed."""
+    """The contact (by Salesforce id or email), the ask proposed and the deal it serves."""
 
     contact: str
     ask_type: str
     team: str | None
+    #: The Salesforce opportunity the ask is for (a sales reference), or None.
+    opportunity_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,8 @@ class Outcome:
     account_id: str | None
     ask_id: str | None = None
     overridden: bool = False
+    #: The opportunity a logged ask is linked to (18 characters), or None.
+    opportunity_id: str | None = None
 
 
 def ledger(rows: list[Any]) -> list[LedgerAsk]:
@@ -99,6 +111,7 @@ def ask_dicts(rows: list[Any]) -> list[dict[str, Any]]:
             "team": r.team,
             "status": r.status,
             "requested_date": r.requested_date.isoformat() if r.requested_date else None,
+            "opportunity_id": r.opportunity_id,
         }
         for r in rows
     ]
@@ -208,11 +221,26 @@ class Guard:
         """Decide and, when allowed or overridden, log the ask; None when no such contact.
 
         The decision and the insert share one transaction under the account's lock.
+
+        Raises:
+            InputError: the target names an opportunity the store does not hold.
         """
         policy = self.policy()
         now = self.now()
         today = today_for(policy, now)
+        if target.opportunity_id is not None:
+            target = replace(target, opportunity_id=to18(target.opportunity_id))
         with self.engine.connect() as conn:
+            if target.opportunity_id is not None and not opportunity_exists(
+                conn, target.opportunity_id
+            ):
+                # Checked before the contact, so a refused link costs no audit row: nothing
+                # was decided about anyone.
+                msg = (
+                    f"no opportunity {target.opportunity_id} in the store "
+                    "(synced opportunities only; check the id or wait for the next sync)"
+                )
+                raise InputError(msg, opportunity_id=target.opportunity_id)
             found = find_contact(conn, target.contact)
             if found is None:
                 self.audit.add(
@@ -263,7 +291,8 @@ class Guard:
                 ),
             )
             conn.commit()
-        return Outcome(decision, contact_id, account_id, ask_id, overridden)
+        linked = target.opportunity_id if ask_id is not None else None
+        return Outcome(decision, contact_id, account_id, ask_id, overridden, linked)
 
     def _insert(
         self,
@@ -293,6 +322,7 @@ class Guard:
             "status": REQUESTED,
             "requested_date": today,
             "team": target.team,
+            "opportunity_id": target.opportunity_id,
             "source_updated_at": now,
             "deleted": False,
             "extra": {

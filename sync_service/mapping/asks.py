@@ -17,7 +17,15 @@ from canonical.model import Entity
 from sync_service.mapping.model import SourceMapping
 
 #: Canonical ask fields a logged ask is created with, when mapped.
-CREATE_FIELDS = ("contact_id", "account_id", "ask_type", "status", "requested_date", "team")
+CREATE_FIELDS = (
+    "contact_id",
+    "account_id",
+    "ask_type",
+    "status",
+    "requested_date",
+    "team",
+    "opportunity_id",
+)
 #: Extra fields the guard needs: the external key, and the stamp it writes.
 GUARD_EXTRAS = ("guard_ask_id", "guard_status", "guard_reason")
 

@@ -2,9 +2,10 @@
 
 Answers the advocacy program manager's questions from the data the service already holds:
 how the pool of advocates changes, who is over-asked and who is never asked, where the program
-lacks Eligible advocates, who asks for what, how many advocates stay available, and who is
-asked most. Every figure is a grouped SQL query (:mod:`~sync_service.report.history`,
-:mod:`~sync_service.report.asks`, :mod:`~sync_service.report.coverage`), so a report over a
+lacks Eligible advocates, who asks for what, how many advocates stay available, who is asked
+most, and which deals the advocates helped (and whether references win them). Every figure is
+a grouped SQL query (:mod:`~sync_service.report.history`, :mod:`~sync_service.report.asks`,
+:mod:`~sync_service.report.coverage`, :mod:`~sync_service.report.influence`), so a report over a
 million contacts keeps memory flat; :mod:`~sync_service.report.charts` draws them as SVG and
 :mod:`~sync_service.report.page` lays them out in one self-contained HTML page.
 """

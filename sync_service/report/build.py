@@ -17,6 +17,7 @@ from sync_service.report.asks import demand_section, most_asked_section, utilisa
 from sync_service.report.coverage import DEFAULT_FIELDS, GroupField, resolve_field
 from sync_service.report.coverage import coverage_section as _coverage
 from sync_service.report.history import pool_section, retention_section
+from sync_service.report.influence import influence_section
 from sync_service.report.tables import Report, Section
 from sync_service.settings import CoverageTarget, Settings
 from sync_service.store.snapshot import shared_snapshot
@@ -29,6 +30,7 @@ SECTION_KEYS: tuple[str, ...] = (
     "demand",
     "retention",
     "most-asked",
+    "influence",
 )
 
 
@@ -105,6 +107,7 @@ def build_report(
         lambda c: most_asked_section(
             c, now, options.window_days, top=options.top, crm_url=options.crm_url
         ),
+        lambda c: influence_section(c, now, options.history_weeks),
     ]
     with shared_snapshot(engine, max(1, min(workers, len(builders)))) as conns:
         sections = _run(builders, conns)

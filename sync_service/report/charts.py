@@ -401,6 +401,74 @@ def most_asked_charts(section: Section) -> list[Chart]:
     ]
 
 
+def _paired_bars(
+    key: str,
+    caption: str,
+    labels: Sequence[str],
+    series: dict[str, list[float | None]],
+    *,
+    percent: bool = False,
+) -> Chart:
+    """Bars side by side per label, one per series (a missing value leaves a gap)."""
+    with mpl.rc_context(_RC):
+        fig, ax = _figure(height=3.0)
+        width = 0.8 / max(1, len(series))
+        x = list(range(len(labels)))
+        for i, (name, values) in enumerate(series.items()):
+            colour, hatch = _colour(i)
+            xs = [xx + (i - (len(series) - 1) / 2) * width for xx in x]
+            shown = [(xx, v) for xx, v in zip(xs, values, strict=True) if v is not None]
+            ax.bar(
+                [p[0] for p in shown],
+                [100 * p[1] if percent else p[1] for p in shown],
+                width=width,
+                label=name,
+                color=colour,
+                hatch=hatch,
+                edgecolor="white",
+                linewidth=0.4,
+            )
+        step = max(1, len(labels) // 12)
+        ax.set_xticks(x[::step], [labels[i] for i in x[::step]], rotation=45, ha="right")
+        ax.grid(axis="x", visible=False)
+        _finish(ax, ylabel="% won" if percent else None)
+        if percent:
+            ax.set_ylim(0, 100)
+        return Chart(key, caption, _svg(fig, key))
+
+
+def influence_charts(section: Section) -> list[Chart]:
+    """Influenced open and won amount per quarter; win rates with and without a reference."""
+    table = section.table("influence")
+    quarters = table.column("quarter")
+    out = [
+        _stacked_bars(
+            "influence",
+            "Amount of the deals with a linked ask, per quarter of the close date",
+            quarters,
+            {
+                "Won": [float(v) for v in table.column("influenced_won")],
+                "Open": [float(v) for v in table.column("influenced_open")],
+            },
+            "amount",
+        )
+    ]
+    if any(n for n in table.column("closed_with")) or any(table.column("closed_without")):
+        out.append(
+            _paired_bars(
+                "influence-win-rate",
+                "Win rate of closed deals with a reference and without, per quarter",
+                quarters,
+                {
+                    "with a reference": table.column("win_rate_with"),
+                    "without": table.column("win_rate_without"),
+                },
+                percent=True,
+            )
+        )
+    return out
+
+
 DRAW: dict[str, Callable[[Section], list[Chart]]] = {
     "pool": pool_charts,
     "utilisation": utilisation_charts,
@@ -408,6 +476,7 @@ DRAW: dict[str, Callable[[Section], list[Chart]]] = {
     "demand": demand_charts,
     "retention": retention_charts,
     "most-asked": most_asked_charts,
+    "influence": influence_charts,
 }
 
 

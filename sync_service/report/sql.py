@@ -52,6 +52,15 @@ def utc_midnight(dialect: str, column: Any) -> Any:
     return sa.func.timezone("UTC", sa.cast(column, sa.DateTime()))
 
 
+def quarter_label(dialect: str, column: Any) -> Any:
+    """A date column as its calendar quarter, ``'2026-Q4'`` (the same text on both databases)."""
+    if dialect == "sqlite":
+        quarter = (sa.cast(sa.func.strftime("%m", column), sa.Integer()) + 2) // 3
+        year = sa.func.strftime("%Y", column, type_=sa.String())
+        return year + "-Q" + sa.cast(quarter, sa.String())  # String + String: SQL's ||
+    return sa.func.to_char(column, 'YYYY-"Q"Q')
+
+
 def text_of(column: Any) -> Any:
     """A column as text for grouping (numbers and booleans from ``extra`` included)."""
     return sa.cast(column, sa.String())

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from canonical.speed_paths import speed_path_on
-from sync_service.store.models import advocacy_asks, contacts, evaluations
+from sync_service.store.models import advocacy_asks, contacts, evaluations, opportunities
 
 _CONTACT_COLUMNS = (
     "SELECT c.id, c.account_id, e.status, e.reason, e.next_available, e.score "
@@ -190,6 +190,17 @@ def verdict_row(conn: Connection, entity_type: str, entity_id: str) -> Any | Non
     ).first()
 
 
+def opportunity_exists(conn: Connection, opportunity_id: str) -> bool:
+    """Whether the store holds a live Salesforce opportunity with this (18-character) id."""
+    o = opportunities
+    found = conn.execute(
+        sa.select(sa.literal(1)).where(
+            o.c.source == "salesforce", o.c.id == opportunity_id, o.c.deleted == sa.false()
+        )
+    ).first()
+    return found is not None
+
+
 def ask_rows(
     conn: Connection, column: str, key: str, since: date, until: date | None = None
 ) -> list[Any]:
@@ -209,6 +220,7 @@ def ask_rows(
                 a.c.team,
                 a.c.status,
                 a.c.requested_date,
+                a.c.opportunity_id,
             ).where(*cond)
         )
     )

@@ -121,6 +121,8 @@ sa.Index(
     advocacy_asks.c.ask_type,
     advocacy_asks.c.status,
 )
+#: The influence section asks, per opportunity, whether an ask is linked to it (migration 0010).
+sa.Index("ix_advocacy_asks_opportunity", advocacy_asks.c.opportunity_id, advocacy_asks.c.deleted)
 
 CANONICAL_TABLES: dict[Entity, sa.Table] = {
     Entity.ACCOUNT: accounts,

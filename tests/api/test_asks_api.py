@@ -12,6 +12,7 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from canonical.model import Entity
 from sync_service.api.tokens import create_token, revoke_token
 from sync_service.mapping.asks import AskFields
 from sync_service.mapping.loader import load_mappings
@@ -19,6 +20,7 @@ from sync_service.ops.runs import utcnow
 from sync_service.store.engine import make_engine, upgrade
 from sync_service.store.models import advocacy_asks, ask_audit, writeback_outbox
 from tests.api.support import REPO, make_state, seed_contacts, serving
+from tests.store_seed import seed
 
 A1 = "001000000000001AAA"
 A2 = "001000000000002AAA"
@@ -162,6 +164,60 @@ def test_an_override_logs_the_ask_and_audits_who_why_and_what_it_broke(
     assert row["reasons"][-1] == "broken: rest_period"
     assert outbox["Guard_Status__c"] == "Override"
     assert outbox["Guard_Reason__c"].startswith("override by jane: the CEO asked for this one")
+
+
+def test_an_ask_for_a_deal_is_linked_to_its_opportunity_and_an_unknown_one_is_a_422(
+    api: tuple[str, Engine],
+) -> None:
+    base, engine = api
+    deal, gone = "006000000000001AAA", "006000000000002AAA"
+    seed(
+        engine,
+        Entity.OPPORTUNITY,
+        [{"id": deal, "account_id": A2}, {"id": gone, "account_id": A2, "deleted": True}],
+    )
+    sales = Client(base, token(engine, "sales", team="Sales"))
+
+    for unknown in ("006000000000404AAA", gone):
+        r = sales.post("/v1/asks", ask_body(kind="Reference Call", opportunity_id=unknown))
+        assert r.status_code == 422
+        assert r.json()["detail"] == (
+            f"no opportunity {unknown} in the store "
+            "(synced opportunities only; check the id or wait for the next sync)"
+        )
+    r = sales.post("/v1/asks", ask_body(kind="Reference Call", opportunity_id="not an id!"))
+    assert r.status_code == 422
+    assert "\n" not in r.json()["detail"]
+
+    # the 15-character form names the same deal; the link is stored in the 18-character form
+    r = sales.post("/v1/asks", ask_body(kind="Reference Call", opportunity_id=deal[:15]))
+    assert r.status_code == 201, r.text
+    assert r.json()["opportunity_id"] == deal
+    ask_id = r.json()["id"]
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(advocacy_asks).where(advocacy_asks.c.id == ask_id)).one()
+        outbox = conn.execute(
+            sa.select(writeback_outbox.c.fields).where(writeback_outbox.c.record_id == ask_id)
+        ).scalar_one()
+        others = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(advocacy_asks)
+            .where(advocacy_asks.c.id != ask_id)
+        ).scalar_one()
+    assert stored.opportunity_id == deal
+    assert outbox["Opportunity__c"] == deal
+    assert others == 0  # the 422s logged nothing
+
+    r = sales.post("/v1/asks", ask_body(contact=C3, kind="Webinar"))  # no deal: no link
+    assert r.status_code == 201
+    assert r.json()["opportunity_id"] is None
+    with engine.connect() as conn:
+        fields_sent = conn.execute(
+            sa.select(writeback_outbox.c.fields).where(
+                writeback_outbox.c.record_id == r.json()["id"]
+            )
+        ).scalar_one()
+    assert "Opportunity__c" not in fields_sent
 
 
 def test_roles_viewer_reads_admin_needs_a_team_revoked_tokens_stop(

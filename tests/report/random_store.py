@@ -121,6 +121,30 @@ def make_store(engine: Engine, seed_value: int, *, contacts: int = 240) -> Rando
                 for a in accounts
             ],
         )
+    # Deals: their own stream, so the rest of the store is what it was before they came.
+    deal_rng = random.Random(seed_value * 7 + 1)
+    deals = []
+    for i in range(max(6, contacts // 3)):
+        closed = deal_rng.random() < 0.6
+        deals.append(
+            {
+                "id": f"006O{i:05d}",
+                "account_id": deal_rng.choice(accounts)["id"],
+                "stage": "Closed" if closed else "Negotiation",
+                "is_closed": closed if deal_rng.random() > 0.03 else None,
+                "is_won": closed and deal_rng.random() < 0.5,
+                # some before the report's quarters, some past its last one, a few without
+                "close_date": (NOW + timedelta(days=deal_rng.randint(-900, 500))).date()
+                if deal_rng.random() > 0.03
+                else None,
+                "amount": float(deal_rng.randint(1, 500) * 1000)
+                if deal_rng.random() > 0.05
+                else None,
+                "deleted": deal_rng.random() < 0.04,
+                "source": "gainsight" if deal_rng.random() < 0.03 else "salesforce",
+            }
+        )
+    seed(engine, Entity.OPPORTUNITY, deals)
     asks = []
     for i in range(contacts * 6):
         day: date = (NOW - timedelta(days=rng.randint(-3, 760))).date()
@@ -134,6 +158,13 @@ def make_store(engine: Engine, seed_value: int, *, contacts: int = 240) -> Rando
                 "requested_date": day,
                 "team": rng.choice(TEAMS),
                 "deleted": rng.random() < 0.04,
+                # a sales reference serves a deal (some deals get several asks, some none);
+                # a few links name a deal the store does not hold
+                "opportunity_id": (
+                    deal_rng.choice(deals)["id"] if deal_rng.random() > 0.05 else "006Ogone"
+                )
+                if deal_rng.random() < 0.15
+                else None,
             }
         )
     seed(engine, Entity.ASK, asks)

@@ -49,6 +49,7 @@ def browser() -> Iterator[WebDriver]:
 
 def _assert_every_chart_visible(driver: WebDriver, charts: dict[str, list[Chart]]) -> None:
     expected = {f"chart-{c.key}" for group in charts.values() for c in group}
+    assert {"chart-influence", "chart-influence-win-rate"} <= expected
     shown = driver.find_elements(By.CSS_SELECTOR, "svg.chart")
     assert {el.get_attribute("id") for el in shown} == expected
     for el in shown:
@@ -57,7 +58,7 @@ def _assert_every_chart_visible(driver: WebDriver, charts: dict[str, list[Chart]
         assert el.size["width"] > 300, el.get_attribute("id")
         assert el.size["height"] > 100, el.get_attribute("id")
     headings = [h.text for h in driver.find_elements(By.CSS_SELECTOR, "section > h2")]
-    assert len(headings) == 6
+    assert len(headings) == 7
 
 
 def test_the_report_file_reads_offline_in_chromium(

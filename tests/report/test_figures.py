@@ -21,6 +21,7 @@ from sync_service.store.models import (
     contacts,
     evaluation_history,
     evaluations,
+    opportunities,
 )
 from tests.report.random_store import NOW, all_rows, make_store
 
@@ -248,3 +249,70 @@ def test_sections_read_in_parallel_equal_those_read_one_by_one(engine: Engine) -
     parallel = build_report(engine, options, NOW, workers=4)
     assert parallel == serial
     assert [s.key for s in parallel.sections] == [s.key for s in serial.sections]
+
+
+def _quarter(day: date) -> str:
+    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+
+
+def test_influence_per_quarter_equals_the_deals_and_their_linked_asks(store: Any) -> None:
+    engine, report = store
+    linked = {
+        a["opportunity_id"]
+        for a in all_rows(engine, advocacy_asks)
+        if a["opportunity_id"] and not a["deleted"]
+    }
+    # the quarters: from the one WEEKS weeks ago to the fourth after today's, none skipped
+    first = _quarter((NOW - timedelta(weeks=WEEKS)).date())
+    ahead = date(NOW.year + (NOW.month - 1 + 12) // 12, (NOW.month - 1 + 12) % 12 + 1, 1)
+    expected_quarters = []
+    day = date(int(first[:4]), 3 * (int(first[-1]) - 1) + 1, 1)
+    while day <= ahead:
+        if _quarter(day) not in expected_quarters:
+            expected_quarters.append(_quarter(day))
+        day += timedelta(days=28)
+    table = report.table("influence")
+    assert table is not None
+    assert table.column("quarter") == expected_quarters
+    want: dict[str, list[float]] = {q: [0.0] * 7 for q in expected_quarters}
+    for o in all_rows(engine, opportunities):
+        if o["source"] != "salesforce" or o["deleted"] or o["close_date"] is None:
+            continue
+        q = _quarter(o["close_date"])
+        if q not in want:
+            continue
+        w = want[q]
+        ref = o["id"] in linked
+        if ref:
+            w[2] += 1
+            if not o["is_closed"]:
+                w[0] += o["amount"] or 0
+            elif o["is_won"]:
+                w[1] += o["amount"] or 0
+        if o["is_closed"]:
+            w[3 if ref else 5] += 1
+            w[4 if ref else 6] += 1 if o["is_won"] else 0
+    got = {r["quarter"]: r for r in table.records()}
+    for q, (open_amt, won_amt, n, closed_with, won_with, closed_wo, won_wo) in want.items():
+        r = got[q]
+        assert r["influenced_open"] == pytest.approx(open_amt), q
+        assert r["influenced_won"] == pytest.approx(won_amt), q
+        assert (r["influenced_deals"], r["closed_with"], r["won_with"]) == (
+            n,
+            closed_with,
+            won_with,
+        )
+        assert (r["closed_without"], r["won_without"]) == (closed_wo, won_wo), q
+        assert r["win_rate_with"] == (won_with / closed_with if closed_with else None)
+        assert r["win_rate_without"] == (won_wo / closed_wo if closed_wo else None)
+    figures = {f.key: f.value for f in report.section("influence").figures}
+    totals = [sum(w[i] for w in want.values()) for i in range(7)]
+    assert figures["influenced_open"] == pytest.approx(totals[0])
+    assert figures["influenced_won"] == pytest.approx(totals[1])
+    assert figures["win_rate_with"] == pytest.approx(totals[4] / totals[3])
+    assert figures["win_rate_without"] == pytest.approx(totals[6] / totals[5])
+    # the randomised store exercises every branch: links, wins and losses on both sides
+    assert totals[0] > 0
+    assert totals[1] > 0
+    assert 0 < totals[4] < totals[3]
+    assert 0 < totals[6] < totals[5]

@@ -54,6 +54,25 @@ def test_asks_concentrate_on_few_contacts(sb: Sandbox) -> None:
     assert asks.most_common(1)[0][1] >= 5
 
 
+def test_sales_reference_calls_link_a_prospects_open_deal_of_the_same_segment(
+    sb: Sandbox,
+) -> None:
+    opps = {o["Id"]: o for o in sb.records("Opportunity")}
+    segment = {a["Id"]: a["Segment__c"] for a in sb.records("Account")}
+    asks = sb.records("Reference_Request__c")
+    linked = [a for a in asks if a["Opportunity__c"]]
+    sales_calls = [a for a in asks if (a["Type__c"], a["Team__c"]) == ("Reference Call", "Sales")]
+    assert len(linked) > len(sales_calls) / 3  # most sales references serve a deal
+    for ask in linked:
+        assert (ask["Type__c"], ask["Team__c"]) == ("Reference Call", "Sales")
+        deal = opps[ask["Opportunity__c"]]
+        assert deal["AccountId"] != ask["Account__c"]  # never the advocate's own account
+        assert segment[deal["AccountId"]] == segment[ask["Account__c"]]
+        assert deal["CreatedDate"][:10] <= ask["Requested_Date__c"] <= deal["CloseDate"]
+    assert any(opps[a["Opportunity__c"]]["IsClosed"] for a in linked)
+    assert any(not opps[a["Opportunity__c"]]["IsClosed"] for a in linked)
+
+
 def test_org_has_suspension_signals_and_consent_mix(sb: Sandbox) -> None:
     cases = sb.records("Case")
     assert any(c["IsEscalated"] and not c["IsClosed"] for c in cases)
@@ -147,15 +166,18 @@ def _org_digest(store: SandboxStore) -> str:
 #: Version 8 adds Contact.Reference_Consent_Types__c (derived from the contact's number, no
 #: random draw) and three empty Advocate_* result columns: with those four columns left out,
 #: the digests are version 7's, so every other record and value is unchanged.
+#: Version 9 adds Reference_Request__c.Opportunity__c on sales reference calls (picked by a
+#: stride of the ask's number, no random draw): with that column left out, the digests are
+#: version 8's.
 _FROZEN_DIGESTS = [
     (
         {"accounts": 40, "seed": 3},
-        "b08179c06ab15ea1c0b711bd15ec039970a8be652c558ad2514a4cb5a5bae922",
+        "3365372f3ee2c5ed11f193fc0a327f2d6485ce213491e893964f18ee809a0082",
     ),
     (
         # past 900 accounts, names repeat with a round suffix ("Acme Analytics Inc 2")
         {"accounts": 950, "seed": 11, "contacts_per_account": 3},
-        "ea8f57b46531621fbfa388b259bddbd9d7104b63568da76a3eb4b9e7688949b7",
+        "592dd2212e6aff2427f55a420b1b834c815f31374890f903560c5e3bad41786a",
     ),
 ]
 

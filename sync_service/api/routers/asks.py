@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
 
+from canonical.errors import InputError
 from sync_service.api.auth import Caller, State, team_for
 from sync_service.api.models import (
     AskCheck,
@@ -25,7 +26,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "no valid token"},
     403: {"model": Problem, "description": "another team's ask, or a read-only token"},
     404: {"model": Problem, "description": "no such contact in the store"},
-    422: {"model": Problem, "description": "malformed body"},
+    422: {"model": Problem, "description": "malformed body, or an opportunity not in the store"},
     429: {"model": Problem, "description": "the token's rate limit"},
 }
 
@@ -84,12 +85,15 @@ def log_ask(body: AskCreate, token: Caller, state: State) -> Any:
     The ask is in the store at once and reaches the CRM as a request exactly once.
     """
     team = team_for(token, body.team, logging=True)
-    outcome = state.guard.log(
-        GuardCaller(token.name, token.team),
-        AskTarget(body.contact, body.ask_type, team),
-        body.requested_by,
-        body.override_reason,
-    )
+    try:
+        outcome = state.guard.log(
+            GuardCaller(token.name, token.team),
+            AskTarget(body.contact, body.ask_type, team, body.opportunity_id),
+            body.requested_by,
+            body.override_reason,
+        )
+    except InputError as exc:  # an opportunity the store does not hold
+        raise HTTPException(422, str(exc)) from exc
     if outcome is None:
         raise _not_found(body)
     out = _plain(_verdict(outcome))
@@ -99,5 +103,11 @@ def log_ask(body: AskCreate, token: Caller, state: State) -> Any:
         )
         return JSONResponse(refused.model_dump(mode="json"), status_code=409)
     return AskLogged.model_validate(
-        {**out, "allowed": True, "id": outcome.ask_id, "override": outcome.overridden}
+        {
+            **out,
+            "allowed": True,
+            "id": outcome.ask_id,
+            "override": outcome.overridden,
+            "opportunity_id": outcome.opportunity_id,
+        }
     )
