@@ -82,6 +82,10 @@ PATTERN_FEATURES: list[tuple[re.Pattern[str], FeatureInfo]] = [
         FeatureInfo("integer", "account", "age in days of the oldest open ticket of priority <p>"),
     ),
     (
+        re.compile(r"^oldest_open_(?P<priority>[a-z0-9_]+)_date$"),
+        FeatureInfo("date", "account", "opening date of the oldest open ticket of priority <p>"),
+    ),
+    (
         re.compile(r"^tickets_last_(?P<days>[1-9][0-9]{0,4})d$"),
         FeatureInfo("integer", "account", "tickets opened in the last <N> days"),
     ),
@@ -124,6 +128,28 @@ def consent_feature(consent_type: str) -> str:
     return f"consent_{slug(consent_type)}"
 
 
+#: Day counts from ``today`` and the date each counts from. Their values change every day, so a
+#: reason naming one would rewrite the CRM field daily: reasons name the date instead.
+DAY_COUNT_DATES: dict[str, str] = {
+    "opt_in_age_days": "opt_in_date",
+    "nps_age_days": "nps_latest_date",
+    "days_since_last_ask": "last_ask_date",
+    "tenure_days": "customer_since",
+}
+_OLDEST_OPEN_DAYS = re.compile(r"^oldest_open_(?P<priority>[a-z0-9_]+)_days$")
+
+
+def day_count_date(name: str) -> str | None:
+    """The date feature a day-count feature counts from, or None when ``name`` is no day count.
+
+    ``nps_age_days`` -> ``nps_latest_date``; ``oldest_open_p1_days`` -> ``oldest_open_p1_date``.
+    """
+    if name in DAY_COUNT_DATES:
+        return DAY_COUNT_DATES[name]
+    m = _OLDEST_OPEN_DAYS.match(name)
+    return f"oldest_open_{m.group('priority')}_date" if m else None
+
+
 #: Columns every features frame has, whatever the policy declares.
 KEY_COLUMNS: dict[str, FieldType] = {"contact_id": "string", "account_id": "string"}
 
@@ -140,6 +166,8 @@ def lookup(name: str) -> FeatureInfo | None:
 
 def pattern_params(name: str) -> dict[str, str]:
     """The parameters of a parameterised feature name (empty for a fixed one)."""
+    if name in BUILTIN_FEATURES:  # oldest_open_escalation_date is not priority 'escalation'
+        return {}
     for pattern, _info in PATTERN_FEATURES:
         m = pattern.match(name)
         if m:
@@ -153,6 +181,7 @@ def known_names() -> list[str]:
         *BUILTIN_FEATURES,
         "open_tickets_p1",
         "oldest_open_p1_days",
+        "oldest_open_p1_date",
         "tickets_last_30d",
         "asks_last_90d",
         "account_asks_last_90d",

@@ -15,6 +15,12 @@ another rule decides the status, the reason adds it ("no NPS response; also 10 a
 cap 3") and the next available date is still set. The score is computed for everyone and
 never changes the status.
 
+Values do not drift with the clock: what is written to the CRM changes only when the data or a
+real boundary does (a cap window lets an ask go, the rest period ends). Reasons name dates, not
+day counts (the policy refuses a ``*_days`` placeholder); the score is a whole number (its
+day-count terms count whole periods, see :mod:`rules.policy`); an Eligible contact's next
+available date is empty, not "today" (it may be asked now).
+
 Dates: ``today`` is ``now`` seen in the policy's time zone (the CRM's date convention); an ask
 on day D counts in a window of N days while ``D > today - N``, so an ask exactly N days ago no
 longer counts, and the contact is available again on ``D + N``.
@@ -158,9 +164,9 @@ def evaluate(policy: Policy, features: pl.DataFrame, now: datetime) -> pl.DataFr
 
     Returns:
         One row per input row: ``contact_id``, ``account_id``, ``status``, ``eligible``,
-        ``score`` (0-100), ``reason``, ``next_available`` (the date the fatigue lifts whenever
-        a cap or the rest period binds, whatever the status; else today when eligible, NULL
-        otherwise), ``recent_asks`` (asks in the policy's recent window), ``last_ask`` (date of
+        ``score`` (a whole number, 0-100), ``reason``, ``next_available`` (the date the
+        fatigue lifts whenever a cap or the rest period binds, whatever the status; else NULL:
+        an Eligible contact may be asked now, and "today" would change every day), ``recent_asks`` (asks in the policy's recent window), ``last_ask`` (date of
         the latest ask), ``available_for`` (the ask types the contact may be asked for now,
         ';'-separated), ``fatigued``, ``fatigue_reason`` and one ``rule__<id>`` column per
         rule with its raw outcome.
@@ -274,12 +280,11 @@ def evaluate(policy: Policy, features: pl.DataFrame, now: datetime) -> pl.DataFr
         .otherwise(reason)
     )
 
-    # A binding cap or rest period dates the next ask whatever rule decided the status.
+    # A binding cap or rest period dates the next ask whatever rule decided the status. Else
+    # nothing: an Eligible contact may be asked now, and "today" would rewrite the field daily.
     next_available = (
         pl.when(pl.col("fatigued"))
         .then(pl.col("_fat_until"))
-        .when(st == Status.ELIGIBLE.value)
-        .then(today_lit)
         .otherwise(pl.lit(None, dtype=pl.Date))
     )
     frame = frame.with_columns(
@@ -359,7 +364,8 @@ def _score_expr(policy: Policy) -> pl.Expr:
         * t.weight
         for t in policy.terms
     ]
-    return (pl.sum_horizontal(parts) * (100.0 / total)).round(1)
+    # Whole points: a fraction would move with clock noise and rewrite the CRM field for nothing.
+    return (pl.sum_horizontal(parts) * (100.0 / total)).round(0)
 
 
 def account_features_schema(policy: Policy) -> dict[str, pl.DataType]:
@@ -378,8 +384,9 @@ def evaluate_accounts(
 
     An account is Suspended when a suspension rule holds on its account-level features (rules
     that need contact features give NULL there and so do not hold). Otherwise it is Eligible
-    when at least one contact is ("3 eligible advocates"), Fatigued when its candidates are all
-    fatigued (next available: the earliest of theirs), else Not Eligible.
+    when at least one contact is ("3 eligible advocates"; no next available date: one may be
+    asked now), Fatigued when its candidates are all fatigued (next available: the earliest of
+    theirs), else Not Eligible.
 
     Args:
         policy: the policy.
@@ -387,7 +394,7 @@ def evaluate_accounts(
         contact_results: :func:`evaluate` output for the contacts of these accounts.
         now: the run's ``now``.
     """
-    today = today_for(policy, now)
+    today_for(policy, now)  # refuses a naive now, as evaluate() does
     schema = policy.input_schema()
     frame = accounts.with_columns(
         [pl.lit(None, dtype=t).alias(c) for c, t in schema.items() if c not in accounts.columns]
@@ -440,9 +447,7 @@ def evaluate_accounts(
         .otherwise(pl.lit("no eligible advocate"))
     )
     next_available = (
-        pl.when(st == Status.ELIGIBLE.value)
-        .then(pl.lit(today, dtype=pl.Date))
-        .when(st == Status.FATIGUED.value)
+        pl.when(st == Status.FATIGUED.value)
         .then(pl.col("_fat_next"))
         .otherwise(pl.lit(None, dtype=pl.Date))
     )

@@ -41,6 +41,7 @@ from rules.expressions import (
     Template,
     compile_expression,
     parse_template,
+    referenced_names,
 )
 from rules.footguns import yaml_footguns
 
@@ -198,6 +199,23 @@ class CompiledRule:
     reason: Template
     null_reason: Template
     description: str | None
+
+
+def _day_count_problems(*templates: Template) -> str | None:
+    """Why a reason naming a day count is refused (None when it names none).
+
+    A day count changes every day, so the reason, and the CRM field it is written to, would
+    be rewritten daily with no change in the data. The date it counts from says the same.
+    """
+    for template in templates:
+        for name in template.fields:
+            since = catalogue.day_count_date(name)
+            if since:
+                return (
+                    f"{{{name}}} counts days, so the reason would change every day and rewrite "
+                    f"the CRM field; name the date instead ({{{since}}}, declared under features:)"
+                )
+    return None
 
 
 @dataclass(frozen=True)
@@ -400,6 +418,10 @@ def _compile(
             except ExpressionError as exc:
                 problems.append(f"{doc.where((*base, 'reason'))}: {label}.reason: {exc}")
                 continue
+            drifting = _day_count_problems(reason, null_reason)
+            if drifting:
+                problems.append(f"{doc.where((*base, 'reason'))}: {label}.reason: {drifting}")
+                continue
             rules.append(
                 CompiledRule(kind, rule.id, rule.when, expr, reason, null_reason, rule.description)  # type: ignore[arg-type]
             )
@@ -432,6 +454,15 @@ def _compile(
             expr = compile_expression(term.value, schema, want="number")
         except ExpressionError as exc:
             problems.append(f"{doc.where(('score', 'terms', i, 'value'))}: {label}.value: {exc}")
+            continue
+        names = referenced_names(term.value)
+        counts = sorted(n for n in names if catalogue.day_count_date(n))
+        if counts and "FLOOR" not in {n.upper() for n in names}:
+            problems.append(
+                f"{doc.where(('score', 'terms', i, 'value'))}: {label}.value: {counts[0]} "
+                "counts days, so the score would move every few days and rewrite the CRM field; "
+                f"count whole periods, e.g. FLOOR({counts[0]} / 365) with min and max in years"
+            )
             continue
         terms.append(CompiledTerm(term.id, term.value, expr, term.min, term.max, term.weight))
 

@@ -34,6 +34,7 @@ def eligible_contact(**overrides: Any) -> dict[str, Any]:
         "open_escalations": 0,
         "oldest_open_escalation_date": None,
         "oldest_open_p1_days": None,
+        "oldest_open_p1_date": None,
         "payment_overdue": False,
         "renewal_risk": None,
         "renewal_close_date": None,

@@ -65,7 +65,12 @@ CASES: list[tuple[str, dict[str, Any], Status, str]] = [
         Status.SUSPENDED,
         "Open escalation since 2026-11-02",
     ),
-    ("P1 open 8 days", {"oldest_open_p1_days": 8}, Status.SUSPENDED, "P1 case open for 8 days"),
+    (
+        "P1 open 8 days",
+        {"oldest_open_p1_days": 8, "oldest_open_p1_date": TODAY - timedelta(days=8)},
+        Status.SUSPENDED,
+        "P1 case open since 2026-11-15",
+    ),
     ("P1 open 7 days", {"oldest_open_p1_days": 7}, Status.ELIGIBLE, "Eligible"),
     ("payment overdue", {"payment_overdue": True}, Status.SUSPENDED, "Payment overdue"),
     ("payment status unknown", {"payment_overdue": None}, Status.ELIGIBLE, "Eligible"),
@@ -87,12 +92,12 @@ def test_each_rule_kind(name: str, overrides: dict[str, Any], status: Status, re
     assert row["status"] == status.value
     assert row["reason"] == reason
     assert row["eligible"] is (status is Status.ELIGIBLE)
-    assert row["next_available"] == (TODAY if status is Status.ELIGIBLE else None)
+    assert row["next_available"] is None  # no cap binds; Eligible may be asked now, not "today"
 
 
 # (features, asks as (days ago, type)) -> status, reason, next available
 FATIGUE_CASES: list[tuple[str, list[tuple[int, str]], Status, str | None, date | None]] = [
-    ("no asks", [], Status.ELIGIBLE, "Eligible", TODAY),
+    ("no asks", [], Status.ELIGIBLE, "Eligible", None),
     (
         "reference call 20 days ago",
         [(20, "Reference Call")],
@@ -105,7 +110,7 @@ FATIGUE_CASES: list[tuple[str, list[tuple[int, str]], Status, str | None, date |
         [(30, "Reference Call")],
         Status.ELIGIBLE,
         "Eligible",
-        TODAY,
+        None,
     ),
     (
         "reference call 29 days ago",
@@ -121,7 +126,7 @@ FATIGUE_CASES: list[tuple[str, list[tuple[int, str]], Status, str | None, date |
         "rest period after the ask on 2026-11-10 (14 days)",
         TODAY + timedelta(days=1),
     ),
-    ("ask exactly 14 days ago: rested", [(14, "Case Study")], Status.ELIGIBLE, "Eligible", TODAY),
+    ("ask exactly 14 days ago: rested", [(14, "Case Study")], Status.ELIGIBLE, "Eligible", None),
     (
         "three asks in the quarter",
         [(20, "Case Study"), (50, "Review"), (80, "Webinar")],
@@ -134,14 +139,14 @@ FATIGUE_CASES: list[tuple[str, list[tuple[int, str]], Status, str | None, date |
         [(20, "Case Study"), (50, "Review")],
         Status.ELIGIBLE,
         "Eligible",
-        TODAY,
+        None,
     ),
     (
         "third ask exactly 90 days ago",
         [(20, "Case Study"), (50, "Review"), (90, "Webinar")],
         Status.ELIGIBLE,
         "Eligible",
-        TODAY,
+        None,
     ),
     (
         "four asks: binds until the 3rd newest leaves",
@@ -232,7 +237,7 @@ def test_dates_follow_the_policy_time_zone() -> None:
         }
     ]
     for policy, status, nxt in (
-        (utc, "Eligible", date(2026, 11, 23)),
+        (utc, "Eligible", None),
         (pacific, "Fatigued", date(2026, 11, 23)),
     ):
         row = evaluate(policy, frame(policy, [eligible_contact()], asks, now=now), now).row(
@@ -306,7 +311,7 @@ def test_explain_lists_every_feature_rule_and_cap() -> None:
     assert out["rest"]["binding"] is True
     assert out["rest"]["until"] == "2026-11-27"
     assert out["features"]["nps_latest"] is None
-    assert sum(t["points"] for t in out["score_terms"]) == pytest.approx(out["score"], abs=0.3)
+    assert sum(t["points"] for t in out["score_terms"]) == pytest.approx(out["score"], abs=0.7)
 
 
 def test_accounts_take_suspension_from_their_features_and_the_rest_from_their_contacts() -> None:
@@ -333,8 +338,32 @@ def test_accounts_take_suspension_from_their_features_and_the_rest_from_their_co
         for r in evaluate_accounts(POLICY, accounts, results, NOW).iter_rows(named=True)
     }
     assert (out["a1"]["status"], out["a1"]["reason"]) == ("Eligible", "1 eligible advocate")
+    assert out["a1"]["next_available"] is None  # one may be asked now: no date that moves daily
     assert out["a2"]["status"] == "Fatigued"
     assert out["a2"]["next_available"] == TODAY + timedelta(days=9)
     assert (out["a3"]["status"], out["a3"]["reason"]) == ("Not Eligible", "no eligible advocate")
     assert (out["a4"]["status"], out["a4"]["reason"]) == ("Not Eligible", "no contacts")
     assert (out["a5"]["status"], out["a5"]["reason"]) == ("Suspended", "Payment overdue")
+
+
+def test_an_unchanged_contact_keeps_its_values_from_day_to_day() -> None:
+    # Only the clock moves: day counts grow, dates stay. Reason, score and next available date
+    # must not change (they are written to the CRM), except on a real boundary: tenure's whole
+    # years (the anniversary of customer_since, 1 March here, not inside these 60 days).
+    seen = set()
+    for day in range(60):
+        now = NOW + timedelta(days=day)
+        today = now.date()
+        row = eligible_contact(
+            nps_age_days=(today - date(2026, 6, 1)).days,
+            customer_since=date(2024, 3, 1),
+            tenure_days=(today - date(2024, 3, 1)).days,
+            open_escalations=0,
+            oldest_open_p1_days=(today - date(2026, 11, 1)).days,
+            oldest_open_p1_date=date(2026, 11, 1),
+        )
+        out = evaluate(POLICY, frame(POLICY, [row], now=now), now).row(0, named=True)
+        seen.add((out["status"], out["reason"], out["score"], out["next_available"]))
+    [(status, reason, score, nxt)] = seen
+    assert (status, reason, nxt) == ("Suspended", "P1 case open since 2026-11-01", None)
+    assert score == round(score)

@@ -181,6 +181,44 @@ def test_a_reason_naming_an_unknown_feature_is_rejected(tmp_path: Path) -> None:
     assert "unknown feature {oldest_escalation}" in problems[0]
 
 
+def test_a_reason_naming_a_day_count_is_refused_with_the_date_to_use(tmp_path: Path) -> None:
+    # "open for 186 days" becomes "187 days" tomorrow: the CRM field would be rewritten daily.
+    text = GOOD.replace(
+        "  open_escalations: integer\n",
+        "  open_escalations: integer\n  oldest_open_p1_days: integer\n",
+    ).replace("reason: escalated", "reason: P1 open for {oldest_open_p1_days} days")
+    [problem] = problems_of(text, tmp_path)
+    assert "rules.yaml:16:" in problem
+    assert "{oldest_open_p1_days} counts days" in problem
+    assert "name the date instead ({oldest_open_p1_date}" in problem
+
+
+def test_a_null_reason_naming_a_day_count_is_refused_too(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "  nps_latest: integer\n", "  nps_latest: integer\n  nps_age_days: integer\n"
+    ).replace(
+        "reason: not a promoter", "reason: not a promoter\n    null_reason: asked {nps_age_days}"
+    )
+    [problem] = problems_of(text, tmp_path)
+    assert "({nps_latest_date}" in problem
+
+
+def test_a_score_term_counting_days_must_count_whole_periods(tmp_path: Path) -> None:
+    head = GOOD.replace(
+        "  nps_latest: integer\n", "  nps_latest: integer\n  tenure_days: integer\n"
+    )
+    creeping = (
+        head + "score:\n  terms:\n    - {id: t, value: tenure_days, min: 0, max: 900, weight: 1}\n"
+    )
+    [problem] = problems_of(creeping, tmp_path)
+    assert "score.terms[0] (t).value: tenure_days counts days" in problem
+    assert "FLOOR(tenure_days / 365)" in problem
+    whole = creeping.replace(
+        "value: tenure_days, min: 0, max: 900", "value: FLOOR(tenure_days / 365), min: 0, max: 3"
+    )
+    assert parse_policy(whole, "x.yaml").terms[0].id == "t"
+
+
 def test_admin_mapped_extra_fields_can_be_used(tmp_path: Path) -> None:
     text = GOOD.replace(
         "  open_escalations: integer\n",

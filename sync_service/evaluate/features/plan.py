@@ -202,6 +202,7 @@ class FeaturePlan:
             if col.startswith("_oldest_"):
                 p = col.removeprefix("_oldest_")
                 extra.append((today - pl.col(col)).dt.total_days().alias(f"oldest_open_{p}_days"))
+                extra.append(pl.col(col).alias(f"oldest_open_{p}_date"))
         frame = frame.with_columns(extra) if extra else frame
         schema = account_features_schema(self.policy)
         for cap in self.account_caps:

@@ -43,6 +43,7 @@ def test_features_per_contact_and_account(engine: Engine) -> None:
     assert (a["open_tickets"], a["open_tickets_p1"], a["open_escalations"]) == (2, 1, 1)
     assert a["oldest_open_escalation_date"] == date(2026, 11, 2)  # UTC date of the timestamp
     assert a["oldest_open_p1_days"] == 9
+    assert a["oldest_open_p1_date"] == TODAY - timedelta(days=9)  # what a reason names
     assert a["tickets_last_30d"] == 2
     assert (a["has_open_renewal"], a["renewal_risk"], a["renewal_close_date"]) == (
         True,
