@@ -291,31 +291,31 @@ CASES = [
             p.rules, "    when: >-\n      opted_in\n", "    when: opted_in #AND nps_latest >= 9\n"
         ),
         "an unquoted ' #' starts a YAML comment",
-        (R, 63),
+        (R, 66),
     ),
     Case(
         "rule-leading-bang",
         lambda p: p.sub(p.rules, "    when: >-\n      opted_out\n", "    when: !opted_in\n"),
         "which YAML reads as a tag",
-        (R, 56),
+        (R, 59),
     ),
     Case(
         "score-inverted",
         lambda p: p.sub(p.rules, "      min: 6\n      max: 10\n", "      min: 10\n      max: 6\n"),
         "min (10) is above max (6)",
-        (R, 154),
+        (R, 160),
     ),
     Case(
         "score-empty-range",
         lambda p: p.sub(p.rules, "      min: 6\n      max: 10\n", "      min: 6\n      max: 6\n"),
         "min and max must differ",
-        (R, 155),
+        (R, 161),
     ),
     Case(
         "rule-key-typo",
         lambda p: p.sub(p.rules, "    reason: not opted in\n", "    reasn: not opted in\n"),
         "did you mean 'reason'?",
-        (R, 65),
+        (R, 68),
     ),
     Case(
         "rules-version-typo",
@@ -327,7 +327,7 @@ CASES = [
         "rules-unknown-feature",
         lambda p: p.sub(p.rules, "      opted_in\n    reason", "      opted_inn\n    reason"),
         "did you mean 'opted_in'?",
-        (R, 64),
+        (R, 67),
     ),
     Case("rules-latin1", _latin1(lambda p: p.rules), "byte 0xe9 is not UTF-8", (R, 2)),
     Case("rules-oversize", _oversize(lambda p: p.rules), "over the 1 MiB limit", (R, None)),
@@ -341,7 +341,7 @@ CASES = [
         "rules-duplicate-id",
         lambda p: p.sub(p.rules, "  - id: recent_promoter", "  - id: opted_in"),
         "duplicate rule id 'opted_in'",
-        (R, 68),
+        (R, 71),
     ),
     Case(
         "rules-cap-without-window",
@@ -353,7 +353,7 @@ CASES = [
         "rules-time-zone",
         lambda p: p.sub(p.rules, "timezone: UTC", "timezone: Mars/Olympus"),
         "unknown time zone",
-        (R, 26),
+        (R, 28),
     ),
 ]
 
