@@ -166,8 +166,9 @@ def evaluate(policy: Policy, features: pl.DataFrame, now: datetime) -> pl.DataFr
         One row per input row: ``contact_id``, ``account_id``, ``status``, ``eligible``,
         ``score`` (a whole number, 0-100), ``reason``, ``next_available`` (the date the
         fatigue lifts whenever a cap or the rest period binds, whatever the status; else NULL:
-        an Eligible contact may be asked now, and "today" would change every day), ``recent_asks`` (asks in the policy's recent window), ``last_ask`` (date of
-        the latest ask), ``available_for`` (the ask types the contact may be asked for now,
+        an Eligible contact may be asked now, and "today" would change every day),
+        ``recent_asks`` (asks in the policy's recent window), ``last_ask`` (date of the latest
+        ask), ``available_for`` (the ask types the contact may be asked for now,
         ';'-separated), ``fatigued``, ``fatigue_reason`` and one ``rule__<id>`` column per
         rule with its raw outcome.
 

@@ -1,11 +1,19 @@
-"""Build connectors from the service's settings; the only place that knows both."""
+"""Build connectors from the service's settings; the only place that knows both.
+
+What a connector may keep across jobs lives here, once per process: the Salesforce token (every
+job of ``serve`` uses the same one; a 401 renews it for all) and, on disk in the var dir, the
+describes of the mapped objects (see :mod:`connectors.salesforce.describe`).
+"""
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from canonical.errors import SettingsError
 from canonical.model import System
+from sync_service.mapping.loader import digest_files
 from sync_service.ops.api_usage import calls_today
 from sync_service.settings import Settings
 
@@ -13,6 +21,29 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from connectors.base import Connector
+    from connectors.salesforce.auth import TokenCache
+
+
+_tokens: list[TokenCache] = []
+_tokens_lock = threading.Lock()
+
+
+def salesforce_tokens() -> TokenCache:
+    """The process's Salesforce tokens, shared by every connector the factory builds."""
+    from connectors.salesforce.auth import TokenCache
+
+    with _tokens_lock:
+        if not _tokens:
+            _tokens.append(TokenCache())
+        return _tokens[0]
+
+
+def mappings_digest(mappings_dir: Path) -> str:
+    """A digest of the mapping files: a new digest makes kept describes stale."""
+    try:
+        return digest_files(sorted(Path(mappings_dir).glob("*.yaml")))
+    except OSError:
+        return ""
 
 
 def _ca_bundle(settings: Settings) -> str | None:
@@ -34,6 +65,7 @@ def build_connector(
     *,
     engine: Engine | None = None,
     writes_enabled: bool = False,
+    var_dir: Path | None = None,
 ) -> Connector:
     """The connector for ``system`` (``salesforce`` or ``gainsight``).
 
@@ -43,6 +75,8 @@ def build_connector(
         engine: the store; lets Gainsight's daily budget count the calls earlier runs made
             today (its limit is a fixed daily window, not per run).
         writes_enabled: allow writes to Gainsight (off unless its writeback is enabled).
+        var_dir: the service's var dir: Salesforce describes are kept there across runs (for a
+            day, or until the mappings or the API version change); None: for this run only.
 
     Raises:
         SettingsError: when the system is disabled or not configured.
@@ -64,7 +98,10 @@ def build_connector(
                 settings.salesforce,
                 ca_bundle=_ca_bundle(settings),
                 batch_size=settings.sync.batch_size,
-            )
+                describe_cache_dir=var_dir,
+                describe_cache_key=mappings_digest(settings.mappings_dir) if var_dir else "",
+            ),
+            tokens=salesforce_tokens(),
         )
     from connectors.gainsight.config import GainsightConfig
     from connectors.gainsight.connector import GainsightConnector

@@ -79,7 +79,7 @@ def sync_job(
             run.error = f"{system} is not configured (no mapping or disabled); nothing to sync"
             log.info(run.error)
             return run
-        connector = build_connector(ctx.settings, system, engine=ctx.engine)
+        connector = build_connector(ctx.settings, system, engine=ctx.engine, var_dir=ctx.var_dir)
         try:
             now = utcnow()
             opts = IngestOptions(
@@ -123,7 +123,9 @@ def reconcile_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Ru
         for source in mappings.sources:
             if not source_enabled(ctx.settings, source.system):
                 continue
-            connector = build_connector(ctx.settings, source.system, engine=ctx.engine)
+            connector = build_connector(
+                ctx.settings, source.system, engine=ctx.engine, var_dir=ctx.var_dir
+            )
             try:
                 now = utcnow()
                 opts = IngestOptions(
@@ -288,7 +290,7 @@ def asks_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Run:
             settings.rules_file, ctx.var_dir / SNAPSHOT_NAME
         )
         run.config_errors.extend(problems)
-        connector = build_connector(settings, "salesforce", engine=ctx.engine)
+        connector = build_connector(settings, "salesforce", engine=ctx.engine, var_dir=ctx.var_dir)
         started = utcnow()
         since = guard_writes.stamp_window(ctx.engine, started, _overlap(ctx, "salesforce"))
         try:

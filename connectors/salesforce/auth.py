@@ -9,12 +9,19 @@ Flows, all against ``{login_url}/services/oauth2/token`` (so My Domain and sandb
 * ``token`` — a given access token and instance URL; it cannot be renewed.
 
 ``auto`` picks the first flow the credentials allow, renewable flows first.
+
+A :class:`TokenCache` shared by every connector of a process (the service's factory holds one)
+lets the jobs of ``serve`` use one token: the first connector logs in, the others reuse its
+token, and the one that meets a 401 ``INVALID_SESSION_ID`` renews it once for all of them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -114,6 +121,42 @@ def audience(login_url: str) -> str:
     if host == "salesforce.com" or host.endswith(".salesforce.com"):
         return PRODUCTION_AUDIENCE
     return f"{parts.scheme}://{parts.netloc}"
+
+
+class TokenCache:
+    """Tokens shared by the connectors of one process, one per org and user (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, Token] = {}
+        self._lock = threading.Lock()
+        #: Tokens fetched from the token endpoint through this cache (logins).
+        self.logins = 0
+
+    def get(self, key: str, fetch: Callable[[], Token]) -> Token:
+        """The token kept for ``key``, else one fetched now (one login however many ask)."""
+        with self._lock:
+            token = self._tokens.get(key)
+            if token is None:
+                token = fetch()
+                self._tokens[key] = token
+                self.logins += 1
+            return token
+
+    def renew(self, key: str, stale: Token | None, fetch: Callable[[], Token]) -> Token:
+        """A new token for ``key`` unless another connector already replaced ``stale``."""
+        with self._lock:
+            token = self._tokens.get(key)
+            if token is None or token == stale:
+                token = fetch()
+                self._tokens[key] = token
+                self.logins += 1
+            return token
+
+
+def cache_key(config: SalesforceConfig, flow: str) -> str:
+    """Which org, user and flow a token belongs to (hashed: no secret or name in memory dumps)."""
+    parts = (flow, config.login_url, config.client_id or "", config.username or "")
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:24]
 
 
 class Authenticator:

@@ -74,6 +74,9 @@ class SalesforceConfig(SalesforceOptions, ConnectorConfig):
         bulk_poll_max: the longest wait between polls.
         bulk_job_timeout_seconds: how long a bulk job may run before the run stops.
         user_agent: sent on every request.
+        describe_cache_dir: where describes are kept across runs (the service's var dir);
+            None: only for the life of the connector.
+        describe_cache_key: what else makes a kept describe stale (the mappings' digest).
     """
 
     OPTIONS: ClassVar[type[ConnectorOptions]] = SalesforceOptions
@@ -87,6 +90,8 @@ class SalesforceConfig(SalesforceOptions, ConnectorConfig):
             "bulk_poll_max",
             "bulk_job_timeout_seconds",
             "user_agent",
+            "describe_cache_dir",
+            "describe_cache_key",
         }
     )
 
@@ -97,6 +102,8 @@ class SalesforceConfig(SalesforceOptions, ConnectorConfig):
     bulk_poll_max: float = Field(10.0, ge=0)
     bulk_job_timeout_seconds: float = Field(3600.0, gt=0)
     user_agent: str = "advocate-sync/0.1 (simple-salesforce)"
+    describe_cache_dir: str | Path | None = None
+    describe_cache_key: str = ""
 
     @property
     def token_url(self) -> str:

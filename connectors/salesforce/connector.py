@@ -2,10 +2,11 @@
 
 Every API call of the connector goes through :meth:`SalesforceConnector.call`, which in order:
 checks the API budget, runs the call with simple-salesforce (built on the connector's session),
-translates any failure (:mod:`.errors`), renews the token once on 401 INVALID_SESSION_ID and
-repeats the call (simple-salesforce objects, the Bulk 2.0 handlers included, are rebuilt from
-the new token), and retries retriable failures under the one policy (:mod:`connectors.retry`:
-``Retry-After`` honoured, else jittered exponential backoff).
+translates any failure (:mod:`.errors`), renews the token once on 401 INVALID_SESSION_ID (in
+the process's :class:`~.auth.TokenCache` when one is given, so every connector sharing it gets
+the new token) and repeats the call (simple-salesforce objects, the Bulk 2.0 handlers included,
+are rebuilt from the new token), and retries retriable failures under the one policy
+(:mod:`connectors.retry`: ``Retry-After`` honoured, else jittered exponential backoff).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import requests
@@ -23,9 +25,9 @@ from canonical.errors import AuthError, ConnectorError
 from canonical.model import System
 from connectors.base import ApiUsage, Connector, RecordChange, StreamSpec, WriteResult
 from connectors.retry import RetryAfter, Sleep, jittered, retrying
-from connectors.salesforce.auth import Authenticator, Token
+from connectors.salesforce.auth import Authenticator, Token, TokenCache, cache_key
 from connectors.salesforce.config import SalesforceConfig
-from connectors.salesforce.describe import DescribeCache, ObjectInfo
+from connectors.salesforce.describe import DescribeCache, DescribeStore, ObjectInfo, store_key
 from connectors.salesforce.errors import SYSTEM, is_invalid_session, translate
 from connectors.salesforce.limits import ApiBudget
 from connectors.salesforce.session import build_session
@@ -53,6 +55,8 @@ class SalesforceConnector(Connector):
         config: the connector's settings.
         session: the HTTP session to use (built by :func:`.session.build_session` when None).
         sleep: how retries and bulk job polls wait (tests pass a recorder).
+        tokens: the process's tokens (one login shared by its connectors); None: this
+            connector logs in for itself.
     """
 
     system: ClassVar[System] = SYSTEM
@@ -63,8 +67,10 @@ class SalesforceConnector(Connector):
         session: requests.Session | None = None,
         *,
         sleep: Sleep = time.sleep,
+        tokens: TokenCache | None = None,
     ) -> None:
         self.config = config
+        self.tokens = tokens
         self.sleep = sleep
         self.session = session if session is not None else build_session(config)
         self.budget = ApiBudget(config.budget_share, config.run_budget_share)
@@ -72,8 +78,21 @@ class SalesforceConnector(Connector):
         self.session.hooks.setdefault("response", []).append(self._observe)
         self.auth = Authenticator(config, self.session)
         self._sf: Salesforce | None = None
+        self._token: Token | None = None
+        self._token_key = cache_key(config, self.auth.flow)
         self.token_renewals = 0
-        self.describes = DescribeCache(self._describe)
+        store = None
+        if config.describe_cache_dir is not None:
+            key = store_key(
+                config.login_url,
+                config.instance_url or "",
+                config.client_id or "",
+                config.username or "",
+                config.api_version,
+                config.describe_cache_key,
+            )
+            store = DescribeStore(Path(config.describe_cache_dir) / "describe", key)
+        self.describes = DescribeCache(self._describe, store)
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -90,8 +109,17 @@ class SalesforceConnector(Connector):
         except requests.RequestException as exc:
             raise translate(exc, what=f"{self.auth.flow} login") from exc
 
-    def _login(self) -> Salesforce:
-        token = self._retrying()(self._fetch_token)
+    def _login(self, *, renew: bool = False) -> Salesforce:
+        def fetch() -> Token:
+            return self._retrying()(self._fetch_token)
+
+        if self.tokens is None:
+            token = fetch()
+        elif renew:
+            token = self.tokens.renew(self._token_key, self._token, fetch)
+        else:
+            token = self.tokens.get(self._token_key, fetch)
+        self._token = token
         self._sf = Salesforce(
             instance_url=token.instance_url,
             session_id=token.access_token,
@@ -119,7 +147,7 @@ class SalesforceConnector(Connector):
             raise AuthError(msg, system=SYSTEM, status=401, code="INVALID_SESSION_ID")
         log.info("Salesforce session expired (%s); renewing the token once", what)
         self._sf = None
-        self._login()
+        self._login(renew=True)
         self.token_renewals += 1
 
     def call(self, fn: Callable[[Salesforce], T], *, what: str) -> T:

@@ -17,9 +17,11 @@ from canonical.errors import (
     RetriableError,
 )
 from connectors.salesforce import SalesforceConfig, SalesforceConnector, build_session
+from connectors.salesforce.auth import TokenCache
 from tests.connectors.salesforce.sf_fakes import (
     API,
     INSTANCE,
+    TOKEN_URL,
     bearer,
     no_sleep,
     sf_error,
@@ -267,3 +269,44 @@ def test_request_limit_exceeded_is_daily_only_when_salesforce_says_so(
         headers={"Retry-After": "3"},
     )
     assert type(err) is expected
+
+
+def test_connectors_sharing_a_token_cache_log_in_once(
+    rsps: responses.RequestsMock, config: SalesforceConfig
+) -> None:
+    # serve runs many jobs in one process: one login, not one per job.
+    tokens = TokenCache()
+    token_response(rsps, "tok-1")
+    _ok(rsps, "tok-1")
+    _ok(rsps, "tok-1")
+    for _job in range(2):
+        conn = SalesforceConnector(config, sleep=no_sleep, tokens=tokens)
+        assert _query(conn)["done"] is True
+        conn.close()
+    assert tokens.logins == 1
+
+
+def test_a_401_renews_the_shared_token_once_for_every_connector(
+    rsps: responses.RequestsMock, config: SalesforceConfig
+) -> None:
+    tokens = TokenCache()
+    first = SalesforceConnector(config, sleep=no_sleep, tokens=tokens)
+    second = SalesforceConnector(config, sleep=no_sleep, tokens=tokens)
+    token_response(rsps, "tok-1")
+    _ok(rsps, "tok-1")
+    _ok(rsps, "tok-1")
+    _query(first)
+    _query(second)
+    # The session expires: the first connector to see it renews; the other takes the new token.
+    expired = sf_error("INVALID_SESSION_ID", "Session expired or invalid")
+    rsps.get(QUERY, status=401, body=expired, match=[bearer("tok-1")])
+    token_response(rsps, "tok-2")
+    _ok(rsps, "tok-2")
+    _query(first)
+    rsps.get(QUERY, status=401, body=expired, match=[bearer("tok-1")])
+    _ok(rsps, "tok-2")
+    _query(second)  # no second login: the cache already holds tok-2
+    assert tokens.logins == 2
+    assert (first.token_renewals, second.token_renewals) == (1, 1)
+    logins = [c for c in rsps.calls if c.request.url == TOKEN_URL]
+    assert len(logins) == 2
