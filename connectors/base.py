@@ -176,6 +176,16 @@ class Connector(ABC):
         msg = f"{type(self).__name__} cannot create records"
         raise NotImplementedError(msg)
 
+    def plan_reads(  # noqa: B027 - optional hook
+        self, reads: Sequence[tuple[StreamSpec, Cursor | None, datetime]]
+    ) -> None:
+        """Be told, before the first read of a sync, every stream's ``(spec, since, until)``.
+
+        A connector may use it to ask its up-front questions (how many rows changed) for all
+        streams in one call; a read whose window differs from the plan asks for itself. The
+        default does nothing.
+        """
+
     @abstractmethod
     def usage(self) -> ApiUsage:
         """API usage seen so far."""

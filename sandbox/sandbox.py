@@ -340,7 +340,9 @@ class Sandbox:
         """API calls so far, per system and per kind.
 
         Keys: ``salesforce``, ``gainsight`` (totals) and ``salesforce.query``,
-        ``salesforce.composite``, ``salesforce.jobs``, ``salesforce.sobjects``,
+        ``salesforce.composite`` (sObject Collections), ``salesforce.composite_request`` (the
+        Composite resource: one call, however many subrequests), ``salesforce.jobs``,
+        ``salesforce.sobjects``,
         ``gainsight.query``, ``gainsight.update``, ...; ``salesforce.token`` counts logins,
         which are not API calls.
         """

@@ -25,9 +25,18 @@ from sync_service.ops.runs import Run, run_record, utcnow
 from sync_service.privacy.tombstones import load_scrubber
 from sync_service.settings import KNOWN_JOBS
 from sync_service.sync import completeness
-from sync_service.sync.ingest import IngestOptions, RowScrubber, reconcile_stream, sync_source
+from sync_service.sync.ingest import (
+    IngestOptions,
+    RowScrubber,
+    reconcile_stream,
+    start_cursor,
+    sync_source,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from connectors.base import Connector
     from rules import Policy
 
 log = logging.getLogger(__name__)
@@ -89,6 +98,7 @@ def sync_job(
                 progress=progress,
                 scrub=_scrubber(ctx, now),
             )
+            _plan_reads(ctx, connector, source.entities.values(), opts)
             sync_source(ctx.engine, connector, source.entities.values(), run, opts, stop)
             if system == System.GAINSIGHT:
                 _link_identities(ctx, run)
@@ -103,6 +113,20 @@ def sync_job(
             _record_usage(run, system, connector)
             connector.close()
     return run
+
+
+def _plan_reads(
+    ctx: AppContext, connector: Connector, entities: Iterable[Any], opts: IngestOptions
+) -> None:
+    """Tell the connector every stream's window before the first read.
+
+    Salesforce then asks every stream's ``COUNT()`` in one Composite call instead of one call
+    per stream; a stream whose window differs from the plan (its mapping changed) asks itself.
+    """
+    with ctx.engine.connect() as conn:
+        specs = [m.stream_spec() for m in entities]
+        reads = [(s, start_cursor(conn, connector.system, s.name, opts), opts.now) for s in specs]
+    connector.plan_reads(reads)
 
 
 def _link_identities(ctx: AppContext, run: Run) -> None:

@@ -14,8 +14,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlencode
 
 import requests
 from simple_salesforce.api import Salesforce
@@ -23,8 +25,9 @@ from tenacity import Retrying
 
 from canonical.errors import AuthError, ConnectorError
 from canonical.model import System
-from connectors.base import ApiUsage, Connector, RecordChange, StreamSpec, WriteResult
+from connectors.base import ApiUsage, Connector, Cursor, RecordChange, StreamSpec, WriteResult
 from connectors.retry import RetryAfter, Sleep, jittered, retrying
+from connectors.salesforce import soql
 from connectors.salesforce.auth import Authenticator, Token, TokenCache, cache_key
 from connectors.salesforce.config import SalesforceConfig
 from connectors.salesforce.describe import DescribeCache, DescribeStore, ObjectInfo, store_key
@@ -42,6 +45,8 @@ T = TypeVar("T")
 #: Backoff shape: random in [0, min(MAX_WAIT, MULTIPLIER * 2**attempt)] seconds.
 MULTIPLIER = 1.0
 MAX_WAIT = 60.0
+#: Query subrequests one Composite request may hold (Salesforce's limit; 25 subrequests in all).
+COMPOSITE_QUERIES = 5
 #: A Retry-After longer than this is capped: the run would rather fail and resume later.
 MAX_RETRY_AFTER = 300.0
 #: Retry-After when Salesforce sent one, else jittered exponential backoff.
@@ -93,6 +98,7 @@ class SalesforceConnector(Connector):
             )
             store = DescribeStore(Path(config.describe_cache_dir) / "describe", key)
         self.describes = DescribeCache(self._describe, store)
+        self._planned: dict[str, int] = {}
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -192,6 +198,40 @@ class SalesforceConnector(Connector):
                 raise
 
         return self._retrying()(attempt)
+
+    def plan_reads(self, reads: Sequence[tuple[StreamSpec, Cursor | None, datetime]]) -> None:
+        """Ask every planned read's ``COUNT()`` up front, in Composite requests.
+
+        The Composite resource runs up to 25 subrequests (at most 5 of them queries) as one
+        API call, so a sync of five streams spends one call on its counts instead of five; a
+        stream then takes its count from here (:meth:`planned_count`). A subrequest that fails
+        is left out: that stream asks for itself and gets the error translated as usual.
+        """
+        queries = list(dict.fromkeys(soql.count_query(*read) for read in reads))
+        prefix = f"/services/data/v{self.config.api_version}/queryAll/?"
+        for start in range(0, len(queries), COMPOSITE_QUERIES):
+            chunk = queries[start : start + COMPOSITE_QUERIES]
+            body = {
+                "allOrNone": False,
+                "compositeRequest": [
+                    {"method": "GET", "url": prefix + urlencode({"q": q}), "referenceId": f"c{i}"}
+                    for i, q in enumerate(chunk)
+                ],
+            }
+
+            def counts(sf: Salesforce, body: dict[str, Any] = body) -> Any:
+                return sf.restful("composite", method="POST", json=body)
+
+            answer = self.call(counts, what=f"composite count of {len(chunk)} stream(s)")
+            subs = answer.get("compositeResponse") if isinstance(answer, Mapping) else None
+            for query, sub in zip(chunk, subs or (), strict=False):
+                result = sub.get("body") if sub.get("httpStatusCode") == 200 else None
+                if isinstance(result, Mapping) and "totalSize" in result:
+                    self._planned[query] = int(result["totalSize"])
+
+    def planned_count(self, count_query: str) -> int | None:
+        """The answer :meth:`plan_reads` got for this ``COUNT()`` (once), else None."""
+        return self._planned.pop(count_query, None)
 
     def _describe(self, object_name: str) -> Mapping[str, Any]:
         result = self.call(

@@ -106,12 +106,19 @@ class SalesforceStream(Stream):
     # -- reading ------------------------------------------------------------------------------
 
     def count(self, since: Cursor | None, until: datetime | None, *, deleted: bool = True) -> int:
-        """Rows a read would return (``COUNT()`` costs one API call, not a row each)."""
+        """Rows a read would return (``COUNT()`` costs one API call, not a row each).
+
+        A count the connector already asked in its plan (:meth:`~.connector.SalesforceConnector
+        .plan_reads`, one Composite call for every stream) costs nothing here.
+        """
         query = (
             soql.count_query(self.spec, since, until)
             if deleted
             else soql.ids_count_query(self.spec)
         )
+        planned = self.connector.planned_count(query) if deleted else None
+        if planned is not None:
+            return planned
         result = self.connector.call(
             lambda sf: sf.query(query, include_deleted=deleted),
             what=f"count {self.spec.object_name}",
@@ -120,6 +127,8 @@ class SalesforceStream(Stream):
 
     def read(self, since: Cursor | None, until: datetime) -> Iterator[Batch]:
         """Yield batches of rows after ``since`` up to ``until`` (deleted rows included)."""
+        # The mapped fields are checked first, so a mapping error is reported even when there
+        # is nothing to read (a describe kept from an earlier run costs no call).
         fields = self.select_fields()
         total = self.count(since, until)
         self.last_count = total

@@ -3,8 +3,9 @@
 Every call under ``/services/data/vXX.X/`` needs a bearer token (``auth.py``), is counted
 against the daily allocation reported in ``Sforce-Limit-Info: api-usage=N/M`` and may be failed
 by the fault injector; then ``ROUTES`` (method + path pattern -> handler) picks the handler in
-``rest.py``, ``query.py`` or ``bulk.py``. An unknown path answers 404 ``NOT_FOUND``, a known path
-with another method 405 ``METHOD_NOT_ALLOWED``.
+``rest.py``, ``query.py``, ``bulk.py`` or ``composite.py`` (whose subrequests are dispatched
+through the same table, inside the one counted call). An unknown path answers 404
+``NOT_FOUND``, a known path with another method 405 ``METHOD_NOT_ALLOWED``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sandbox.http import Request, Response, json_response
 from sandbox.org import Org, UnknownFieldError
 from sandbox.salesforce.auth import OAUTH_ENDPOINT, Auth
 from sandbox.salesforce.bulk import BulkJobs
+from sandbox.salesforce.composite import CompositeResource
 from sandbox.salesforce.query import QueryResource
 from sandbox.salesforce.rest import RestResources
 from sandbox.salesforce.routes import Call, Route, RouteTable
@@ -41,10 +43,13 @@ _FAULTS: dict[int, tuple[str, str]] = {
 }
 
 
-def api_routes(rest: RestResources, query: QueryResource, bulk: BulkJobs) -> RouteTable:
+def api_routes(
+    rest: RestResources, query: QueryResource, bulk: BulkJobs, composite: CompositeResource
+) -> RouteTable:
     """The routes under ``/services/data/vXX.X`` (patterns are relative to it)."""
     return RouteTable(
         [
+            Route("POST", "/composite", composite.composite),
             Route("GET", "/", rest.resources),
             # sObjects and describe
             Route("GET", "/sobjects", rest.sobjects),
@@ -98,7 +103,10 @@ class SalesforceApp:
         self.state = SalesforceState(org, faults, counter, creds, base_url)
         self.auth = Auth(self.state)
         self.routes = api_routes(
-            RestResources(self.state), QueryResource(self.state), BulkJobs(self.state)
+            RestResources(self.state),
+            QueryResource(self.state),
+            BulkJobs(self.state),
+            CompositeResource(self._dispatch),
         )
         # Outside the API: no token needed, nothing counted.
         self.public_routes = RouteTable(
@@ -136,6 +144,8 @@ class SalesforceApp:
             return denied
         # Counted like the daily allocation: every authorised call, failed ones too.
         kind = next((p for p in rest.split("/") if p), "root")
+        if rest.strip("/") == "composite":  # the Composite resource, not sObject Collections
+            kind = "composite_request"
         self.state.counter.add(SALESFORCE, {"queryAll": "query"}.get(kind, kind))
         decision = self.state.faults.decide(SALESFORCE)
         headers = self.state.limit_header()
@@ -147,20 +157,23 @@ class SalesforceApp:
                 status, ("UNKNOWN_EXCEPTION", "An unexpected error occurred")
             )
             return errors(status, code, message, headers)
+        resp = self._dispatch(req, version, rest)
+        resp.headers.update(headers)
+        return resp
+
+    def _dispatch(self, req: Request, version: str, rest: str) -> Response:
+        """Answer an authorised, counted request (or a composite's subrequest) by its route."""
         match = self.routes.resolve(req.method, rest)
         try:
             if match.handler is not None:
-                resp = match.handler(Call(req, version, match.params))
-            elif match.allowed:
-                resp = errors(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{req.method}' not allowed")
-            else:
-                resp = not_found()
+                return match.handler(Call(req, version, match.params))
+            if match.allowed:
+                return errors(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{req.method}' not allowed")
+            return not_found()
         except SoqlError as exc:
-            resp = errors(400, exc.code, exc.message)
+            return errors(400, exc.code, exc.message)
         except UnknownFieldError as exc:
-            resp = errors(400, "INVALID_FIELD", str(exc))
-        resp.headers.update(headers)
-        return resp
+            return errors(400, "INVALID_FIELD", str(exc))
 
 
 def _versions() -> Response:

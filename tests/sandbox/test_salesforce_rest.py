@@ -400,3 +400,70 @@ def test_and_or_mixed_without_parentheses_is_malformed(sf: Salesforce) -> None:
         "OR (SystemModstamp = 2026-01-01T00:00:00Z AND Id > '0035g0000000001AAA')"
     )
     assert ok["totalSize"] > 0
+
+
+def _sub(sb: Sandbox, ref: str, soql: str, resource: str = "queryAll") -> dict[str, str]:
+    url = f"/services/data/v{sb.api_version}/{resource}/?q={requests.utils.quote(soql)}"
+    return {"method": "GET", "url": url, "referenceId": ref}
+
+
+def test_composite_answers_each_subrequest_and_counts_one_call(sb: Sandbox, sf: Salesforce) -> None:
+    before = sb.api_calls
+    answer = sf.restful(
+        "composite",
+        method="POST",
+        json={
+            "allOrNone": False,
+            "compositeRequest": [
+                _sub(sb, "contacts", "SELECT COUNT() FROM Contact"),
+                _sub(sb, "bad", "SELECT Nope__c FROM Contact", "query"),
+                {
+                    "method": "GET",
+                    "url": f"/services/data/v{sb.api_version}/sobjects/Account/describe",
+                    "referenceId": "describe",
+                },
+            ],
+        },
+    )
+    subs = answer["compositeResponse"]
+    assert [s["referenceId"] for s in subs] == ["contacts", "bad", "describe"]
+    assert subs[0]["httpStatusCode"] == 200
+    assert subs[0]["body"]["totalSize"] == len(sb.records("Contact", include_deleted=True))
+    assert subs[1]["httpStatusCode"] == 400  # a failed subrequest does not stop the others
+    assert subs[1]["body"][0]["errorCode"] == "INVALID_FIELD"
+    assert subs[2]["httpStatusCode"] == 200
+    assert subs[2]["body"]["name"] == "Account"
+    after = sb.api_calls
+    assert after["salesforce"] - before["salesforce"] == 1  # the whole request is one call
+    assert after["salesforce.composite_request"] - before["salesforce.composite_request"] == 1
+    assert after["salesforce.query"] == before["salesforce.query"]
+
+
+def test_composite_all_or_none_halts_after_a_failure(sf: Salesforce, sb: Sandbox) -> None:
+    answer = sf.restful(
+        "composite",
+        method="POST",
+        json={
+            "allOrNone": True,
+            "compositeRequest": [
+                _sub(sb, "bad", "SELECT Nope__c FROM Contact"),
+                _sub(sb, "after", "SELECT COUNT() FROM Contact"),
+            ],
+        },
+    )
+    codes = [s["httpStatusCode"] for s in answer["compositeResponse"]]
+    assert codes == [400, 400]
+    assert answer["compositeResponse"][1]["body"][0]["errorCode"] == "PROCESSING_HALTED"
+
+
+@pytest.mark.parametrize(
+    ("subs", "needle"),
+    [(26, "25 subrequests"), (6, "at most 5 query operations")],
+)
+def test_composite_keeps_salesforces_limits(
+    sf: Salesforce, sb: Sandbox, subs: int, needle: str
+) -> None:
+    requests_ = [_sub(sb, f"r{i}", "SELECT COUNT() FROM Contact") for i in range(subs)]
+    with pytest.raises(SalesforceMalformedRequest) as info:
+        sf.restful("composite", method="POST", json={"compositeRequest": requests_})
+    assert needle in info.value.content[0]["message"]

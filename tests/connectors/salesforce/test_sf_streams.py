@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -112,6 +113,59 @@ def test_no_rows_since_the_cursor_costs_only_the_count(
     _count(rsps, 0)
     assert list(connector.stream(SPEC).read(None, UNTIL)) == []
     assert connector.usage().calls == 3
+
+
+def _composite(rsps: responses.RequestsMock, answers: list[tuple[int, Any]]) -> Any:
+    return rsps.post(
+        f"{API}/composite",
+        json={
+            "compositeResponse": [
+                {"body": body, "httpHeaders": {}, "httpStatusCode": status, "referenceId": f"c{i}"}
+                for i, (status, body) in enumerate(answers)
+            ]
+        },
+    )
+
+
+def test_the_counts_of_every_planned_stream_cost_one_composite_call(
+    rsps: responses.RequestsMock, connector: SalesforceConnector
+) -> None:
+    accounts = StreamSpec(name="accounts", object_name="Account", fields=("Name",))
+    since = Cursor(datetime(2026, 11, 23, 18, 0, tzinfo=UTC), "")
+    token_response(rsps)
+    call = _composite(rsps, [(200, {"totalSize": 0, "done": True, "records": []})] * 2)
+    describe_response(rsps)
+    describe_response(
+        rsps,
+        "Account",
+        [
+            {"name": "Id", "type": "id"},
+            {"name": "Name", "type": "string"},
+            {"name": "SystemModstamp", "type": "datetime"},
+        ],
+    )
+    connector.plan_reads([(SPEC, since, UNTIL), (accounts, since, UNTIL)])
+    for spec in (SPEC, accounts):
+        assert list(connector.stream(spec).read(since, UNTIL)) == []
+    assert connector.usage().calls == 4  # the login, one composite call, the two describes
+    sent = call.calls[0].request
+    subs = json.loads(sent.body)["compositeRequest"]
+    assert [s["method"] for s in subs] == ["GET", "GET"]
+    assert all(s["url"].startswith("/services/data/v62.0/queryAll/?q=SELECT+COUNT") for s in subs)
+
+
+def test_a_stream_whose_planned_count_failed_or_differs_asks_for_itself(
+    rsps: responses.RequestsMock, connector: SalesforceConnector
+) -> None:
+    since = Cursor(datetime(2026, 11, 23, 18, 0, tzinfo=UTC), "")
+    token_response(rsps)
+    _composite(rsps, [(400, [{"errorCode": "INVALID_FIELD", "message": "no such field"}])])
+    connector.plan_reads([(SPEC, since, UNTIL)])
+    describe_response(rsps)
+    _count(rsps, 0, since)  # the failed subrequest: the stream's own COUNT()
+    assert list(connector.stream(SPEC).read(since, UNTIL)) == []
+    _count(rsps, 0)  # another window than planned (a remapped stream reads from the start)
+    assert list(connector.stream(SPEC).read(None, UNTIL)) == []
 
 
 def _bulk_csv(rows: list[list[str]]) -> str:
