@@ -154,9 +154,24 @@ class TokenCache:
 
 
 def cache_key(config: SalesforceConfig, flow: str) -> str:
-    """Which org, user and flow a token belongs to (hashed: no secret or name in memory dumps)."""
-    parts = (flow, config.login_url, config.client_id or "", config.username or "")
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:24]
+    """Which org, user, flow and credentials a token belongs to (hashed, never kept in clear).
+
+    The credentials are part of it: a process given other credentials (a rotated secret, a
+    wrong one) logs in with them rather than reuse a token the old ones obtained.
+    """
+    parts = (
+        flow,
+        config.login_url,
+        config.instance_url or "",
+        config.client_id or "",
+        config.username or "",
+        reveal(config.client_secret),
+        reveal(config.password),
+        reveal(config.security_token),
+        reveal(config.access_token),
+        str(config.private_key_file or ""),
+    )
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
 class Authenticator:

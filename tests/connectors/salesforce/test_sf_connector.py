@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import requests
 import responses
+from pydantic import SecretStr
 
 from canonical.errors import (
     AuthError,
@@ -310,3 +311,17 @@ def test_a_401_renews_the_shared_token_once_for_every_connector(
     assert (first.token_renewals, second.token_renewals) == (1, 1)
     logins = [c for c in rsps.calls if c.request.url == TOKEN_URL]
     assert len(logins) == 2
+
+
+def test_other_credentials_do_not_reuse_a_cached_token(
+    rsps: responses.RequestsMock, config: SalesforceConfig
+) -> None:
+    tokens = TokenCache()
+    token_response(rsps, "tok-1")
+    _ok(rsps, "tok-1")
+    _query(SalesforceConnector(config, sleep=no_sleep, tokens=tokens))
+    rotated = config.model_copy(update={"client_secret": SecretStr("rotated")})
+    token_response(rsps, "tok-2")
+    _ok(rsps, "tok-2")
+    _query(SalesforceConnector(rotated, sleep=no_sleep, tokens=tokens))
+    assert tokens.logins == 2
