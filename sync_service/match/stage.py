@@ -436,10 +436,14 @@ def _clear_closed(
 
 
 def suggestions_for(conn: Connection, opportunity_id: str) -> list[dict[str, Any]]:
-    """The stored suggestions of one deal, best first (``match`` and the Ask API)."""
+    """The stored suggestions of one deal, best first (``match`` and the Ask API).
+
+    Each is ``{"contact_id", "account_id", "score", "terms"}``; ``terms`` maps each matching
+    term to the value the deal's account and the advocate's share.
+    """
     m = match_suggestions
     rows = conn.execute(
-        sa.select(m.c.contact_id, m.c.account_id, m.c.score, m.c.similarity, m.c.terms)
+        sa.select(m.c.contact_id, m.c.account_id, m.c.score, m.c.terms)
         .where(m.c.opportunity_id == opportunity_id)
         .order_by(m.c.rank)
     ).mappings()
@@ -448,7 +452,6 @@ def suggestions_for(conn: Connection, opportunity_id: str) -> list[dict[str, Any
             "contact_id": r["contact_id"],
             "account_id": r["account_id"],
             "score": r["score"],
-            "similarity": r["similarity"],
             "terms": dict(r["terms"] or {}),
         }
         for r in rows
