@@ -38,9 +38,10 @@ from sync_service.store.models import (
     evaluations,
     match_suggestions,
     opportunities,
+    writeback_outbox,
     writeback_state,
 )
-from sync_service.writeback.outbox import OutboxChanges, load_open, load_written
+from sync_service.writeback.outbox import DONE, OutboxChanges, load_open, load_written
 from sync_service.writeback.targets import WritebackTargetLike
 
 SALESFORCE = System.SALESFORCE.value
@@ -399,40 +400,46 @@ def _clear_closed(
     run_id: int | None,
     batch_size: int,
 ) -> None:
-    """Clear the field on deals that hold suggestions but are no longer matched."""
+    """Clear the field on deals no longer matched that hold (or wait to get) suggestions.
+
+    Two sources, each keyset paged: the deals whose last confirmed text is not empty, and the
+    deals with an open outbox row (a text queued while the CRM was unreachable must not arrive
+    after the deal closed).
+    """
     crm_field = next(iter(target.fields.values()))
-    ws = writeback_state
-    last = ""
-    while True:
-        with engine.begin() as conn:
-            rows = conn.execute(
-                sa.select(ws.c.record_id, ws.c.value)
-                .where(
-                    ws.c.target == target.target,
-                    ws.c.object_name == target.object_name,
-                    ws.c.field == crm_field,
-                    ws.c.record_id > last,
-                )
-                .order_by(ws.c.record_id)
-                .limit(batch_size)
-            ).all()
-            if not rows:
-                return
-            last = str(rows[-1][0])
-            held = [str(r[0]) for r in rows if r[1]]
-            if not held:
-                continue
-            live = {
-                str(r[0])
-                for r in conn.execute(
-                    sa.select(opportunities.c.id).where(
-                        *_deal_filter(rules), opportunities.c.id.in_(held)
+    ws, ob = writeback_state, writeback_outbox
+    written = sa.select(ws.c.record_id, ws.c.value).where(
+        ws.c.target == target.target,
+        ws.c.object_name == target.object_name,
+        ws.c.field == crm_field,
+    )
+    queued = sa.select(ob.c.record_id, sa.literal(1)).where(
+        ob.c.target == target.target,
+        ob.c.object_name == target.object_name,
+        ob.c.state != DONE,
+    )
+    for stmt, key in ((written, ws.c.record_id), (queued, ob.c.record_id)):
+        last = ""
+        while True:
+            with engine.begin() as conn:
+                rows = conn.execute(stmt.where(key > last).order_by(key).limit(batch_size)).all()
+                if not rows:
+                    break
+                last = str(rows[-1][0])
+                held = [str(r[0]) for r in rows if r[1]]
+                if not held:
+                    continue
+                live = {
+                    str(r[0])
+                    for r in conn.execute(
+                        sa.select(opportunities.c.id).where(
+                            *_deal_filter(rules), opportunities.c.id.in_(held)
+                        )
                     )
-                )
-            }
-            gone = [i for i in held if i not in live]
-            if gone:
-                _queue_texts(conn, target, dict.fromkeys(gone), counts, version, now, run_id)
+                }
+                gone = [i for i in held if i not in live]
+                if gone:
+                    _queue_texts(conn, target, dict.fromkeys(gone), counts, version, now, run_id)
 
 
 def suggestions_for(conn: Connection, opportunity_id: str) -> list[dict[str, Any]]:

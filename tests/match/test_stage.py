@@ -178,3 +178,15 @@ def test_a_later_next_available_date_is_shown(engine: Engine) -> None:
     match_all(engine, RULES, target=TARGET, now=NOW, run_id=1)
     text = _written(_apply(engine))
     assert text["O1"].splitlines()[0].endswith("; available from 2026-12-20")
+
+
+def test_a_text_still_queued_when_the_deal_closes_is_never_sent(engine: Engine) -> None:
+    _seed(engine)
+    match_all(engine, RULES, target=TARGET, now=NOW, run_id=1)  # queued; the CRM is down
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(opportunities).where(opportunities.c.id == "O2").values(is_closed=True)
+        )
+    counts = match_all(engine, RULES, target=TARGET, now=NOW, run_id=2)
+    assert counts.cleared == 0  # nothing was ever written to O2: nothing to clear
+    assert set(_written(_apply(engine))) == {"O1"}
