@@ -1,7 +1,7 @@
 """reference matching: the advocates proposed on each open deal
 
-Revision ID: 0010_reference_matching
-Revises: 0009_consent_engagement
+Revision ID: 0011_reference_matching
+Revises: 0010_ask_opportunity
 Create Date: 2026-12-07
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from sync_service.store.types import JSONType, UTCDateTime
 
-revision = "0010_reference_matching"
-down_revision = "0009_consent_engagement"
+revision = "0011_reference_matching"
+down_revision = "0010_ask_opportunity"
 branch_labels = None
 depends_on = None
 
