@@ -6,7 +6,8 @@
     ├── ConfigError                   bad settings, mapping or rules: fix the file (exit 2)
     │   ├── SettingsError
     │   ├── MappingError
-    │   └── PolicyError
+    │   ├── PolicyError
+    │   └── MatchingError             config/matching.yaml (reference matching rules)
     ├── ConnectorError                a CRM call failed (``system``, ``status``, ``code``)
     │   ├── RetriableError            try again later: 5xx, timeouts, connection drops
     │   │   └── RateLimitedError      429 / concurrent REQUEST_LIMIT_EXCEEDED (``retry_after``)
@@ -66,6 +67,10 @@ class MappingError(ConfigError):
 
 class PolicyError(ConfigError):
     """``config/rules.yaml`` is invalid."""
+
+
+class MatchingError(ConfigError):
+    """``config/matching.yaml`` (the reference matching rules) is invalid."""
 
 
 class ConnectorError(ServiceError):

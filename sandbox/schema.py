@@ -376,6 +376,7 @@ def salesforce_objects() -> dict[str, ObjectDef]:
                 picklist=RENEWAL_RISKS,
                 restricted=True,
             ),
+            Field("Suggested_References__c", "textarea", "Suggested References", length=32768),
         ],
     )
     case = _obj(

@@ -25,7 +25,7 @@ from sync_service.commands import COMMANDS
 from sync_service.commands.console import error
 from sync_service.context import AppContext
 
-JSON_COMMANDS = {"status", "explain", "run-once", "check"}
+JSON_COMMANDS = {"status", "explain", "run-once", "check", "match"}
 
 #: The log of unexpected errors: one entry per error with its traceback, appended to a file in
 #: the temporary folder (the settings may be what failed, so the store's folder is not known).

@@ -287,6 +287,36 @@ def writeback_job(
     return run
 
 
+def match_job(ctx: AppContext) -> Run | None:
+    """Reference matching on every open deal (after the evaluation); None when it is off.
+
+    An invalid ``config/matching.yaml`` fails the run and changes nothing (the last
+    suggestions stay); the rest of the cycle is not affected.
+    """
+    from sync_service.match.job import run_match
+
+    if ctx.settings.matching_file is None:
+        return None
+    with _lock(ctx, "match"), run_record(ctx.engine, "match") as run:
+        try:
+            run_match(
+                ctx.engine,
+                ctx.settings,
+                ctx.mappings(run),
+                run=run,
+                connector_factory=lambda: build_connector(
+                    ctx.settings, "salesforce", engine=ctx.engine
+                ),
+                now=utcnow,
+            )
+        except ConfigError as exc:
+            # Recorded, not raised: the cycle's other stages ran; a fixed file is used next time.
+            run.status = "failed"
+            run.error = str(exc)
+            log.error("matching skipped: %s", exc)
+    return run
+
+
 def asks_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Run:
     """The frequent, cheap asks run: requests made in the CRM stamped, logged asks created.
 
@@ -389,6 +419,7 @@ def run_job(ctx: AppContext, job: str, *, stop: threading.Event | None = None) -
 def _follow_up(ctx: AppContext, stop: threading.Event | None) -> None:
     if evaluated(evaluate_job(ctx, stop=stop)):
         writeback_job(ctx)
+        match_job(ctx)
 
 
 def run_cycle(
@@ -398,10 +429,11 @@ def run_cycle(
     stop: threading.Event | None = None,
     progress: ProgressHook | None = None,
 ) -> list[Run]:
-    """One full cycle: every configured source, then evaluation, then writeback.
+    """One full cycle: every configured source, then evaluation, writeback and matching.
 
-    Evaluation runs even when a source failed (its last good data still stands); writeback runs
-    only after a successful evaluation.
+    Evaluation runs even when a source failed (its last good data still stands); writeback and
+    the reference matching (when ``matching_file`` is set) run only after a successful
+    evaluation.
     """
     runs: list[Run] = []
     for system in SYNC_JOBS:
@@ -414,4 +446,7 @@ def run_cycle(
     runs.append(evaluation)
     if evaluated(evaluation):
         runs.append(writeback_job(ctx, progress=progress))
+        matched = match_job(ctx)
+        if matched is not None:
+            runs.append(matched)
     return runs

@@ -80,6 +80,7 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "SYNC_LOG_FORMAT": ("log_format",),
     "SYNC_MAPPINGS_DIR": ("mappings_dir",),
     "SYNC_RULES_FILE": ("rules_file",),
+    "SYNC_MATCHING_FILE": ("matching_file",),
     "REQUESTS_CA_BUNDLE": ("ca_bundle",),
     "SYNC_PRIVACY_KEY": ("privacy", "key"),
 }
@@ -308,6 +309,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///../var/advocate.db"
     mappings_dir: Path = Path("../mappings")
     rules_file: Path = Path("rules.yaml")
+    #: The reference matching rules; None: no matching (no suggestions on deals).
+    matching_file: Path | None = None
     ca_bundle: Path | None = None
     #: The address ``serve`` listens on; a container sets 0.0.0.0 (see the Dockerfile).
     http_host: str = Field("127.0.0.1", min_length=1)
@@ -421,6 +424,8 @@ def _resolve_paths(settings: Settings, base: Path) -> None:
     settings.base_dir = base
     settings.mappings_dir = resolve_path(base, settings.mappings_dir)
     settings.rules_file = resolve_path(base, settings.rules_file)
+    if settings.matching_file is not None:
+        settings.matching_file = resolve_path(base, settings.matching_file)
     if settings.ca_bundle is not None:
         settings.ca_bundle = resolve_path(base, settings.ca_bundle)
     if settings.salesforce.private_key_file is not None:
@@ -536,7 +541,7 @@ def load_settings(
         raise SettingsError(problems[0], problems=problems) from None
     settings.source_path = cfg_path if doc else None
     _resolve_paths(settings, cfg_path.parent)
-    for key in ("mappings_dir", "rules_file", "database_url"):
+    for key in ("mappings_dir", "rules_file", "matching_file", "database_url"):
         settings.origins[key] = _origin((key,), from_env, doc, cfg_path)
     files: dict[tuple[str, ...], Path | None] = {
         ("salesforce", "private_key_file"): settings.salesforce.private_key_file

@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("canonical", "connectors", "rules", "sandbox", "sync_service")
-STAGES = ("sync", "evaluate", "writeback", "report", "privacy", "mapping", "store")
+STAGES = ("sync", "evaluate", "writeback", "report", "privacy", "mapping", "store", "match")
 ENTRY_POINTS = ("sync_service.cli", "sync_service.commands", "sync_service.api")
 SANDBOX_USERS = ("sync_service.commands.sandbox", "sync_service.commands.demo")
 
@@ -110,6 +110,16 @@ def test_lower_layers_import_only_what_is_below_them(
     found = _violations(importers, allowed)
     # the migration environment finds the database through the settings, as the CLI does
     found = [v for v in found if "store/migrations/env.py" not in v]
+    assert not found, "\n".join(found)
+
+
+def test_the_matching_ranking_is_pure() -> None:
+    # sync_service.match.rank ranks frames; reading and writing the store is the stage's job.
+    found = [
+        f"{where}: {importer} imports {imported}"
+        for importer, imported, where in GRAPH
+        if importer == "sync_service.match.rank"
+    ]
     assert not found, "\n".join(found)
 
 

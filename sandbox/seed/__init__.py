@@ -54,8 +54,9 @@ __all__ = [
 DEFAULT_CONTACTS_PER_ACCOUNT = 5
 #: Bump whenever the generated data or the schema changes: it keys the seed cache.
 #: 7: the guard fields on Reference_Request__c; 8: consent and engagement fields; 9: sales
-#: reference calls linked to a prospect's opportunity (Reference_Request__c.Opportunity__c).
-SEED_VERSION = 9
+#: reference calls linked to a prospect's opportunity (Reference_Request__c.Opportunity__c);
+#: 10: regional industries (reference matching) and Opportunity.Suggested_References__c.
+SEED_VERSION = 10
 PARALLEL_MIN_ACCOUNTS = 20_000
 
 

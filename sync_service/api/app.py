@@ -1,7 +1,8 @@
 """The HTTP app: ``create_app(state)`` builds it; ``serve`` runs it under uvicorn.
 
 Routers by area: operations (``/healthz``, ``/readyz``, ``/metrics``), asks (``/v1/asks``),
-advocates (``/v1/advocates``), tokens (``/v1/me``, ``/v1/tokens``), privacy
+advocates (``/v1/advocates``), suggested references (``/v1/opportunities/{id}/references``),
+tokens (``/v1/me``, ``/v1/tokens``), privacy
 (``/v1/privacy/forget``, admin only) and, when the state has one, the report (``/report``).
 Errors are one line of JSON, ``{"detail": "..."}``, whatever raised them; OpenAPI at
 ``/openapi.json``, docs at ``/docs``.
@@ -17,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sync_service import __version__
-from sync_service.api.routers import advocates, asks, health, privacy, tokens
+from sync_service.api.routers import advocates, asks, health, opportunities, privacy, tokens
 from sync_service.api.state import ApiState
 from sync_service.report.web import build_router
 
@@ -66,6 +67,7 @@ def create_app(state: ApiState) -> FastAPI:
     app.include_router(health.router)
     app.include_router(asks.router)
     app.include_router(advocates.router)
+    app.include_router(opportunities.router)
     app.include_router(tokens.router)
     if state.report is not None:
         # any valid token reads the report (a viewer token is enough)

@@ -115,6 +115,15 @@ class Advocate(BaseModel):
     explain: dict[str, Any]
 
 
+class Reference(BaseModel):
+    """An advocate proposed on a deal by the reference matching, with the terms that matched."""
+
+    contact_id: str
+    account_id: str | None
+    score: float
+    terms: dict[str, str]
+
+
 class Me(BaseModel):
     """The calling token."""
 

@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "status": "status",
     "explain": "explain",
     "check": "check",
+    "match": "match",
     "api-token": "api_token",
     "asks": "asks",
     "sandbox": "sandbox",

@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from canonical.errors import ConfigError, ServiceError, SettingsError
+from canonical.errors import ConfigError, MatchingError, ServiceError, SettingsError
 from canonical.model import Entity, System
 from rules.literals import policy_literals
 from rules.policy import Policy, load_policy
@@ -28,10 +28,17 @@ from sync_service.context import AppContext
 from sync_service.factory import build_connector
 from sync_service.mapping import Mappings, load_mappings, policy_values
 from sync_service.mapping.online import FieldInfo, OnlineReport, validate_online
+from sync_service.match.config import MatchingRules
+from sync_service.match.config import describe as describe_matching
+from sync_service.match.job import load_rules
+from sync_service.match.online import check_online as check_matching_online
 from sync_service.settings import Settings, config_path_from, resolve_path
 from sync_service.store.engine import make_engine
 
-HELP = "check mappings/, config/rules.yaml and settings offline (--online also asks the CRM)"
+HELP = (
+    "check mappings/, config/rules.yaml, config/matching.yaml and settings offline "
+    "(--online also asks the CRM)"
+)
 
 _LEVEL = {"contact": Entity.CONTACT, "account": Entity.ACCOUNT}
 
@@ -55,6 +62,7 @@ class ConfigReport:
     settings: Settings | None = None
     mappings: Mappings | None = None
     policy: Policy | None = None
+    matching: MatchingRules | None = None
 
     def raise_if_invalid(self) -> None:
         """Raise the problems as one ConfigError (the CLI prints one line each, exit 2).
@@ -112,6 +120,9 @@ def check_configuration(ctx: AppContext) -> ConfigReport:
     if report.policy is not None and report.mappings is not None:
         report.problems.extend(check_policy_features(report.policy, report.mappings, rules_file))
 
+    if settings is not None and settings.matching_file is not None:
+        report.problems.extend(check_matching(settings, report))
+
     mappings = report.mappings
     if (
         settings is not None
@@ -151,7 +162,7 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
         if problems:
             warnings.append("--online skipped: fix the problems above first")
         elif settings is not None and mappings is not None:
-            online = check_online(settings, mappings, report.policy)
+            online = check_online(settings, mappings, report.policy, report.matching)
             problems.extend(online.problems)
             warnings.extend(online.warnings)
             if not online.problems:
@@ -180,6 +191,24 @@ def _describe_mappings(mappings: Mappings) -> str:
             f"{len(source.writeback)} writeback targets"
         )
     return f"mappings ({'; '.join(parts)})" if parts else "mappings"
+
+
+def check_matching(settings: Settings, report: ConfigReport) -> list[str]:
+    """Problems of ``config/matching.yaml`` (its terms checked against the mapped fields)."""
+    assert settings.matching_file is not None
+    if not settings.matching_file.is_file():
+        return [
+            f"{settings.origin('matching_file')}: matching_file: '{settings.matching_file}' is "
+            f"not a file (relative paths are relative to the settings file's folder, "
+            f"{settings.base_dir}/)"
+        ]
+    try:
+        report.matching = load_rules(settings, report.mappings)
+    except MatchingError as exc:
+        return list(exc.problems)
+    if report.matching is not None:
+        report.summary.append(describe_matching(report.matching))
+    return []
 
 
 def check_rules(rules_file: Path) -> tuple[list[str], str | None, Policy | None]:
@@ -262,7 +291,10 @@ def check_stored_values(policy: Policy, settings: Settings) -> list[str]:
 
 
 def check_online(
-    settings: Settings, mappings: Mappings, policy: Policy | None = None
+    settings: Settings,
+    mappings: Mappings,
+    policy: Policy | None = None,
+    matching: MatchingRules | None = None,
 ) -> OnlineReport:
     """Check the Salesforce mapping against the org's describe (Gainsight: offline only).
 
@@ -293,6 +325,8 @@ def check_online(
             result.problems.extend(
                 policy_values.check_online(literals, mappings.salesforce, describe)
             )
+        if matching is not None:
+            result.problems.extend(check_matching_online(matching, mappings.salesforce, describe))
     except ServiceError as exc:  # auth, network, budget: one line, not one per object
         report.problems.append(f"salesforce: cannot check online: {exc}")
         return report

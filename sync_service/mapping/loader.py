@@ -34,6 +34,7 @@ from canonical.yaml import YamlDocument, did_you_mean, load_yaml, plain
 from connectors.base import FieldFilter
 from sync_service.mapping.convert import build_converter, convert_static
 from sync_service.mapping.model import (
+    OPPORTUNITY_RESULTS,
     WRITEBACK_ENTITIES,
     EntityMapping,
     FieldMapping,
@@ -356,7 +357,8 @@ class _FileLoader:
                 self.add(
                     loc,
                     f"unknown writeback entry {clip(name)}"
-                    f"{did_you_mean(str(name), WRITEBACK_ENTITIES)} (one of contact, account)",
+                    f"{did_you_mean(str(name), WRITEBACK_ENTITIES)} "
+                    f"(one of {', '.join(WRITEBACK_ENTITIES)})",
                 )
             parsed = self._validate(WritebackSpec, body, loc)
             if parsed is None or not valid:
@@ -374,13 +376,14 @@ class _FileLoader:
                 self.add([*loc, "fields"], f"map at least one result ({', '.join(RESULT_FIELDS)})")
                 ok = False
             used: dict[str, str] = {}
+            results = OPPORTUNITY_RESULTS if name == "opportunity" else tuple(RESULT_FIELDS)
             for result, crm in spec.fields.items():
                 rloc = [*loc, "fields", result]
-                if result not in RESULT_FIELDS:
+                if result not in results:
                     self.add(
                         rloc,
-                        f"unknown result '{result}'{did_you_mean(result, RESULT_FIELDS)} "
-                        f"(one of {', '.join(RESULT_FIELDS)})",
+                        f"unknown result '{result}'{did_you_mean(result, results)} "
+                        f"(one of {', '.join(results)})",
                     )
                     ok = False
                     continue

@@ -22,10 +22,18 @@ from connectors.base import DELETED_KEY, INVALID_KEY, MERGED_INTO_KEY, FieldFilt
 from sync_service.mapping.compiled import compile_to_row
 from sync_service.mapping.convert import Converter, UnmappedValueError, to_datetime
 
-WritebackEntity = Literal["contact", "account"]
+WritebackEntity = Literal["contact", "account", "opportunity"]
 
 #: Which canonical entity a writeback target's records are read as.
-WRITEBACK_ENTITIES: dict[str, Entity] = {"contact": Entity.CONTACT, "account": Entity.ACCOUNT}
+WRITEBACK_ENTITIES: dict[str, Entity] = {
+    "contact": Entity.CONTACT,
+    "account": Entity.ACCOUNT,
+    "opportunity": Entity.OPPORTUNITY,
+}
+
+#: What the opportunity target can receive: the reference matching's suggestions (a long text
+#: area; see sync_service.match), not an evaluation's results.
+OPPORTUNITY_RESULTS: tuple[str, ...] = ("suggested_references",)
 
 #: Longest id the store keeps (``sa.String(64)``).
 MAX_ID = 64
@@ -39,7 +47,8 @@ class WritebackTarget:
 
     Attributes:
         target: the CRM written to.
-        entity: ``contact`` or ``account``: whose evaluation is written.
+        entity: ``contact`` or ``account``: whose evaluation is written; ``opportunity``: the
+            reference matching's suggestions (written by the match stage, not the writeback).
         object_name: the CRM object (``Contact``).
         fields: result name (``canonical.model.RESULT_FIELDS``) -> CRM field. Only these fields
             are ever written; a result left out is not written (and never cleared).

@@ -105,6 +105,8 @@ RESULT_TARGETS: dict[str, set[str]] = {
     "available_for": {"multipicklist", "string", "textarea"},
 }
 assert set(RESULT_TARGETS) == set(RESULT_FIELDS)
+#: The reference matching's text, one line per advocate: a (long) text area.
+RESULT_TARGETS["suggested_references"] = {"textarea"}
 
 _PICKLISTS = {"picklist", "multipicklist", "combobox"}
 

@@ -372,3 +372,21 @@ ask_audit = sa.Table(
     sa.Index("ix_ask_audit_contact", "contact_id"),
     sa.Index("ix_ask_audit_at", "at"),
 )
+
+#: Reference matching: the advocates proposed on each open deal (sync_service/match), best first.
+#: Rewritten per deal every match run; a deal no longer matched loses its rows.
+match_suggestions = sa.Table(
+    "match_suggestions",
+    metadata,
+    sa.Column("opportunity_id", sa.String(64), primary_key=True),
+    sa.Column("rank", sa.Integer(), primary_key=True),
+    sa.Column("contact_id", sa.String(64), nullable=False),
+    sa.Column("account_id", sa.String(64)),
+    sa.Column("score", sa.Float(), nullable=False),
+    sa.Column("similarity", sa.Float(), nullable=False),
+    sa.Column("terms", JSONType),
+    sa.Column("computed_at", UTCDateTime(), nullable=False),
+    sa.Column("run_id", sa.Integer()),
+    sa.Index("ix_match_suggestions_contact", "contact_id"),
+    sa.Index("ix_match_suggestions_run", "run_id"),
+)

@@ -21,7 +21,11 @@ from sync_service.writeback.runner import run_writeback
 
 
 def writeback_targets(mappings: Mappings, settings: Settings) -> list[WritebackTarget]:
-    """The targets to write: Salesforce's, and Gainsight's when its writeback is enabled."""
+    """The targets to write: Salesforce's, and Gainsight's when its writeback is enabled.
+
+    Only the evaluation's targets (contacts and accounts): the opportunity target receives the
+    reference matching's suggestions, which the match stage writes itself.
+    """
     targets: list[WritebackTarget] = []
     if mappings.salesforce is not None and settings.salesforce.enabled:
         targets += mappings.salesforce.writeback
@@ -31,7 +35,7 @@ def writeback_targets(mappings: Mappings, settings: Settings) -> list[WritebackT
         and settings.gainsight.writeback_enabled
     ):
         targets += mappings.gainsight.writeback
-    return targets
+    return [t for t in targets if t.entity in ("contact", "account")]
 
 
 def build_connectors(settings: Settings, systems: Iterable[str]) -> dict[str, Connector]:

@@ -67,6 +67,7 @@ def test_a_successful_cycle_exits_0(sb: Sandbox, capsys: pytest.CaptureFixture[s
         ("salesforce", "success"),
         ("evaluate", "success"),
         ("writeback", "success"),
+        ("match", "success"),  # config/settings.yaml names config/matching.yaml
     ]
 
 

@@ -34,7 +34,7 @@ def demo_result(tmp_path_factory: pytest.TempPathFactory):
 
 def test_every_stage_of_the_cycle_succeeds(demo_result):
     runs = demo_result[0]
-    assert [r.job for r in runs] == ["salesforce", "gainsight", "evaluate", "writeback"]
+    assert [r.job for r in runs] == ["salesforce", "gainsight", "evaluate", "writeback", "match"]
     assert {r.status for r in runs} == {"success"}
 
 
@@ -105,6 +105,7 @@ def test_demo_command_prints_a_json_summary_quickly(
         "gainsight": "success",
         "evaluate": "success",
         "writeback": "success",
+        "match": "success",
     }
     assert data["seconds"] < 60
     assert sum(data["contacts_by_status"].values()) > 0

@@ -20,6 +20,7 @@ DESCRIBE_TYPES = {
     "Checkbox": "boolean",
     "Number": "double",
     "Text": "string",
+    "LongTextArea": "textarea",
     "Date": "date",
     "Lookup": "reference",
 }

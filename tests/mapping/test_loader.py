@@ -43,9 +43,15 @@ def test_shipped_defaults_load() -> None:
         Entity.OPPORTUNITY,
         Entity.ASK,
     }
-    assert {w.entity for w in m.salesforce.writeback} == {"contact", "account"}
+    assert {w.entity for w in m.salesforce.writeback} == {"contact", "account", "opportunity"}
+    assert m.salesforce.writeback_for("opportunity") is not None
+    assert m.salesforce.writeback_for("opportunity").fields == {  # type: ignore[union-attr]
+        "suggested_references": "Suggested_References__c"
+    }
     contact_only = {"recent_asks", "last_ask", "available_for"}
     for target in m.salesforce.writeback:
+        if target.entity == "opportunity":
+            continue
         wanted = set(RESULT_FIELDS) - (contact_only if target.entity == "account" else set())
         assert set(target.fields) == wanted
         assert target.owned is True

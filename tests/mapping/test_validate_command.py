@@ -38,7 +38,7 @@ def test_valid_project_prints_one_ok_line(
     assert main(["validate"]) == 0
     out, err = capsys.readouterr()
     assert out.count("\n") == 1
-    assert out.startswith("OK: settings; mappings (salesforce 5 entities, 2 writeback targets; ")
+    assert out.startswith("OK: settings; mappings (salesforce 5 entities, 3 writeback targets; ")
     assert "rules (version " in out
     assert err == ""
 

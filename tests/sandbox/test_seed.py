@@ -169,15 +169,17 @@ def _org_digest(store: SandboxStore) -> str:
 #: Version 9 adds Reference_Request__c.Opportunity__c on sales reference calls (picked by a
 #: stride of the ask's number, no random draw): with that column left out, the digests are
 #: version 8's.
+#: Version 10 gives each region two home industries (Account.Industry from the same one draw,
+#: so every other value is unchanged) and adds the empty Opportunity.Suggested_References__c.
 _FROZEN_DIGESTS = [
     (
         {"accounts": 40, "seed": 3},
-        "3365372f3ee2c5ed11f193fc0a327f2d6485ce213491e893964f18ee809a0082",
+        "085bce16e4e86abee1f60b1049824703f390148c8d524e7cc5a8087f17b62178",
     ),
     (
         # past 900 accounts, names repeat with a round suffix ("Acme Analytics Inc 2")
         {"accounts": 950, "seed": 11, "contacts_per_account": 3},
-        "592dd2212e6aff2427f55a420b1b834c815f31374890f903560c5e3bad41786a",
+        "a3383ab3c9328af35cc37eed4d650aaeff17e05abf72f8a2c9cc5bbd311a3224",
     ),
 ]
 
