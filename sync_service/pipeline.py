@@ -7,7 +7,9 @@ store never run the same job at once.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import threading
 import time
 from contextlib import AbstractContextManager
@@ -174,23 +176,60 @@ def evaluate_job(
     *,
     progress: ProgressHook | None = None,
     stop: threading.Event | None = None,
+    full: bool = False,
 ) -> Run:
-    """Compute every contact's and account's status from the store.
+    """Compute the statuses of the contacts and accounts whose inputs changed (or ``full``: all).
 
-    An invalid rules edit is reported in the run and the last valid policy keeps running.
+    Incremental unless ``full`` (see :mod:`sync_service.sync.changes`); a changed policy or
+    mapping turns it into a full evaluation by itself. An invalid rules edit is reported in
+    the run and the last valid policy keeps running.
     """
     from sync_service.evaluate.evaluation import evaluate_all, load_policy_or_last_valid
 
     settings = ctx.settings
-    with _lock(ctx, "evaluate"), run_record(ctx.engine, "evaluate") as run:
+    job = "evaluate_full" if full else "evaluate"
+    with _lock(ctx, "evaluate"), run_record(ctx.engine, job) as run:
         policy, problems = load_policy_or_last_valid(
             settings.rules_file, ctx.var_dir / "rules.last-valid.yaml"
         )
         run.config_errors.extend(problems)
         if held_for_gaps(ctx, policy, run, stop=stop):
             return run
-        evaluate_all(ctx.engine, policy, utcnow(), run, progress=progress)
+        evaluate_all(
+            ctx.engine,
+            policy,
+            utcnow(),
+            run,
+            progress=progress,
+            incremental=not full and incremental_enabled(),
+            inputs_digest=inputs_digest(ctx, policy, run),
+        )
     return run
+
+
+#: Set (to anything) to evaluate and write back the whole store every cycle, as before change
+#: tracking: the baseline the steady-state benchmark compares with.
+FULL_CYCLES_ENV = "SYNC_FULL_CYCLES"
+
+
+def incremental_enabled() -> bool:
+    """Whether cycles evaluate and write back only what changed (the default)."""
+    return not os.environ.get(FULL_CYCLES_ENV)
+
+
+def inputs_digest(ctx: AppContext, policy: Policy, run: Run | None = None) -> str:
+    """A digest of the policy and of what every mapped stream reads: verdicts depend on both."""
+    from sync_service.sync.ingest import spec_digest
+
+    parts = [policy.hash]
+    try:
+        mappings = ctx.mappings(run)
+    except MappingError:
+        mappings = None
+    if mappings is not None:
+        for source in mappings.sources:
+            parts += sorted(spec_digest(em.stream_spec()) for em in source.entities.values())
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
 def current_streams(ctx: AppContext, run: Run | None = None) -> list[tuple[str, str]] | None:
@@ -406,6 +445,8 @@ def run_job(ctx: AppContext, job: str, *, stop: threading.Event | None = None) -
         return run
     if job == "evaluate":
         return evaluate_job(ctx, stop=stop)
+    if job == "evaluate_full":
+        return evaluate_job(ctx, stop=stop, full=True)
     if job == "writeback":
         return writeback_job(ctx)
     if job == "cycle":

@@ -51,7 +51,15 @@ from connectors.salesforce.config import SalesforceOptions
 DEFAULT_CONFIG_PATH = Path("config/settings.yaml")
 
 #: Jobs ``jobs:`` may schedule. ``salesforce``/``gainsight`` sync and then evaluate and write back.
-KNOWN_JOBS = (*(s.value for s in System), "reconcile", "evaluate", "writeback", "cycle", "asks")
+KNOWN_JOBS = (
+    *(s.value for s in System),
+    "reconcile",
+    "evaluate",
+    "evaluate_full",
+    "writeback",
+    "cycle",
+    "asks",
+)
 
 #: Database URL schemes the store supports (SQLAlchemy backend names and their aliases).
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")

@@ -14,7 +14,12 @@ from sync_service.evaluate.evaluation import (
 )
 from sync_service.ops.locks import job_lock
 from sync_service.ops.runs import run_record, utcnow
-from sync_service.pipeline import current_streams, held_for_gaps
+from sync_service.pipeline import (
+    current_streams,
+    held_for_gaps,
+    incremental_enabled,
+    inputs_digest,
+)
 from sync_service.sync import completeness
 
 HELP = "compute eligibility, suspension, fatigue and score for every contact and account"
@@ -26,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dry-run",
         action="store_true",
         help="report how many statuses would change, from what to what, and write nothing",
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="evaluate every contact and account, not only those whose inputs changed "
+        "(same verdicts; the weekly evaluate_full job does this too)",
     )
 
 
@@ -92,6 +103,14 @@ def _run(args: argparse.Namespace, ctx: AppContext) -> int:
                 if held_for_gaps(ctx, policy, run_):
                     error(run_.error or "inputs incomplete")
                     return 2 if problems else 1
-                summary = evaluate_all(ctx.engine, policy, now, run_, progress=bars)
+                summary = evaluate_all(
+                    ctx.engine,
+                    policy,
+                    now,
+                    run_,
+                    progress=bars,
+                    incremental=not args.full and incremental_enabled(),
+                    inputs_digest=inputs_digest(ctx, policy, run_),
+                )
     _print(summary)
     return 2 if problems else 0

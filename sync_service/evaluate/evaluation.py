@@ -22,7 +22,7 @@ import io
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,16 @@ from sqlalchemy.engine import Connection, Engine
 
 from canonical.errors import PolicyError, StoreError
 from canonical.model import ERASED_REASON, Status, System
-from rules import Policy, evaluate, evaluate_accounts, load_policy, parse_policy, rule_column
+from rules import (
+    Policy,
+    evaluate,
+    evaluate_accounts,
+    load_policy,
+    parse_policy,
+    rule_column,
+    today_for,
+)
+from rules.horizon import valid_until
 from sync_service.evaluate.features.chunks import DEFAULT_CHUNK
 from sync_service.evaluate.features.parallel import stream_feature_chunks
 from sync_service.ops.progress import ProgressHook
@@ -45,6 +54,7 @@ from sync_service.store.models import (
     evaluation_history,
     evaluations,
 )
+from sync_service.sync import changes
 from sync_service.sync.orphans import count_orphans, orphan_contacts
 
 log = logging.getLogger(__name__)
@@ -68,6 +78,7 @@ stage = sa.Table(
     sa.Column("last_ask", sa.Date()),
     sa.Column("available_for", sa.String(255)),
     sa.Column("details", sa.Text()),
+    sa.Column("valid_until", sa.Date()),
     sa.PrimaryKeyConstraint("entity_type", "entity_id"),
     prefixes=["TEMPORARY"],
 )
@@ -90,6 +101,8 @@ class EvaluationSummary:
     removed: int = 0
     #: Contacts not evaluated because their account does not exist (see sync.orphans).
     orphans: int = 0
+    #: Only what changed (and what the clock reached) was evaluated: see sync.changes.
+    incremental: bool = False
 
     @property
     def changed(self) -> int:
@@ -106,6 +119,7 @@ class EvaluationSummary:
             "accounts": self.accounts,
             "changed": self.changed,
             "removed": self.removed,
+            "incremental": self.incremental,
             "statuses": dict(self.statuses),
             "transitions": [
                 {
@@ -147,6 +161,7 @@ def _stage_frame(
         "last_ask",
         "available_for",
         _details(results, rule_ids).alias("details"),
+        "valid_until",
     )
 
 
@@ -162,7 +177,9 @@ def _load_stage(conn: Connection, frame: pl.DataFrame) -> None:
         with dbapi.cursor() as cur, cur.copy(copy_sql) as cp:  # type: ignore[union-attr]
             cp.write(buf.getvalue())
         return
-    rows = frame.with_columns(pl.col("next_available", "last_ask").cast(pl.String)).rows()
+    rows = frame.with_columns(
+        pl.col("next_available", "last_ask", "valid_until").cast(pl.String)
+    ).rows()
     cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         placeholders = ", ".join("?" for _ in _STAGE_COLS)
@@ -357,8 +374,16 @@ def evaluate_all(
     dry_run: bool = False,
     chunk_size: int = DEFAULT_CHUNK,
     progress: ProgressHook | None = None,
+    incremental: bool = False,
+    inputs_digest: str | None = None,
 ) -> EvaluationSummary:
     """Evaluate every live contact and account and record the verdicts.
+
+    With ``incremental``, only the accounts the change marks reach (and those whose verdicts'
+    ``valid_until`` has come) are evaluated (see :mod:`sync_service.sync.changes`); it turns
+    into a full evaluation when a mark asks for one, when nothing was evaluated yet, or when
+    ``inputs_digest`` (the policy and mappings the verdicts come from) differs from the last
+    run's. Either way the marks read are consumed in the last transaction.
 
     Args:
         engine: the store.
@@ -368,6 +393,8 @@ def evaluate_all(
         dry_run: compute and count the changes, write nothing.
         chunk_size: contacts per chunk; memory is bounded by it.
         progress: told ``("evaluate.contacts", n, total)`` after each chunk.
+        incremental: evaluate only what the change marks and the clock reach (see above).
+        inputs_digest: the policy and mappings' digest; a new one means a full evaluation.
 
     Returns:
         The counts, transitions ``(entity_type, from, to)`` and a few example ids of each.
@@ -378,7 +405,15 @@ def evaluate_all(
     summary = EvaluationSummary(policy.version, policy.hash, dry_run)
     rule_ids = [r.id for r in policy.rules]
     run_id = run.id if run else None
+    today = today_for(policy, now)
     with engine.connect() as conn:
+        upto = changes.last_seq(conn)
+        if incremental and not dry_run:
+            summary.incremental = _can_be_incremental(conn, upto, inputs_digest)
+        if summary.incremental:
+            scope_size = changes.fill_scope(conn, upto, today)
+            if run is not None:
+                run.add("evaluation.scope", scope_size)
         erased = erased_contacts(conn)
         # Orphans are few (a broken reference, a parent not synced yet): held in memory.
         orphan_ids = orphan_contacts(conn)
@@ -388,7 +423,9 @@ def evaluate_all(
         outer = conn.begin() if dry_run else None
         try:
             # features are read by two readers on connections of their own, ahead of the writes
-            for chunk in stream_feature_chunks(engine, policy, now, chunk_size=chunk_size):
+            for chunk in stream_feature_chunks(
+                engine, policy, now, chunk_size=chunk_size, scoped=summary.incremental
+            ):
                 # A contact whose account does not exist keeps its last verdict: its account
                 # features would all read unknown (sync.orphans).
                 orphaned = [i for i in chunk.contacts["contact_id"].to_list() if i in orphan_ids]
@@ -398,7 +435,16 @@ def evaluate_all(
                     summary.orphans += len(orphaned)
                     features = features.filter(~pl.col("contact_id").is_in(list(orphaned)))
                 results = mark_erased(evaluate(policy, features, now), erased)
-                acc_results = evaluate_accounts(policy, chunk.accounts, results, now)
+                results = results.with_columns(
+                    valid_until(policy, features, results["next_available"], today)
+                )
+                acc_results = _with_account_horizon(
+                    policy,
+                    chunk.accounts,
+                    results,
+                    evaluate_accounts(policy, chunk.accounts, results, now),
+                    today,
+                )
                 frame = pl.concat(
                     [
                         _stage_frame(results, "contact", "contact_id", rule_ids),
@@ -423,8 +469,17 @@ def evaluate_all(
                 if tx is not None:
                     tx.commit()
             with conn.begin_nested() if dry_run else conn.begin():
-                if dry_run or _verdicts_on_file(conn) != summary.contacts + summary.accounts:
+                if (
+                    dry_run
+                    or summary.incremental
+                    or _verdicts_on_file(conn) != summary.contacts + summary.accounts
+                ):
                     summary.removed = _remove_gone(conn)
+                if not dry_run:
+                    # the marks read are consumed with the last of the verdicts they caused
+                    changes.consume(conn, upto)
+                    if inputs_digest is not None:
+                        changes.save_inputs_digest(conn, inputs_digest, now)
             expected = conn.execute(
                 sa.select(sa.func.count())
                 .select_from(contacts)
@@ -435,7 +490,7 @@ def evaluate_all(
                 outer.rollback()
             conn.execute(sa.text("DROP TABLE IF EXISTS eval_stage"))
             conn.commit()
-    if expected != summary.contacts + summary.orphans:
+    if not summary.incremental and expected != summary.contacts + summary.orphans:
         msg = (
             f"evaluated {summary.contacts} contacts but the store holds {expected}; "
             "the run is failed rather than truncated (did a sync write at the same time?); "
@@ -462,6 +517,38 @@ def evaluate_all(
         " (dry run, nothing written)" if dry_run else "",
     )
     return summary
+
+
+def _can_be_incremental(conn: Connection, upto: int, inputs_digest: str | None) -> bool:
+    """Whether the marks can stand for the changes (else everything is evaluated)."""
+    if changes.wants_full(conn, upto):
+        return False
+    if inputs_digest is not None and changes.saved_inputs_digest(conn) != inputs_digest:
+        return False  # another policy or mapping: every verdict may change
+    return conn.execute(sa.select(evaluations.c.entity_id).limit(1)).first() is not None
+
+
+def _with_account_horizon(
+    policy: Policy,
+    accounts_features: pl.DataFrame,
+    contact_results: pl.DataFrame,
+    acc_results: pl.DataFrame,
+    today: date,
+) -> pl.DataFrame:
+    """Account verdicts with their ``valid_until``: their own, or a contact's if earlier."""
+    if acc_results.height == 0:
+        return acc_results.with_columns(pl.lit(None, dtype=pl.Date).alias("valid_until"))
+    by_account = contact_results.group_by("account_id").agg(
+        pl.col("valid_until").min().alias("_contacts_until")
+    )
+    features = acc_results.select("account_id").join(accounts_features, on="account_id", how="left")
+    own = valid_until(policy, features, acc_results["next_available"], today)
+    return (
+        acc_results.with_columns(own.alias("valid_until"))
+        .join(by_account, on="account_id", how="left")
+        .with_columns(pl.min_horizontal("valid_until", "_contacts_until").alias("valid_until"))
+        .drop("_contacts_until")
+    )
 
 
 def load_policy_or_last_valid(rules_file: Path, snapshot: Path) -> tuple[Policy, list[str]]:

@@ -191,6 +191,35 @@ evaluations = sa.Table(
     sa.Column("policy_hash", sa.String(64)),
     sa.Column("evaluated_at", UTCDateTime(), nullable=False),
     sa.Column("run_id", sa.Integer()),
+    # The first day the verdict may change with time alone (a cap window lets an ask go, an
+    # NPS answer ages past a window...): re-evaluated then, with no data change (migration
+    # 0010; rules/horizon.py). NULL: nothing time-based can change it.
+    sa.Column("valid_until", sa.Date(), index=True),
+)
+
+#: Change marks (migration 0010): one row per stored row whose canonical values changed, written
+#: in the ingest's transaction; the evaluation re-evaluates the accounts they reach and deletes
+#: the marks it read in its last transaction. ``account_id``: the account the row was filed
+#: under before the change, when that differs (both accounts' verdicts may change).
+#: ``entity = '*'`` asks for a full evaluation (a first load, a stream read again in full).
+eval_marks = sa.Table(
+    "eval_marks",
+    metadata,
+    sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("entity", sa.String(32), nullable=False),
+    sa.Column("id", sa.String(64), nullable=False),
+    sa.Column("account_id", sa.String(64)),
+    sa.Column("marked_at", UTCDateTime(), nullable=False),
+)
+
+#: The account ids (and ids of contacts without an account) one incremental evaluation reads;
+#: a real table, not a temporary one, because the features' readers use connections of their
+#: own. Filled and emptied under the evaluate stage lock.
+eval_scope = sa.Table(
+    "eval_scope",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
 )
 
 #: Status changes over time: who changed from what to what, when and why.

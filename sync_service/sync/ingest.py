@@ -49,7 +49,7 @@ from sync_service.store.models import (
     sync_state,
 )
 from sync_service.store.upsert import PreparedUpsert, prepare_upsert, upsert
-from sync_service.sync import completeness
+from sync_service.sync import changes, completeness
 from sync_service.sync.gc_pause import fewer_collections
 from sync_service.sync.readahead import read_ahead
 
@@ -377,6 +377,13 @@ def sync_stream(
         try:
             for batch, rows, bad, tombs, write in prepared:
                 if write is not None:
+                    # the marks commit with the rows they describe (sync.changes)
+                    if since is None:
+                        changes.mark_full(conn, system, spec.name, opts.now)
+                    else:
+                        changed = changes.changed_marks(conn, table, system, rows, opts.now)
+                        if changes.write_marks(conn, changed):
+                            run.add(f"changed.{spec.name}", len(changed))
                     write.execute(conn)
                 if tombs:
                     upsert(conn, privacy_tombstones, tombs)
@@ -491,6 +498,10 @@ def reconcile_stream(
                 live = [r["id"] for r in rows if not r.get("deleted")]
                 live += [str(b["record_id"]) for b in bad if b["record_id"]]
                 if rows:
+                    # formula fields change without the replication key: marked like any change
+                    marks = changes.changed_marks(conn, table, system, rows, opts.now)
+                    if changes.write_marks(conn, marks):
+                        run.add(f"reconcile.changed.{spec.name}", len(marks))
                     upsert(conn, table, rows)
                 if tombs:
                     upsert(conn, privacy_tombstones, tombs)
@@ -502,14 +513,14 @@ def reconcile_stream(
                 refreshed += len(rows)
                 if stop is not None and stop.is_set():
                     return False
+            vanished = sa.and_(
+                table.c.source == system,
+                table.c.deleted.is_(False),
+                table.c.id.not_in(sa.select(seen.c.id)),
+            )
+            changes.mark_where(conn, table, vanished, opts.now)
             gone = conn.execute(
-                table.update()
-                .where(
-                    table.c.source == system,
-                    table.c.deleted.is_(False),
-                    table.c.id.not_in(sa.select(seen.c.id)),
-                )
-                .values(deleted=True, synced_at=opts.now)
+                table.update().where(vanished).values(deleted=True, synced_at=opts.now)
             ).rowcount
             _mark_state(conn, system, spec.name, last_reconciled_at=opts.now)
             conn.commit()

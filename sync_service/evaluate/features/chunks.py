@@ -38,7 +38,12 @@ class FeatureChunk:
 
 
 def iter_feature_chunks(
-    conn: Connection, policy: Policy, now: datetime, *, chunk_size: int = DEFAULT_CHUNK
+    conn: Connection,
+    policy: Policy,
+    now: datetime,
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    scoped: bool = False,
 ) -> Generator[FeatureChunk, None, None]:
     """Yield the features of every live Salesforce contact and account, chunk by chunk.
 
@@ -47,8 +52,10 @@ def iter_feature_chunks(
         policy: decides which features are computed.
         now: the run's ``now``.
         chunk_size: contacts per chunk (about; one account's contacts are never split).
+        scoped: only the accounts (and contacts without one) listed in ``eval_scope``.
     """
     q = FeatureQuery(policy, now, conn.dialect.name)
+    q.scoped = scoped
     q.prepare(conn)
     try:
         yield from _chunks(conn, q, policy, chunk_size)
@@ -61,13 +68,18 @@ def iter_feature_chunks(
 def _chunks(
     conn: Connection, q: FeatureQuery, policy: Policy, chunk_size: int
 ) -> Iterator[FeatureChunk]:
-    for lo, hi in ranges(conn, chunk_size):
+    for lo, hi in ranges(conn, chunk_size, scoped=q.scoped):
         yield range_chunk(conn, q, lo, hi)
     yield from orphan_chunks(conn, q, policy, chunk_size)
 
 
-def ranges(conn: Connection, chunk_size: int) -> Iterator[tuple[str | None, str | None]]:
-    """Account id ranges ``(lo, hi]`` of about ``chunk_size`` contacts each; the last is open."""
+def ranges(
+    conn: Connection, chunk_size: int, *, scoped: bool = False
+) -> Iterator[tuple[str | None, str | None]]:
+    """Account id ranges ``(lo, hi]`` of about ``chunk_size`` contacts each; the last is open.
+
+    ``scoped``: count only the contacts of accounts in ``eval_scope``.
+    """
     lo: str | None = None
     while True:
         c = contacts
@@ -77,7 +89,7 @@ def ranges(conn: Connection, chunk_size: int) -> Iterator[tuple[str | None, str 
                 c.c.source == SALESFORCE,
                 live(c),
                 c.c.account_id.is_not(None),
-                *id_range(c.c.account_id, lo, None),
+                *id_range(c.c.account_id, lo, None, scoped=scoped),
             )
             .order_by(c.c.account_id)
             .limit(1)
@@ -98,7 +110,9 @@ def orphan_chunks(
         after = last
 
         def orphans(t: Any, after: str | None = after) -> ColumnElement[bool]:
-            return sa.and_(t.c.account_id.is_(None), *id_range(t.c.id, after, None))
+            return sa.and_(
+                t.c.account_id.is_(None), *id_range(t.c.id, after, None, scoped=q.scoped)
+            )
 
         frame = q.contact_frame(conn, orphans, page=chunk_size)
         if frame.height == 0:
@@ -119,7 +133,9 @@ def range_chunk(conn: Connection, q: FeatureQuery, lo: str | None, hi: str | Non
     acc = q.finish_accounts(q.account_frame(conn, lo, hi, rows=rows))
 
     def in_range(t: Any) -> ColumnElement[bool]:
-        return sa.and_(t.c.account_id.is_not(None), *id_range(t.c.account_id, lo, hi))
+        return sa.and_(
+            t.c.account_id.is_not(None), *id_range(t.c.account_id, lo, hi, scoped=q.scoped)
+        )
 
     con = q.finish_contacts(q.contact_frame(conn, in_range, rng=(lo, hi), rows=rows), acc)
     return FeatureChunk(con, acc)

@@ -37,6 +37,7 @@ def stream_feature_chunks(
     *,
     chunk_size: int = DEFAULT_CHUNK,
     workers: int = DEFAULT_WORKERS,
+    scoped: bool = False,
 ) -> Iterator[FeatureChunk]:
     """:func:`~.chunks.iter_feature_chunks`, read by ``workers`` threads ahead of the caller.
 
@@ -55,10 +56,12 @@ def stream_feature_chunks(
         def one_reader() -> Iterator[FeatureChunk]:
             # the worker opens, cleans up (temporary tables) and closes the connection itself
             with engine.connect() as conn:
-                yield from chunks.iter_feature_chunks(conn, policy, now, chunk_size=chunk_size)
+                yield from chunks.iter_feature_chunks(
+                    conn, policy, now, chunk_size=chunk_size, scoped=scoped
+                )
 
         return read_ahead(one_reader(), name="features-reader")
-    return _parallel_chunks(engine, policy, now, chunk_size, workers)
+    return _parallel_chunks(engine, policy, now, chunk_size, workers, scoped)
 
 
 class _Prepared:
@@ -118,8 +121,8 @@ class _RangeFeed:
 
     ORPHANS = "orphans"
 
-    def __init__(self, conn: Connection, chunk_size: int) -> None:
-        self._ranges = chunks.ranges(conn, chunk_size)
+    def __init__(self, conn: Connection, chunk_size: int, *, scoped: bool = False) -> None:
+        self._ranges = chunks.ranges(conn, chunk_size, scoped=scoped)
         self._lock = threading.Lock()
         self._orphans_given = False
 
@@ -134,18 +137,19 @@ class _RangeFeed:
 
 
 def _parallel_chunks(
-    engine: Engine, policy: Policy, now: datetime, chunk_size: int, workers: int
+    engine: Engine, policy: Policy, now: datetime, chunk_size: int, workers: int, scoped: bool
 ) -> Generator[FeatureChunk, None, None]:
     with contextlib.ExitStack() as stack:
         feed_conn = stack.enter_context(engine.connect())
         q = FeatureQuery(policy, now, feed_conn.dialect.name)
+        q.scoped = scoped
         for table, fill in q.prepare_parts().items():
             conn = stack.enter_context(engine.connect())
             stack.enter_context(reader_pragmas(conn))
             held = _Prepared(conn, fill, table)
             stack.callback(held.close)  # before its connection is closed
             q.prepared[table] = held
-        feed = _RangeFeed(feed_conn, chunk_size)
+        feed = _RangeFeed(feed_conn, chunk_size, scoped=scoped)
 
         def share() -> Iterator[FeatureChunk]:
             with engine.connect() as conn, reader_pragmas(conn):

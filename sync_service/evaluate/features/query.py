@@ -94,6 +94,8 @@ class FeatureQuery(FeaturePlan):
         self.tables = RunTables(self.d, want_opt=self.want_opt)
         # set by the parallel reader: per temporary table, the connection holding it
         self.prepared: dict[str, PreparedReader] = {}
+        # an incremental evaluation: every account range is also limited to eval_scope
+        self.scoped = False
 
     def prepare(self, conn: Connection) -> None:
         """Fill the run's temporary tables (:class:`RunTables`) on ``conn``."""
@@ -174,13 +176,18 @@ class FeatureQuery(FeaturePlan):
         own = sa.select(*cols).where(
             live(table),
             table.c.account_id.is_not(None),
-            *id_range(table.c.account_id, lo, hi),
+            *id_range(table.c.account_id, lo, hi, scoped=self.scoped),
             *where(table),
         )
         scols, _ = shape(stray)
-        in_own = sa.and_(stray.c.account_id.is_not(None), *id_range(stray.c.account_id, lo, hi))
+        in_own = sa.and_(
+            stray.c.account_id.is_not(None),
+            *id_range(stray.c.account_id, lo, hi, scoped=self.scoped),
+        )
         moved = sa.select(*scols).where(
-            *id_range(stray.c.c_account_id, lo, hi), sa.not_(in_own), *where(stray)
+            *id_range(stray.c.c_account_id, lo, hi, scoped=self.scoped),
+            sa.not_(in_own),
+            *where(stray),
         )
         return read_typed(conn, own, types), lambda: self._read_prepared(conn, stray, moved, types)
 
@@ -319,7 +326,7 @@ class FeatureQuery(FeaturePlan):
         if rng is not None:
             gt = self.tables.gs_contacts
             stmt = sa.select(gt.c.contact_id, gt.c.g_out, gt.c.g_in).where(
-                *id_range(gt.c.c_account_id, *rng)
+                *id_range(gt.c.c_account_id, *rng, scoped=self.scoped)
             )
         else:
             gs = contacts.alias("gsc")
@@ -363,7 +370,7 @@ class FeatureQuery(FeaturePlan):
         """
 
         def _range(col: Any) -> list[ColumnElement[bool]]:
-            return [col == only] if only is not None else id_range(col, lo, hi)
+            return [col == only] if only is not None else id_range(col, lo, hi, scoped=self.scoped)
 
         ac = accounts
         n = self.names

@@ -15,6 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from canonical.model import System
 from rules.catalogue import CLOSED_ASK_STATUSES, COMPLETED, DECLINED
+from sync_service.store.models import eval_scope
 
 SALESFORCE = System.SALESFORCE
 GAINSIGHT = System.GAINSIGHT
@@ -91,9 +92,16 @@ def norm_priority(col: Any) -> Any:
     return sa.func.lower(sa.func.replace(col, " ", "_"))
 
 
-def id_range(col: Any, lo: str | None, hi: str | None) -> list[ColumnElement[bool]]:
-    """``col`` in ``(lo, hi]``; an end that is None is open."""
+def id_range(
+    col: Any, lo: str | None, hi: str | None, *, scoped: bool = False
+) -> list[ColumnElement[bool]]:
+    """``col`` in ``(lo, hi]``; an end that is None is open.
+
+    ``scoped``: and listed in ``eval_scope`` (an incremental evaluation, see sync.changes).
+    """
     out: list[ColumnElement[bool]] = []
+    if scoped:
+        out.append(col.in_(sa.select(eval_scope.c.id)))
     if lo is not None:
         out.append(col > lo)
     if hi is not None:

@@ -1,0 +1,318 @@
+"""Change marks: which stored rows' canonical values changed, so the evaluation reads only them.
+
+The ingest compares each batch with the rows already stored, before it upserts them, and writes
+one mark (:data:`~sync_service.store.models.eval_marks`) per row that is new or whose values
+changed, in the transaction that commits the rows: a ``kill -9`` between them cannot lose a
+mark. Compared are the canonical columns the policy can read (every column of the row, its
+``deleted`` mark and its ``extra`` fields), never the replication key: Salesforce moves
+``SystemModstamp`` when the service's own writeback updates a record (the echo), and the CRM's
+current values of the writeback fields (``extra._crm``) are not policy inputs either, so an
+echo marks nothing.
+
+A first load, or a stream read again in full, writes a full mark (``entity = '*'``) with each
+commit instead of comparing: the next evaluation is then a full one.
+
+:func:`fill_scope` turns the marks (and the verdicts whose ``valid_until`` has come) into the
+account ids the evaluation reads; :func:`consume` deletes the marks an evaluation has read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from canonical.model import System
+from sync_service.store.models import (
+    accounts,
+    advocacy_asks,
+    contacts,
+    eval_marks,
+    eval_scope,
+    evaluations,
+    nps_responses,
+    opportunities,
+    sync_state,
+    tickets,
+)
+from sync_service.store.upsert import upsert
+
+#: The mark asking for a full evaluation.
+FULL = "*"
+
+#: Row keys that are not policy inputs: the replication key, when it was read, the table key.
+_NOT_INPUTS = frozenset({"source", "id", "synced_at", "source_updated_at"})
+#: ``extra`` keys that are not policy inputs: the CRM's current values of the writeback fields.
+_EXTRA_NOT_INPUTS = frozenset({"_crm"})
+#: Ids per ``IN`` list (well under every driver's bound-parameter limit).
+_PROBE = 900
+
+
+def _plain(value: Any) -> Any:
+    """A value in one form whichever way it came (the mapping's row or the database's)."""
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        inputs = {k: v for k, v in value.items() if k not in _EXTRA_NOT_INPUTS}
+        return json.dumps(inputs, sort_keys=True, default=str)
+    return value
+
+
+def changed_marks(
+    conn: Connection, table: sa.Table, system: str, rows: Sequence[dict[str, Any]], now: datetime
+) -> list[dict[str, Any]]:
+    """The marks of ``rows`` (about to be upserted): new rows and rows whose inputs differ.
+
+    Reads the stored rows by primary key before the upsert overwrites them.
+    """
+    if not rows:
+        return []
+    keys = sorted({k for row in rows for k in row} - _NOT_INPUTS)
+    stored: dict[str, Any] = {}
+    ids = [row["id"] for row in rows]
+    cols = [table.c.id, *[table.c[k] for k in keys]]
+    for i in range(0, len(ids), _PROBE):
+        part = ids[i : i + _PROBE]
+        for rec in conn.execute(
+            sa.select(*cols).where(table.c.source == system, table.c.id.in_(part))
+        ):
+            stored[rec[0]] = rec
+    has_account = "account_id" in table.c
+    marks: list[dict[str, Any]] = []
+    for row in rows:
+        old = stored.get(row["id"])
+        old_account = None
+        if old is not None:
+            values = old._mapping
+            same = all(_plain(row[k]) == _plain(values[k]) for k in keys if k in row)
+            if same:
+                continue
+            if has_account and "account_id" in row and values["account_id"] != row["account_id"]:
+                old_account = values["account_id"]
+        marks.append(
+            {
+                "source": system,
+                "entity": table.name,
+                "id": row["id"],
+                "account_id": old_account,
+                "marked_at": now,
+            }
+        )
+    return marks
+
+
+def write_marks(conn: Connection, marks: Iterable[dict[str, Any]]) -> int:
+    """Insert ``marks`` in the caller's transaction; return how many."""
+    batch = list(marks)
+    if batch:
+        conn.execute(eval_marks.insert(), batch)
+    return len(batch)
+
+
+def mark_full(conn: Connection, system: str, stream: str, now: datetime) -> None:
+    """Ask for a full evaluation (a first load or a full read of ``stream``)."""
+    write_marks(
+        conn,
+        [{"source": system, "entity": FULL, "id": stream, "account_id": None, "marked_at": now}],
+    )
+
+
+def mark_where(
+    conn: Connection, table: sa.Table, where: ColumnElement[bool], now: datetime
+) -> None:
+    """Mark the rows of ``table`` matching ``where`` (before an UPDATE changes them)."""
+    account = table.c.account_id if "account_id" in table.c else sa.null()
+    conn.execute(
+        eval_marks.insert().from_select(
+            ["source", "entity", "id", "account_id", "marked_at"],
+            sa.select(
+                table.c.source,
+                sa.literal(table.name, sa.String()),
+                table.c.id,
+                account,
+                sa.literal(now, eval_marks.c.marked_at.type),
+            ).where(where),
+        )
+    )
+
+
+def last_seq(conn: Connection) -> int:
+    """The newest mark's number (0: none); an evaluation consumes the marks up to it."""
+    return int(
+        conn.execute(sa.select(sa.func.coalesce(sa.func.max(eval_marks.c.seq), 0))).scalar_one()
+    )
+
+
+def wants_full(conn: Connection, upto: int) -> bool:
+    """Whether a mark up to ``upto`` asks for a full evaluation."""
+    return (
+        conn.execute(
+            sa.select(eval_marks.c.seq)
+            .where(eval_marks.c.seq <= upto, eval_marks.c.entity == FULL)
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def _marked(table: sa.Table, upto: int) -> ColumnElement[bool]:
+    m = eval_marks
+    return sa.exists().where(
+        m.c.seq <= upto,
+        m.c.entity == table.name,
+        m.c.source == table.c.source,
+        m.c.id == table.c.id,
+    )
+
+
+def _contact_or_account(contact_id: Any) -> sa.Select[Any]:
+    """The scope id of a Salesforce contact: its account, or itself when it has none."""
+    sf = contacts.alias("scope_sf_contact")
+    return sa.select(sa.func.coalesce(sf.c.account_id, sf.c.id)).where(
+        sf.c.source == System.SALESFORCE, sf.c.id == contact_id
+    )
+
+
+def _scope_ids(upto: int, today: date) -> list[sa.Select[Any]]:
+    m = eval_marks
+    parts: list[sa.Select[Any]] = [
+        # the account a row was filed under before it moved
+        sa.select(m.c.account_id).where(m.c.seq <= upto, m.c.account_id.is_not(None)),
+        # Salesforce accounts themselves; a Gainsight company through its Salesforce account
+        sa.select(accounts.c.id).where(
+            accounts.c.source == System.SALESFORCE, _marked(accounts, upto)
+        ),
+        sa.select(accounts.c.sf_account_id).where(
+            accounts.c.source == System.GAINSIGHT,
+            accounts.c.sf_account_id.is_not(None),
+            _marked(accounts, upto),
+        ),
+        # a Salesforce contact: its account, or itself without one
+        sa.select(sa.func.coalesce(contacts.c.account_id, contacts.c.id)).where(
+            contacts.c.source == System.SALESFORCE, _marked(contacts, upto)
+        ),
+    ]
+    gs = contacts.alias("scope_gs_contact")
+    sf = contacts.alias("scope_sf_contact")
+    # a Gainsight person: the account it is filed under and its Salesforce contact's
+    parts.append(
+        sa.select(gs.c.account_id).where(
+            gs.c.source == System.GAINSIGHT, gs.c.account_id.is_not(None), _marked_alias(gs, upto)
+        )
+    )
+    parts.append(
+        sa.select(sa.func.coalesce(sf.c.account_id, sf.c.id))
+        .select_from(
+            gs.join(sf, sa.and_(sf.c.source == System.SALESFORCE, sf.c.id == gs.c.sf_contact_id))
+        )
+        .where(gs.c.source == System.GAINSIGHT, _marked_alias(gs, upto))
+    )
+    for table in (tickets, opportunities):
+        parts.append(
+            sa.select(table.c.account_id).where(
+                table.c.account_id.is_not(None), _marked(table, upto)
+            )
+        )
+    for table in (nps_responses, advocacy_asks):
+        # an answer or ask counts for the account it is filed under and for its contact
+        parts.append(
+            sa.select(table.c.account_id).where(
+                table.c.account_id.is_not(None), _marked(table, upto)
+            )
+        )
+        c = contacts.alias(f"scope_of_{table.name}")
+        parts.append(
+            sa.select(sa.func.coalesce(c.c.account_id, c.c.id))
+            .select_from(
+                table.join(
+                    c, sa.and_(c.c.source == System.SALESFORCE, c.c.id == table.c.contact_id)
+                )
+            )
+            .where(_marked(table, upto))
+        )
+    # verdicts that may change with time alone
+    e = evaluations
+    parts.append(
+        sa.select(e.c.entity_id).where(
+            e.c.entity_type == "account", e.c.valid_until.is_not(None), e.c.valid_until <= today
+        )
+    )
+    parts.append(
+        sa.select(sa.func.coalesce(sf.c.account_id, sf.c.id))
+        .select_from(
+            e.join(sf, sa.and_(sf.c.source == System.SALESFORCE, sf.c.id == e.c.entity_id))
+        )
+        .where(e.c.entity_type == "contact", e.c.valid_until.is_not(None), e.c.valid_until <= today)
+    )
+    return parts
+
+
+def _marked_alias(alias: Any, upto: int) -> ColumnElement[bool]:
+    m = eval_marks
+    return sa.exists().where(
+        m.c.seq <= upto,
+        m.c.entity == contacts.name,
+        m.c.source == alias.c.source,
+        m.c.id == alias.c.id,
+    )
+
+
+def fill_scope(conn: Connection, upto: int, today: date) -> int:
+    """Fill ``eval_scope`` with what the marks up to ``upto`` and the clock reach; return its size.
+
+    Ids are Salesforce account ids, and the ids of contacts without an account (the
+    evaluation pages those by contact id).
+    """
+    conn.execute(eval_scope.delete())
+    union = sa.union(*_scope_ids(upto, today)).subquery()
+    ids = sa.select(union.c[0]).where(union.c[0].is_not(None))
+    conn.execute(eval_scope.insert().from_select(["id"], ids))
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("ANALYZE eval_scope"))
+    return int(conn.execute(sa.select(sa.func.count()).select_from(eval_scope)).scalar_one())
+
+
+def consume(conn: Connection, upto: int) -> None:
+    """Delete the marks up to ``upto`` (in the transaction that commits their evaluation)."""
+    conn.execute(eval_marks.delete().where(eval_marks.c.seq <= upto))
+    conn.execute(eval_scope.delete())
+
+
+#: Where the digest of the policy and mappings of the last evaluation is kept (sync_state).
+_INPUTS = ("evaluate", "inputs")
+
+
+def saved_inputs_digest(conn: Connection) -> str | None:
+    """The policy and mappings digest the current verdicts were computed with."""
+    value = conn.execute(
+        sa.select(sync_state.c.mapping_digest).where(
+            sync_state.c.connector == _INPUTS[0], sync_state.c.stream == _INPUTS[1]
+        )
+    ).scalar()
+    return str(value) if value is not None else None
+
+
+def save_inputs_digest(conn: Connection, digest: str, now: datetime) -> None:
+    """Record the digest of the policy and mappings an evaluation ran with."""
+    upsert(
+        conn,
+        sync_state,
+        [
+            {
+                "connector": _INPUTS[0],
+                "stream": _INPUTS[1],
+                "mapping_digest": digest,
+                "updated_at": now,
+            }
+        ],
+    )
