@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 import time
 from contextlib import AbstractContextManager
@@ -27,6 +26,7 @@ from sync_service.ops.runs import Run, run_record, utcnow
 from sync_service.privacy.tombstones import load_scrubber
 from sync_service.settings import KNOWN_JOBS
 from sync_service.sync import completeness
+from sync_service.sync.changes import incremental_enabled
 from sync_service.sync.ingest import (
     IngestOptions,
     RowScrubber,
@@ -205,16 +205,6 @@ def evaluate_job(
             inputs_digest=inputs_digest(ctx, policy, run),
         )
     return run
-
-
-#: Set (to anything) to evaluate and write back the whole store every cycle, as before change
-#: tracking: the baseline the steady-state benchmark compares with.
-FULL_CYCLES_ENV = "SYNC_FULL_CYCLES"
-
-
-def incremental_enabled() -> bool:
-    """Whether cycles evaluate and write back only what changed (the default)."""
-    return not os.environ.get(FULL_CYCLES_ENV)
 
 
 def inputs_digest(ctx: AppContext, policy: Policy, run: Run | None = None) -> str:

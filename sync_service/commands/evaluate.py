@@ -14,13 +14,9 @@ from sync_service.evaluate.evaluation import (
 )
 from sync_service.ops.locks import job_lock
 from sync_service.ops.runs import run_record, utcnow
-from sync_service.pipeline import (
-    current_streams,
-    held_for_gaps,
-    incremental_enabled,
-    inputs_digest,
-)
+from sync_service.pipeline import current_streams, held_for_gaps, inputs_digest
 from sync_service.sync import completeness
+from sync_service.sync.changes import incremental_enabled
 
 HELP = "compute eligibility, suspension, fatigue and score for every contact and account"
 

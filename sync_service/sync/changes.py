@@ -19,6 +19,7 @@ account ids the evaluation reads; :func:`consume` deletes the marks an evaluatio
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -316,3 +317,13 @@ def save_inputs_digest(conn: Connection, digest: str, now: datetime) -> None:
             }
         ],
     )
+
+
+#: Set (to anything) to evaluate and write back the whole store every cycle, as before change
+#: tracking: the baseline the steady-state benchmark compares with (bench/steady_state.py).
+FULL_CYCLES_ENV = "SYNC_FULL_CYCLES"
+
+
+def incremental_enabled() -> bool:
+    """Whether cycles evaluate and diff only what changed (the default)."""
+    return not os.environ.get(FULL_CYCLES_ENV)

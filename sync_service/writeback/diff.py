@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from sync_service.store.models import ERASED_KEY, evaluations
+from sync_service.writeback.cursor import DiffCursor
 from sync_service.writeback.guards import BlastRadiusGuard, Verdict, decide, is_overridden
 from sync_service.writeback.outbox import OutboxChanges, load_open, load_written
 from sync_service.writeback.report import Conflict, Sample, WritebackReport
@@ -68,25 +69,45 @@ def diff_target(
     run_id: int | None,
     chunk_size: int = 2000,
     write_erased: bool = True,
+    since: DiffCursor | None = None,
 ) -> None:
     """Enqueue the changed fields of every record of ``target``; figures go to ``report``.
 
-    ``write_erased=False`` leaves the records of people erased on request alone.
+    ``write_erased=False`` leaves the records of people erased on request alone. ``since``:
+    only the verdicts rewritten and the records read again since then (see
+    :mod:`sync_service.writeback.cursor`); the others count for the blast-radius guard as
+    unchanged, as a full diff would have counted them.
     """
     kind = entity_kind(target)
     table = record_table(target)
     link = link_column(target)
+    which: list[Any] = [evaluations.c.entity_type == kind]
+    if since is not None:
+        read_again = sa.select(link).where(
+            table.c.source == target.target, table.c.synced_at >= since.synced
+        )
+        which.append(
+            sa.or_(
+                evaluations.c.run_id > since.run_id,
+                evaluations.c.run_id.is_(None),
+                evaluations.c.entity_id.in_(read_again),
+            )
+        )
     last = ""
+    seen = 0
     while True:
         chunk = list(
             conn.execute(
                 sa.select(*_EVALUATION_COLUMNS)
-                .where(evaluations.c.entity_type == kind, evaluations.c.entity_id > last)
+                .where(*which, evaluations.c.entity_id > last)
                 .order_by(evaluations.c.entity_id)
                 .limit(chunk_size)
             ).mappings()
         )
+        seen += len(chunk)
         if not chunk:
+            if since is not None:
+                _count_unseen(conn, target, kind, seen, guard, report)
             return
         last = str(chunk[-1]["entity_id"])
         by_entity = {str(e["entity_id"]): e for e in chunk}
@@ -115,6 +136,23 @@ def diff_target(
                 drop.flush(conn)
                 records = [r for r in records if not _is_erased(r["extra"])]
         _diff_chunk(conn, target, by_entity, records, guard, report, now, run_id)
+
+
+def _count_unseen(
+    conn: Connection,
+    target: WritebackTargetLike,
+    kind: str,
+    seen: int,
+    guard: BlastRadiusGuard,
+    report: WritebackReport,
+) -> None:
+    """Count the verdicts an incremental diff skipped as unchanged records (the guard's base)."""
+    total = conn.execute(
+        sa.select(sa.func.count()).select_from(evaluations).where(evaluations.c.entity_type == kind)
+    ).scalar_one()
+    skipped = max(0, int(total) - seen)
+    report.counts["not_rediffed"] += skipped
+    guard.count_unchanged(target_key(target), skipped)
 
 
 def _diff_chunk(

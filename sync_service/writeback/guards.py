@@ -126,6 +126,10 @@ class BlastRadiusGuard:
         if status_changed:
             tally.changed += 1
 
+    def count_unchanged(self, key: str, n: int) -> None:
+        """Count ``n`` records of ``key`` whose status does not change (not diffed again)."""
+        self.tallies.setdefault(key, StatusTally()).records += n
+
     def verdict(self) -> str | None:
         """The reason to hold the run, or None when it may proceed."""
         over = [

@@ -16,6 +16,7 @@ from sync_service.mapping import Mappings, WritebackTarget, load_mappings
 from sync_service.ops.progress import ProgressHook
 from sync_service.ops.runs import Run
 from sync_service.settings import Settings
+from sync_service.sync.changes import incremental_enabled
 from sync_service.writeback.report import WritebackReport
 from sync_service.writeback.runner import run_writeback
 
@@ -98,6 +99,7 @@ def writeback_job(
             chunk_size=settings.sync.batch_size,
             write_erased=settings.privacy.write_erased_status,
             progress=progress,
+            incremental=incremental_enabled(),
         )
     finally:
         if own:

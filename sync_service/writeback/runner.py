@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +17,7 @@ from sync_service.ops.progress import ProgressHook
 from sync_service.ops.runs import Run, utcnow
 from sync_service.settings import WritebackSettings
 from sync_service.store.models import writeback_outbox
+from sync_service.writeback import cursor as diff_cursor
 from sync_service.writeback import outbox
 from sync_service.writeback.apply import apply_pending
 from sync_service.writeback.diff import diff_target, target_key
@@ -24,6 +26,11 @@ from sync_service.writeback.report import WritebackReport
 from sync_service.writeback.targets import WritebackTargetLike, check_target
 
 logger = logging.getLogger(__name__)
+
+
+def _target_digest(target: WritebackTargetLike, write_erased: bool) -> str:
+    """What a target's diff depends on besides the verdicts: its fields and the erased rule."""
+    return hashlib.sha256(f"{target!r}|{write_erased}".encode()).hexdigest()
 
 
 def run_writeback(
@@ -41,6 +48,7 @@ def run_writeback(
     now: Callable[[], datetime] = utcnow,
     sleep: Callable[[float], None] = time.sleep,
     progress: ProgressHook | None = None,
+    incremental: bool = True,
 ) -> WritebackReport:
     """Write the changed results of every target back to its CRM.
 
@@ -65,6 +73,8 @@ def run_writeback(
         now: the clock (tests pin it).
         sleep: how to wait between retries (tests skip the wait).
         progress: told ``("writeback.<Object>", n, total)`` as each batch is sent.
+        incremental: diff only the verdicts rewritten and the records read again since the
+            last writeback (:mod:`sync_service.writeback.cursor`); False diffs everything.
 
     Raises:
         WritebackError: a target is misconfigured or its system has no connector.
@@ -87,7 +97,10 @@ def run_writeback(
         try:
             if retry_failed and not dry_run:
                 report.counts["requeued"] = outbox.retry_failed(conn)
+            start_cursor = diff_cursor.at_start(conn, started)
             for target in targets:
+                key, digest = target_key(target), _target_digest(target, write_erased)
+                since = diff_cursor.load(conn, key, digest) if incremental else None
                 diff_target(
                     conn,
                     target,
@@ -97,7 +110,10 @@ def run_writeback(
                     run_id=run_id,
                     chunk_size=chunk_size,
                     write_erased=write_erased,
+                    since=since,
                 )
+                # committed with the outbox rows: a held or dry run leaves it where it was
+                diff_cursor.save(conn, key, digest, start_cursor, started)
             held = None if confirm else guard.verdict()
             if dry_run or held:
                 tx.rollback()

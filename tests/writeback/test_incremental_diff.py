@@ -1,0 +1,84 @@
+"""The incremental diff: only verdicts rewritten and records read again since the last writeback."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from sync_service.ops.runs import run_record
+from sync_service.writeback import run_writeback
+from tests.writeback.fakes import (
+    FIELDS,
+    FakeCRM,
+    blank,
+    contact_target,
+    evaluation,
+    seed_evaluations,
+    settings,
+    sync_records,
+)
+
+OLD = datetime.now(UTC) - timedelta(hours=2)
+
+
+def write(engine: Engine, crm: FakeCRM, **kw: Any) -> Any:
+    return run_writeback(
+        engine, [contact_target()], {"salesforce": crm}, settings(), sleep=lambda _s: None, **kw
+    )
+
+
+def sent(crm: FakeCRM, since: int = 0) -> dict[str, dict[str, Any]]:
+    return {ch.record_id: ch.fields for _, chs in crm.write_calls[since:] for ch in chs}
+
+
+def evaluate(engine: Engine, rows: dict[str, dict[str, Any]]) -> None:
+    """An evaluation run rewriting these verdicts (its run id on each row)."""
+    with run_record(engine, "evaluate") as run:
+        seed_evaluations(engine, {k: {**v, "run_id": run.id} for k, v in rows.items()})
+
+
+def test_only_changed_verdicts_and_records_read_again_are_diffed(engine: Engine):
+    ids = [f"003{i:015d}" for i in range(4)]
+    sync_records(engine, {i: blank() for i in ids}, synced_at=OLD)
+    evaluate(engine, {i: evaluation() for i in ids})
+    crm = FakeCRM()
+    first = write(engine, crm)
+    assert set(sent(crm)) == set(ids)  # no cursor yet: everything
+    assert first.counts["not_rediffed"] == 0
+    # the CRM now holds what was written; read back before the next writeback started
+    sync_records(engine, {i: crm.data["Contact"][i] for i in ids}, synced_at=OLD)
+
+    evaluate(engine, {ids[1]: evaluation(reason="a new reason")})
+    calls = len(crm.write_calls)
+    second = write(engine, crm)
+    assert sent(crm, calls) == {ids[1]: {FIELDS["reason"]: "a new reason"}}
+    assert second.counts["not_rediffed"] == 3
+
+    # an admin edited a field the service owns: the record is read again, and diffed again
+    edited = dict(crm.data["Contact"][ids[2]]) | {FIELDS["reason"]: "typed by hand"}
+    crm.data["Contact"][ids[2]] = edited
+    sync_records(engine, {ids[2]: edited})
+    calls = len(crm.write_calls)
+    write(engine, crm)
+    assert sent(crm, calls) == {ids[2]: {FIELDS["reason"]: "opted in, promoter"}}
+
+    # and a full diff now finds nothing the incremental ones missed
+    sync_records(engine, {i: crm.data["Contact"][i] for i in ids})
+    calls = len(crm.write_calls)
+    full = write(engine, crm, incremental=False)
+    assert sent(crm, calls) == {}
+    assert full.counts["unchanged"] == 4
+
+
+def test_nothing_changed_means_nothing_diffed_and_no_call(engine: Engine):
+    ids = [f"003{i:015d}" for i in range(3)]
+    sync_records(engine, {i: blank() for i in ids}, synced_at=OLD)
+    evaluate(engine, {i: evaluation() for i in ids})
+    crm = FakeCRM()
+    write(engine, crm)
+    calls = crm.calls
+    report = write(engine, crm)
+    assert crm.calls == calls
+    assert report.counts["not_rediffed"] == 3
