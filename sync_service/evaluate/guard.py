@@ -53,6 +53,7 @@ from sync_service.store.ledger import (
     opportunity_exists,
 )
 from sync_service.store.models import advocacy_asks
+from sync_service.sync import changes
 from sync_service.writeback.outbox import CREATE, queue
 
 SALESFORCE = "salesforce"
@@ -334,6 +335,9 @@ class Guard:
             "synced_at": now,
         }
         conn.execute(sa.insert(advocacy_asks), [row])
+        # the contact's and account's verdicts change with it: marked in the ask's transaction
+        mark = {"source": SOURCE_API, "entity": advocacy_asks.name, "id": ask_id}
+        changes.write_marks(conn, [{**mark, "account_id": None, "marked_at": now}])
         if self.fields is not None:
             queue(
                 conn,

@@ -18,7 +18,9 @@ from sqlalchemy.engine import Engine
 
 from canonical.model import Entity
 from rules import load_policy
+from sync_service.evaluate.ask_audit import AuditSink
 from sync_service.evaluate.evaluation import evaluate_all
+from sync_service.evaluate.guard import AskTarget, Caller, Guard
 from sync_service.store.models import (
     CANONICAL_TABLES,
     eval_marks,
@@ -252,3 +254,29 @@ def test_a_cycle_with_no_change_and_no_due_verdict_evaluates_nothing(engine: Eng
     summary = evaluate_all(engine, POLICY, T0 + timedelta(hours=1), None, incremental=True)
     assert summary.incremental
     assert (summary.contacts, summary.accounts) == (0, 0)
+
+
+def test_an_ask_logged_through_the_guard_is_evaluated_in_the_next_cycle(engine: Engine):
+    store = Store(random.Random(3), T0.date())
+    ingest(engine, store.first(), T0)
+    evaluate_all(engine, POLICY, T0, None)
+    with engine.begin() as conn:
+        conn.execute(evaluations.update().values(valid_until=None))
+        contact = conn.execute(
+            sa.select(evaluations.c.entity_id).where(
+                evaluations.c.entity_type == "contact", evaluations.c.status == "Eligible"
+            )
+        ).scalar()
+    if contact is None:  # the seed gives an Eligible contact; say so if it ever does not
+        raise AssertionError("seed 3 has no Eligible contact to ask")
+    before = verdicts(engine)[("contact", contact)]["recent_asks"] or 0
+    guard = Guard(engine, lambda: POLICY, None, AuditSink(engine, interval=0), lambda: T0)
+    target = AskTarget(contact, "Case Study", None)
+    # an override, so that it is logged whatever the verdict says
+    outcome = guard.log(Caller(None, None), target, "test", override_reason="a test")
+    assert outcome is not None
+    assert outcome.ask_id is not None
+    summary = evaluate_all(engine, POLICY, T0 + timedelta(minutes=5), None, incremental=True)
+    assert summary.incremental
+    assert 0 < summary.contacts < len(store.contacts)
+    assert verdicts(engine)[("contact", contact)]["recent_asks"] == before + 1
