@@ -45,6 +45,10 @@ from sync_service.store.upsert import upsert
 
 #: The mark asking for a full evaluation.
 FULL = "*"
+#: Marks of records whose written fields changed in the CRM start so (the writeback's).
+CRM = "crm:"
+#: The mark asking for a full writeback diff.
+CRM_FULL = CRM + FULL
 
 #: Row keys that are not policy inputs: the replication key, when it was read, the table key.
 _NOT_INPUTS = frozenset({"source", "id", "synced_at", "source_updated_at"})
@@ -69,6 +73,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
+#: Columns of Gainsight rows the identity linking fills or widens after the ingest
+#: (sync/identity.py): the CRM's value read again is the raw one, the stored one the link.
+_LINKS = frozenset({"sf_account_id", "sf_contact_id", "account_id", "contact_id"})
+
+
+def _same_link(new: Any, old: Any) -> bool:
+    """A carried id read again as the CRM has it, where the store holds the link made from it.
+
+    Empty (the link was found by e-mail or through the contact) or the 15-character form of
+    the stored 18-character id: the linking makes the same link again.
+    """
+    if old is None:
+        return False
+    if new is None:
+        return True
+    return isinstance(new, str) and len(new) == 15 and str(old)[:15] == new
+
+
 def changed_marks(
     conn: Connection, table: sa.Table, system: str, rows: Sequence[dict[str, Any]], now: datetime
 ) -> list[dict[str, Any]]:
@@ -89,17 +111,29 @@ def changed_marks(
         ):
             stored[rec[0]] = rec
     has_account = "account_id" in table.c
+    linked = system == System.GAINSIGHT
     marks: list[dict[str, Any]] = []
     for row in rows:
         old = stored.get(row["id"])
         old_account = None
         if old is not None:
             values = old._mapping
-            same = all(_plain(row[k]) == _plain(values[k]) for k in keys if k in row)
+            same = all(
+                _plain(row[k]) == _plain(values[k])
+                or (linked and k in _LINKS and _same_link(row[k], values[k]))
+                for k in keys
+                if k in row
+            )
+            if "extra" in row and _crm(row["extra"]) != _crm(values["extra"]):
+                # someone (or our writeback) changed a field the service writes: the writeback
+                # diffs this record again (writeback/cursor.py)
+                marks.append(_mark(system, CRM + table.name, row["id"], None, now))
             if same:
                 continue
             if has_account and "account_id" in row and values["account_id"] != row["account_id"]:
                 old_account = values["account_id"]
+        elif "extra" in row and _crm(row["extra"]):
+            marks.append(_mark(system, CRM + table.name, row["id"], None, now))
         marks.append(
             {
                 "source": system,
@@ -112,6 +146,20 @@ def changed_marks(
     return marks
 
 
+def _mark(source: str, entity: str, rid: str, account: str | None, now: datetime) -> dict[str, Any]:
+    return {"source": source, "entity": entity, "id": rid, "account_id": account, "marked_at": now}
+
+
+def _crm(extra: Any) -> Any:
+    crm = extra.get("_crm") if isinstance(extra, dict) else None
+    return _plain(crm) if isinstance(crm, dict) else None
+
+
+def input_marks(marks: Iterable[dict[str, Any]]) -> int:
+    """How many of ``marks`` are changes of policy inputs (not of the CRM's written fields)."""
+    return sum(1 for m in marks if not str(m["entity"]).startswith(CRM))
+
+
 def write_marks(conn: Connection, marks: Iterable[dict[str, Any]]) -> int:
     """Insert ``marks`` in the caller's transaction; return how many."""
     batch = list(marks)
@@ -121,10 +169,9 @@ def write_marks(conn: Connection, marks: Iterable[dict[str, Any]]) -> int:
 
 
 def mark_full(conn: Connection, system: str, stream: str, now: datetime) -> None:
-    """Ask for a full evaluation (a first load or a full read of ``stream``)."""
+    """Ask for a full evaluation and a full writeback diff (a first load, a full read)."""
     write_marks(
-        conn,
-        [{"source": system, "entity": FULL, "id": stream, "account_id": None, "marked_at": now}],
+        conn, [_mark(system, FULL, stream, None, now), _mark(system, CRM_FULL, stream, None, now)]
     )
 
 
@@ -284,9 +331,40 @@ def fill_scope(conn: Connection, upto: int, today: date) -> int:
 
 
 def consume(conn: Connection, upto: int) -> None:
-    """Delete the marks up to ``upto`` (in the transaction that commits their evaluation)."""
-    conn.execute(eval_marks.delete().where(eval_marks.c.seq <= upto))
+    """Delete the input marks up to ``upto`` (in the transaction of their evaluation's end).
+
+    The marks of changed CRM values are the writeback's (:func:`consume_crm`).
+    """
+    conn.execute(
+        eval_marks.delete().where(eval_marks.c.seq <= upto, ~eval_marks.c.entity.startswith(CRM))
+    )
     conn.execute(eval_scope.delete())
+
+
+def crm_marked(table: sa.Table, target: str, upto: int) -> sa.Select[Any]:
+    """Ids of ``table``'s records of ``target`` whose written fields' CRM values changed."""
+    m = eval_marks
+    return sa.select(m.c.id).where(
+        m.c.seq <= upto, m.c.entity == CRM + table.name, m.c.source == target
+    )
+
+
+def crm_full(conn: Connection, upto: int) -> bool:
+    """Whether a stream was read in full since the writeback's last diff (then: diff all)."""
+    m = eval_marks
+    return (
+        conn.execute(
+            sa.select(m.c.seq).where(m.c.seq <= upto, m.c.entity == CRM_FULL).limit(1)
+        ).first()
+        is not None
+    )
+
+
+def consume_crm(conn: Connection, upto: int) -> None:
+    """Delete the CRM-value marks up to ``upto`` (in the writeback diff's transaction)."""
+    conn.execute(
+        eval_marks.delete().where(eval_marks.c.seq <= upto, eval_marks.c.entity.startswith(CRM))
+    )
 
 
 #: Where the digest of the policy and mappings of the last evaluation is kept (sync_state).

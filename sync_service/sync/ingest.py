@@ -382,8 +382,9 @@ def sync_stream(
                         changes.mark_full(conn, system, spec.name, opts.now)
                     else:
                         changed = changes.changed_marks(conn, table, system, rows, opts.now)
-                        if changes.write_marks(conn, changed):
-                            run.add(f"changed.{spec.name}", len(changed))
+                        changes.write_marks(conn, changed)
+                        if changes.input_marks(changed):
+                            run.add(f"changed.{spec.name}", changes.input_marks(changed))
                     write.execute(conn)
                 if tombs:
                     upsert(conn, privacy_tombstones, tombs)
@@ -500,8 +501,9 @@ def reconcile_stream(
                 if rows:
                     # formula fields change without the replication key: marked like any change
                     marks = changes.changed_marks(conn, table, system, rows, opts.now)
-                    if changes.write_marks(conn, marks):
-                        run.add(f"reconcile.changed.{spec.name}", len(marks))
+                    changes.write_marks(conn, marks)
+                    if changes.input_marks(marks):
+                        run.add(f"reconcile.changed.{spec.name}", changes.input_marks(marks))
                     upsert(conn, table, rows)
                 if tombs:
                     upsert(conn, privacy_tombstones, tombs)

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from sync_service.store.models import ERASED_KEY, evaluations
+from sync_service.sync import changes
 from sync_service.writeback.cursor import DiffCursor
 from sync_service.writeback.guards import BlastRadiusGuard, Verdict, decide, is_overridden
 from sync_service.writeback.outbox import OutboxChanges, load_open, load_written
@@ -74,7 +75,7 @@ def diff_target(
     """Enqueue the changed fields of every record of ``target``; figures go to ``report``.
 
     ``write_erased=False`` leaves the records of people erased on request alone. ``since``:
-    only the verdicts rewritten and the records read again since then (see
+    only the verdicts rewritten and the records whose written fields changed in the CRM (see
     :mod:`sync_service.writeback.cursor`); the others count for the blast-radius guard as
     unchanged, as a full diff would have counted them.
     """
@@ -84,7 +85,8 @@ def diff_target(
     which: list[Any] = [evaluations.c.entity_type == kind]
     if since is not None:
         read_again = sa.select(link).where(
-            table.c.source == target.target, table.c.synced_at >= since.synced
+            table.c.source == target.target,
+            table.c.id.in_(changes.crm_marked(table, target.target, since.upto)),
         )
         which.append(
             sa.or_(

@@ -17,6 +17,7 @@ from sync_service.ops.progress import ProgressHook
 from sync_service.ops.runs import Run, utcnow
 from sync_service.settings import WritebackSettings
 from sync_service.store.models import writeback_outbox
+from sync_service.sync import changes
 from sync_service.writeback import cursor as diff_cursor
 from sync_service.writeback import outbox
 from sync_service.writeback.apply import apply_pending
@@ -97,10 +98,13 @@ def run_writeback(
         try:
             if retry_failed and not dry_run:
                 report.counts["requeued"] = outbox.retry_failed(conn)
-            start_cursor = diff_cursor.at_start(conn, started)
+            start = diff_cursor.at_start(conn, started)
+            # a stream read in full may have changed any record: everything is diffed once
+            incremental = incremental and not changes.crm_full(conn, start.upto)
             for target in targets:
                 key, digest = target_key(target), _target_digest(target, write_erased)
-                since = diff_cursor.load(conn, key, digest) if incremental else None
+                seen = diff_cursor.load(conn, key, digest) if incremental else None
+                since = diff_cursor.DiffCursor(seen, start.upto) if seen is not None else None
                 diff_target(
                     conn,
                     target,
@@ -113,7 +117,8 @@ def run_writeback(
                     since=since,
                 )
                 # committed with the outbox rows: a held or dry run leaves it where it was
-                diff_cursor.save(conn, key, digest, start_cursor, started)
+                diff_cursor.save(conn, key, digest, start.run_id, started)
+            changes.consume_crm(conn, start.upto)
             held = None if confirm else guard.verdict()
             if dry_run or held:
                 tx.rollback()

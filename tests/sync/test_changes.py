@@ -35,7 +35,7 @@ def clear(engine: Engine) -> None:
 
 def test_a_first_load_asks_for_a_full_evaluation(engine: Engine):
     sync(engine, FakeConnector(records={"Contact": [rec(i, i) for i in range(3)]}))
-    assert {m[0] for m in marks(engine)} == {changes.FULL}
+    assert {m[0] for m in marks(engine)} == {changes.FULL, changes.CRM_FULL}
 
 
 def test_the_echo_of_our_own_writeback_marks_nothing(engine: Engine):

@@ -8,6 +8,9 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from sync_service.ops.runs import run_record
+from sync_service.store.models import contacts
+from sync_service.store.upsert import upsert
+from sync_service.sync import changes
 from sync_service.writeback import run_writeback
 from tests.writeback.fakes import (
     FIELDS,
@@ -21,6 +24,18 @@ from tests.writeback.fakes import (
 )
 
 OLD = datetime.now(UTC) - timedelta(hours=2)
+
+
+def ingest(engine: Engine, values: dict[str, dict[str, Any]]) -> None:
+    """As the ingest does: the CRM's values read again, marked where they changed."""
+    now = datetime.now(UTC)
+    rows = [
+        {"source": "salesforce", "id": i, "extra": {"_crm": dict(v)}, "synced_at": now}
+        for i, v in values.items()
+    ]
+    with engine.begin() as conn:
+        changes.write_marks(conn, changes.changed_marks(conn, contacts, "salesforce", rows, now))
+        upsert(conn, contacts, rows)
 
 
 def write(engine: Engine, crm: FakeCRM, **kw: Any) -> Any:
@@ -56,10 +71,22 @@ def test_only_changed_verdicts_and_records_read_again_are_diffed(engine: Engine)
     assert sent(crm, calls) == {ids[1]: {FIELDS["reason"]: "a new reason"}}
     assert second.counts["not_rediffed"] == 3
 
-    # an admin edited a field the service owns: the record is read again, and diffed again
+    # read again: the echo of the second writeback (ids[1]) is diffed once, and writes nothing
+    ingest(engine, {i: crm.data["Contact"][i] for i in ids})
+    calls = len(crm.write_calls)
+    echo = write(engine, crm)
+    assert sent(crm, calls) == {}
+    assert echo.counts["not_rediffed"] == 3
+    # read again unchanged (an overlap re-read): nothing is diffed
+    ingest(engine, {i: crm.data["Contact"][i] for i in ids})
+    again = write(engine, crm)
+    assert sent(crm, calls) == {}
+    assert again.counts["not_rediffed"] == 4
+
+    # an admin edited a field the service owns: the ingest marks it, and it is diffed again
     edited = dict(crm.data["Contact"][ids[2]]) | {FIELDS["reason"]: "typed by hand"}
     crm.data["Contact"][ids[2]] = edited
-    sync_records(engine, {ids[2]: edited})
+    ingest(engine, {ids[2]: edited})
     calls = len(crm.write_calls)
     write(engine, crm)
     assert sent(crm, calls) == {ids[2]: {FIELDS["reason"]: "opted in, promoter"}}
