@@ -84,7 +84,7 @@ def test_the_echo_cycle_evaluates_and_writes_nothing(sb: Sandbox, env: dict[str,
     try:
         first = run_cycle(ctx)
         assert [r.status for r in first] == ["success"] * 4
-        assert last_run_counts(ctx.engine, "writeback").get("success", 0) > 0
+        assert last_run_counts(ctx.engine, "writeback").get("writeback.success", 0) > 0
         writes = writes_so_far(sb)
         echo = run_cycle(ctx)
         assert [r.status for r in echo] == ["success"] * 4
