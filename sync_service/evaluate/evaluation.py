@@ -410,22 +410,30 @@ def evaluate_all(
         upto = changes.last_seq(conn)
         if incremental and not dry_run:
             summary.incremental = _can_be_incremental(conn, upto, inputs_digest)
+        # nothing changed and nothing is due: no feature is read, nothing is written
+        idle = False
         if summary.incremental:
             scope_size = changes.fill_scope(conn, upto, today)
+            idle = scope_size == 0
             if run is not None:
                 run.add("evaluation.scope", scope_size)
-        erased = erased_contacts(conn)
+        erased = erased_contacts(conn) if not idle else []
         # Orphans are few (a broken reference, a parent not synced yet): held in memory.
-        orphan_ids = orphan_contacts(conn)
+        orphan_ids = orphan_contacts(conn) if not idle else set()
         stage.create(conn, checkfirst=True)
         total = _live_contacts(conn) if progress is not None else None
         conn.commit()
         outer = conn.begin() if dry_run else None
         try:
             # features are read by two readers on connections of their own, ahead of the writes
-            for chunk in stream_feature_chunks(
-                engine, policy, now, chunk_size=chunk_size, scoped=summary.incremental
-            ):
+            chunks = (
+                stream_feature_chunks(
+                    engine, policy, now, chunk_size=chunk_size, scoped=summary.incremental
+                )
+                if not idle
+                else iter(())
+            )
+            for chunk in chunks:
                 # A contact whose account does not exist keeps its last verdict: its account
                 # features would all read unknown (sync.orphans).
                 orphaned = [i for i in chunk.contacts["contact_id"].to_list() if i in orphan_ids]
@@ -471,8 +479,11 @@ def evaluate_all(
             with conn.begin_nested() if dry_run else conn.begin():
                 if (
                     dry_run
-                    or summary.incremental
-                    or _verdicts_on_file(conn) != summary.contacts + summary.accounts
+                    or (summary.incremental and not idle)
+                    or (
+                        not summary.incremental
+                        and _verdicts_on_file(conn) != summary.contacts + summary.accounts
+                    )
                 ):
                     summary.removed = _remove_gone(conn)
                 if not dry_run:
@@ -503,9 +514,10 @@ def evaluate_all(
         run.add("evaluation.changed" if not dry_run else "evaluation.would_change", summary.changed)
         if summary.removed:
             run.add("evaluation.removed", summary.removed)
-        with engine.connect() as conn:
-            for kind, n in count_orphans(conn).items():
-                run.add(f"orphans.{kind}", n)
+        if not idle:
+            with engine.connect() as conn:
+                for kind, n in count_orphans(conn).items():
+                    run.add(f"orphans.{kind}", n)
         for key, n in summary.statuses.items():
             run.add(f"status.{key}", n)
     log.info(

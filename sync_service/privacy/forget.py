@@ -54,6 +54,7 @@ from sync_service.store.models import (
     writeback_outbox,
 )
 from sync_service.store.upsert import upsert
+from sync_service.sync import changes
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,8 @@ def _erase(conn: Connection, subject: Subject, related: set[str], now: datetime)
     counts: dict[str, int] = {}
     for entity in _STRIPPED:
         table = CANONICAL_TABLES[entity]
+        # the person's verdict changes (Opted Out): marked for the next evaluation, same transaction
+        changes.mark_where(conn, table, filters[table.name][1], now)
         counts[table.name] = strip_where(conn, entity, filters[table.name][1], erased=True)
     counts.update(_erase_service_tables(conn, subject, related, filters, now))
     return {name: n for name, n in counts.items() if n}
