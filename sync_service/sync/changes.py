@@ -213,106 +213,70 @@ def wants_full(conn: Connection, upto: int) -> bool:
     )
 
 
-def _marked(table: sa.Table, upto: int) -> ColumnElement[bool]:
+def _joined(table: Any, upto: int, entity: str | None = None) -> Any:
+    """``table``'s rows that carry a mark up to ``upto``.
+
+    The marks drive (they are few), each probing the table's primary key.
+    """
     m = eval_marks
-    return sa.exists().where(
-        m.c.seq <= upto,
-        m.c.entity == table.name,
-        m.c.source == table.c.source,
-        m.c.id == table.c.id,
-    )
-
-
-def _contact_or_account(contact_id: Any) -> sa.Select[Any]:
-    """The scope id of a Salesforce contact: its account, or itself when it has none."""
-    sf = contacts.alias("scope_sf_contact")
-    return sa.select(sa.func.coalesce(sf.c.account_id, sf.c.id)).where(
-        sf.c.source == System.SALESFORCE, sf.c.id == contact_id
-    )
+    on = sa.and_(table.c.source == m.c.source, table.c.id == m.c.id)
+    return m.join(table, sa.and_(on, m.c.seq <= upto, m.c.entity == (entity or table.name)))
 
 
 def _scope_ids(upto: int, today: date) -> list[sa.Select[Any]]:
     m = eval_marks
+    sfc = contacts.alias("scope_sf_contact")
     parts: list[sa.Select[Any]] = [
         # the account a row was filed under before it moved
         sa.select(m.c.account_id).where(m.c.seq <= upto, m.c.account_id.is_not(None)),
         # Salesforce accounts themselves; a Gainsight company through its Salesforce account
-        sa.select(accounts.c.id).where(
-            accounts.c.source == System.SALESFORCE, _marked(accounts, upto)
-        ),
-        sa.select(accounts.c.sf_account_id).where(
-            accounts.c.source == System.GAINSIGHT,
-            accounts.c.sf_account_id.is_not(None),
-            _marked(accounts, upto),
-        ),
-        # a Salesforce contact: its account, or itself without one
-        sa.select(sa.func.coalesce(contacts.c.account_id, contacts.c.id)).where(
-            contacts.c.source == System.SALESFORCE, _marked(contacts, upto)
-        ),
-    ]
-    gs = contacts.alias("scope_gs_contact")
-    sf = contacts.alias("scope_sf_contact")
-    # a Gainsight person: the account it is filed under and its Salesforce contact's
-    parts.append(
-        sa.select(gs.c.account_id).where(
-            gs.c.source == System.GAINSIGHT, gs.c.account_id.is_not(None), _marked_alias(gs, upto)
-        )
-    )
-    parts.append(
-        sa.select(sa.func.coalesce(sf.c.account_id, sf.c.id))
+        sa.select(accounts.c.id)
+        .select_from(_joined(accounts, upto))
+        .where(accounts.c.source == System.SALESFORCE),
+        sa.select(accounts.c.sf_account_id)
+        .select_from(_joined(accounts, upto))
+        .where(accounts.c.source == System.GAINSIGHT),
+        # a contact: the account it is filed under, or itself without one (Salesforce)
+        sa.select(sa.func.coalesce(contacts.c.account_id, contacts.c.id))
+        .select_from(_joined(contacts, upto))
+        .where(contacts.c.source == System.SALESFORCE),
+        sa.select(contacts.c.account_id)
+        .select_from(_joined(contacts, upto))
+        .where(contacts.c.source == System.GAINSIGHT),
+        # a Gainsight person: its Salesforce contact's account
+        sa.select(sa.func.coalesce(sfc.c.account_id, sfc.c.id))
         .select_from(
-            gs.join(sf, sa.and_(sf.c.source == System.SALESFORCE, sf.c.id == gs.c.sf_contact_id))
-        )
-        .where(gs.c.source == System.GAINSIGHT, _marked_alias(gs, upto))
-    )
-    for table in (tickets, opportunities):
-        parts.append(
-            sa.select(table.c.account_id).where(
-                table.c.account_id.is_not(None), _marked(table, upto)
+            _joined(contacts, upto).join(
+                sfc,
+                sa.and_(sfc.c.source == System.SALESFORCE, sfc.c.id == contacts.c.sf_contact_id),
             )
         )
+        .where(contacts.c.source == System.GAINSIGHT),
+    ]
+    for table in (tickets, opportunities, nps_responses, advocacy_asks):
+        parts.append(sa.select(table.c.account_id).select_from(_joined(table, upto)))
     for table in (nps_responses, advocacy_asks):
-        # an answer or ask counts for the account it is filed under and for its contact
-        parts.append(
-            sa.select(table.c.account_id).where(
-                table.c.account_id.is_not(None), _marked(table, upto)
-            )
-        )
+        # an answer or ask counts for its contact too, filed where it may be
         c = contacts.alias(f"scope_of_{table.name}")
         parts.append(
-            sa.select(sa.func.coalesce(c.c.account_id, c.c.id))
-            .select_from(
-                table.join(
+            sa.select(sa.func.coalesce(c.c.account_id, c.c.id)).select_from(
+                _joined(table, upto).join(
                     c, sa.and_(c.c.source == System.SALESFORCE, c.c.id == table.c.contact_id)
                 )
             )
-            .where(_marked(table, upto))
         )
     # verdicts that may change with time alone
     e = evaluations
+    due = sa.and_(e.c.valid_until.is_not(None), e.c.valid_until <= today)
+    parts.append(sa.select(e.c.entity_id).where(e.c.entity_type == "account", due))
     parts.append(
-        sa.select(e.c.entity_id).where(
-            e.c.entity_type == "account", e.c.valid_until.is_not(None), e.c.valid_until <= today
-        )
-    )
-    parts.append(
-        sa.select(sa.func.coalesce(sf.c.account_id, sf.c.id))
+        sa.select(sa.func.coalesce(sfc.c.account_id, sfc.c.id))
         .select_from(
-            e.join(sf, sa.and_(sf.c.source == System.SALESFORCE, sf.c.id == e.c.entity_id))
+            e.join(sfc, sa.and_(sfc.c.source == System.SALESFORCE, sfc.c.id == e.c.entity_id))
         )
-        .where(e.c.entity_type == "contact", e.c.valid_until.is_not(None), e.c.valid_until <= today)
+        .where(e.c.entity_type == "contact", due)
     )
     return parts
-
-
-def _marked_alias(alias: Any, upto: int) -> ColumnElement[bool]:
-    m = eval_marks
-    return sa.exists().where(
-        m.c.seq <= upto,
-        m.c.entity == contacts.name,
-        m.c.source == alias.c.source,
-        m.c.id == alias.c.id,
-    )
 
 
 def fill_scope(conn: Connection, upto: int, today: date) -> int:
@@ -341,11 +305,12 @@ def consume(conn: Connection, upto: int) -> None:
     conn.execute(eval_scope.delete())
 
 
-def crm_marked(table: sa.Table, target: str, upto: int) -> sa.Select[Any]:
-    """Ids of ``table``'s records of ``target`` whose written fields' CRM values changed."""
-    m = eval_marks
-    return sa.select(m.c.id).where(
-        m.c.seq <= upto, m.c.entity == CRM + table.name, m.c.source == target
+def crm_marked(table: sa.Table, link: Any, target: str, upto: int) -> sa.Select[Any]:
+    """``link`` of ``table``'s records of ``target`` whose written fields' CRM values changed."""
+    return (
+        sa.select(link)
+        .select_from(_joined(table, upto, CRM + table.name))
+        .where(table.c.source == target)
     )
 
 

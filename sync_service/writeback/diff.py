@@ -84,10 +84,7 @@ def diff_target(
     link = link_column(target)
     which: list[Any] = [evaluations.c.entity_type == kind]
     if since is not None:
-        read_again = sa.select(link).where(
-            table.c.source == target.target,
-            table.c.id.in_(changes.crm_marked(table, target.target, since.upto)),
-        )
+        read_again = changes.crm_marked(table, link, target.target, since.upto)
         which.append(
             sa.or_(
                 evaluations.c.run_id > since.run_id,
