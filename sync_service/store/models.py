@@ -211,6 +211,8 @@ eval_marks = sa.Table(
     sa.Column("id", sa.String(64), nullable=False),
     sa.Column("account_id", sa.String(64)),
     sa.Column("marked_at", UTCDateTime(), nullable=False),
+    # the scope and the writeback find a table's marked rows through it (either join order)
+    sa.Index("ix_eval_marks_key", "entity", "source", "id"),
 )
 
 #: The account ids (and ids of contacts without an account) one incremental evaluation reads;

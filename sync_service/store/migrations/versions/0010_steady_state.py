@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("marked_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("seq", name="pk_eval_marks"),
     )
+    op.create_index("ix_eval_marks_key", "eval_marks", ["entity", "source", "id"])
     op.create_table(
         "eval_scope",
         sa.Column("id", sa.String(64), nullable=False),
@@ -46,4 +47,5 @@ def downgrade() -> None:
     with op.batch_alter_table("evaluations") as t:
         t.drop_column("valid_until")
     op.drop_table("eval_scope")
+    op.drop_index("ix_eval_marks_key", table_name="eval_marks")
     op.drop_table("eval_marks")
