@@ -1,7 +1,7 @@
 """steady state: change marks, the evaluation's scope, a verdict's valid_until
 
-Revision ID: 0010_steady_state
-Revises: 0009_consent_engagement
+Revision ID: 0011_steady_state
+Revises: 0010_ask_opportunity
 Create Date: 2026-12-07
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from sync_service.store.types import UTCDateTime
 
-revision = "0010_steady_state"
-down_revision = "0009_consent_engagement"
+revision = "0011_steady_state"
+down_revision = "0010_ask_opportunity"
 branch_labels = None
 depends_on = None
 
