@@ -193,11 +193,11 @@ evaluations = sa.Table(
     sa.Column("run_id", sa.Integer()),
     # The first day the verdict may change with time alone (a cap window lets an ask go, an
     # NPS answer ages past a window...): re-evaluated then, with no data change (migration
-    # 0011; rules/horizon.py). NULL: nothing time-based can change it.
+    # 0012; rules/horizon.py). NULL: nothing time-based can change it.
     sa.Column("valid_until", sa.Date(), index=True),
 )
 
-#: Change marks (migration 0011): one row per stored row whose canonical values changed, written
+#: Change marks (migration 0012): one row per stored row whose canonical values changed, written
 #: in the ingest's transaction; the evaluation re-evaluates the accounts they reach and deletes
 #: the marks it read in its last transaction. ``account_id``: the account the row was filed
 #: under before the change, when that differs (both accounts' verdicts may change).

@@ -1,7 +1,7 @@
 """steady state: change marks, the evaluation's scope, a verdict's valid_until
 
-Revision ID: 0011_steady_state
-Revises: 0010_ask_opportunity
+Revision ID: 0012_steady_state
+Revises: 0011_reference_matching
 Create Date: 2026-12-07
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from sync_service.store.types import UTCDateTime
 
-revision = "0011_steady_state"
-down_revision = "0010_ask_opportunity"
+revision = "0012_steady_state"
+down_revision = "0011_reference_matching"
 branch_labels = None
 depends_on = None
 
