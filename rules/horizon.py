@@ -6,8 +6,11 @@ crosses a boundary. :func:`valid_until` finds the earliest such day per row, vec
 * **day counts** (``nps_age_days``, ``tenure_days``, ``oldest_open_<p>_days``, ... every
   built-in ``*_days`` feature) grow by one a day. Compared with a number in a rule
   (``tenure_days >= 90``), the comparison can only flip when the count reaches that number
-  or the next one: those days are boundaries. A count used any other way (in a reason or a
-  score, against another feature, in BETWEEN) may change the verdict any day: tomorrow.
+  or the next one: those days are boundaries. In a score term as whole periods
+  (``FLOOR(tenure_days / 365)``, the only way ``validate`` lets a score read a day count) it
+  moves when the count reaches the next multiple: that day is a boundary. A count used any
+  other way (in a reason, against another feature, in BETWEEN) may change the verdict any
+  day: tomorrow.
 * **window counts** (``asks_last_<N>d``, ``declines_last_<N>d``, ``tickets_last_<N>d``, a
   cap's count...) only fall with time, when a counted row leaves the window. A count of zero
   stays zero; a positive one may fall any day: tomorrow (the rows' dates are not in the
@@ -64,7 +67,9 @@ def thresholds(policy: Policy, feature: str) -> list[int] | None:
     for rule in policy.rules:
         if word.search(rule.reason.text) or word.search(rule.null_reason.text):
             return None
-    if any(word.search(term.value) for term in policy.terms):
+    # whole periods (FLOOR(tenure_days / 365)) move on known days: see periods()
+    whole = _whole_periods(feature)
+    if any(word.search(whole.sub("", term.value)) for term in policy.terms):
         return None
     found: list[int] = []
     comparison = re.compile(_COMPARISON.format(f=re.escape(feature)))
@@ -75,6 +80,16 @@ def thresholds(policy: Policy, feature: str) -> list[int] | None:
             return None
         found += [int(a or b) for a, b in matches]
     return sorted(set(found))
+
+
+def _whole_periods(feature: str) -> re.Pattern[str]:
+    return re.compile(rf"\bFLOOR\s*\(\s*{re.escape(feature)}\s*/\s*([1-9][0-9]*)\s*\)", re.I)
+
+
+def periods(policy: Policy, feature: str) -> list[int]:
+    """The N of each ``FLOOR(feature / N)`` in the score's terms (it moves every N days)."""
+    pattern = _whole_periods(feature)
+    return sorted({int(n) for term in policy.terms for n in pattern.findall(term.value)})
 
 
 def valid_until(
@@ -98,6 +113,14 @@ def valid_until(
         if limits is None:
             candidates.append(pl.when(value.is_not_null()).then(tomorrow))
             continue
+        for n in periods(policy, name):
+            # FLOOR(value / n) moves when the count reaches the next multiple of n
+            k = pl.lit(n) - ((value % n) + n) % n
+            candidates.append(
+                pl.when(value.is_not_null()).then(
+                    pl.lit(today, dtype=pl.Date) + pl.duration(days=k)
+                )
+            )
         for c in limits:
             # the count reaches c on day c - value, and passes it the day after
             for k in (pl.lit(c) - value, pl.lit(c) - value + 1):

@@ -64,7 +64,8 @@ class Store:
             Entity.ACCOUNT,
             {
                 "id": aid,
-                "customer_since": self._day(200) if r.random() < 0.9 else None,
+                # up to four years: the clock moves cross onboarding and anniversaries (score)
+                "customer_since": self._day(1460) if r.random() < 0.9 else None,
                 "payment_overdue": r.random() < 0.1,
                 "health_score": r.choice([None, 40.0, 80.0]),
             },
