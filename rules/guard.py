@@ -8,11 +8,14 @@ here from the contact's and its account's asks as they stand now, with the polic
 * a cap blocks *this* ask when it already holds ``max_asks`` asks in its window and would count
   this ask too (its ``ask_types`` and ``teams`` match); a cap on reference calls does not block
   a case study;
-* the rest period blocks every ask until ``rest_days`` after the contact's last ask.
+* the rest period blocks every ask until ``rest_days`` after the contact's last ask;
+* consent (:func:`rules.consent.consent_refusal`) blocks an ask type the contact has not
+  consented to, whatever the asks say, and with no date: time does not give consent.
 
 ``status`` is the contact's status after the recount (Fatigued when any cap binds at all, as
 the evaluation would say); ``allowed`` is about the proposed ask. ``next_available`` is the day
-the last blocking constraint lifts (today when allowed, None when the status itself refuses).
+the last blocking constraint lifts (today when allowed, None when the status itself or a missing
+consent refuses).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 from canonical.model import Status
 from rules.asks import counts_towards
+from rules.consent import consent_refusal
 from rules.engine import cap_words
 from rules.policy import CapModel, Policy
 
@@ -37,6 +41,9 @@ OVERRIDE = "Override"
 
 #: Status of a contact that no evaluation has seen yet (synced since the last run).
 NOT_EVALUATED = "Not Evaluated"
+
+#: What an override of a missing consent breaks (beside cap ids and ``rest_period``).
+CONSENT = "consent"
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,7 @@ def decide(
     ask_type: str,
     team: str | None,
     today: date,
+    consent_types: str | Iterable[str] | None,
 ) -> Decision:
     """Answer whether the contact may be asked for ``ask_type`` by ``team`` on ``today``.
 
@@ -154,6 +162,7 @@ def decide(
         ask_type: the proposed ask's type.
         team: the team asking.
         today: the day in the policy's time zone.
+        consent_types: the contact's consents as they stand now (the multi-select 'A;B').
     """
     if verdict is None:
         return Decision(
@@ -162,17 +171,25 @@ def decide(
             ["not evaluated yet: the contact arrived after the last evaluation run"],
             None,
         )
+    refusal = consent_refusal(policy, ask_type, consent_types)
+    unconsented = [refusal] if refusal else []
     if verdict.status not in RECOUNTED:
-        return Decision(False, verdict.status, [verdict.reason or verdict.status], None)
+        return Decision(
+            False,
+            verdict.status,
+            [verdict.reason or verdict.status, *unconsented],
+            None,
+            broken=[CONSENT] if refusal else [],
+        )
     caps = [
         recount(
             cap, contact_asks if cap.scope == "contact" else account_asks, today, ask_type, team
         )
         for cap in policy.caps
     ]
-    reasons: list[str] = []
+    reasons: list[str] = list(unconsented)
     untils: list[date] = []
-    broken: list[str] = []
+    broken: list[str] = [CONSENT] if refusal else []
     for c in caps:
         if c.blocks:
             reasons.append(cap_words(c.cap, c.count))
@@ -200,7 +217,7 @@ def decide(
         allowed,
         status,
         reasons or ([] if allowed else [status]),
-        today if allowed else (max(untils) if untils else None),
+        today if allowed else (max(untils) if untils and not refusal else None),
         caps,
         rest_until,
         broken,

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rules.engine import MULTI_SELECT_SEP
 from sync_service.commands.console import CycleSummary, emit_json, render, summarise
 from sync_service.commands.report import write_for_store
 from sync_service.context import AppContext
@@ -73,14 +74,13 @@ def run_demo(
         demo.close()
 
 
-#: The asks the demo makes, in turn, for its one contact.
-DEMO_ASKS = ("Reference Call", "Case Study", "Webinar", "Review", "Event Speaker")
-
-
 def run_guard_demo(
     sandbox: Sandbox, database_url: str, config_path: str | None = None
 ) -> tuple[list[str], int]:
     """Log asks through the API for one eligible contact until refused; the lines to print.
+
+    The demo asks only for what the contact consented to (its Available For, as evaluated), so
+    the refusal it shows is fatigue's: the rest period after the first ask.
 
     Returns the lines and the number of asks the CRM holds afterwards (sent by the asks job).
     """
@@ -98,14 +98,22 @@ def run_guard_demo(
     lines: list[str] = []
     try:
         with demo.engine.connect() as conn:
-            contact = conn.execute(
-                sa.select(evaluations.c.entity_id)
-                .where(evaluations.c.entity_type == "contact", evaluations.c.status == "Eligible")
+            found = conn.execute(
+                sa.select(evaluations.c.entity_id, evaluations.c.available_for)
+                .where(
+                    evaluations.c.entity_type == "contact",
+                    evaluations.c.status == "Eligible",
+                    evaluations.c.available_for.is_not(None),
+                )
                 .order_by(evaluations.c.score.desc(), evaluations.c.entity_id)
                 .limit(1)
-            ).scalar()
-        if contact is None:
+            ).first()
+        if found is None:
             return ["guard: no eligible contact in this org; nothing to ask"], 0
+        contact = found.entity_id
+        allowed = [t for t in str(found.available_for).split(MULTI_SELECT_SEP) if t]
+        # Each consented type once, then the first again: the rest period refuses by then.
+        kinds = [*allowed, allowed[0]]
         _, token = create_token(
             demo.engine, team="Marketing", name="demo-marketing", role="team", now=utcnow()
         )
@@ -116,7 +124,7 @@ def run_guard_demo(
         try:
             with requests.Session() as http:
                 http.headers["Authorization"] = f"Bearer {token}"
-                for kind in DEMO_ASKS:
+                for kind in kinds:
                     body = {"contact_id": contact, "ask_type": kind, "requested_by": "demo"}
                     r = http.post(f"{base}/v1/asks", json=body, timeout=30)
                     if r.status_code == 201:

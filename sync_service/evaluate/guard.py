@@ -1,8 +1,9 @@
 """The guard over the store: check an ask, or log it, for one contact, in a few index lookups.
 
-A check reads the contact (by Salesforce id or email), its latest verdict and the asks of the
-contact and its account inside the longest cap window, and hands them to
-:func:`rules.guard.decide`: a recount of one contact's asks, not a re-evaluation.
+A check reads the contact (by Salesforce id or email) with its consents, its latest verdict and
+the asks of the contact and its account inside the longest cap window, and hands them to
+:func:`rules.guard.decide`: a recount of one contact's asks and a look at its consent, not a
+re-evaluation.
 
 Logging an ask is the same decision and the insert in one transaction, serialised per account
 (per contact when it has none), so the second of two simultaneous asks that together would
@@ -137,7 +138,7 @@ def decide_for(
     rows = asks_around(conn, contact.id, account, since)
     mine = ledger([r for r in rows if r.contact_id == contact.id])
     theirs = ledger([r for r in rows if account is not None and r.account_id == account])
-    return decide(policy, verdict, mine, theirs, ask_type, team, today)
+    return decide(policy, verdict, mine, theirs, ask_type, team, today, contact.consent_types)
 
 
 def lock_key(name: str) -> int:

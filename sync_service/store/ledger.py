@@ -23,7 +23,7 @@ from canonical.speed_paths import speed_path_on
 from sync_service.store.models import advocacy_asks, contacts, evaluations, opportunities
 
 _CONTACT_COLUMNS = (
-    "SELECT c.id, c.account_id, e.status, e.reason, e.next_available, e.score "
+    "SELECT c.id, c.account_id, e.status, e.reason, e.next_available, e.score, c.consent_types "
     "FROM contacts AS c LEFT JOIN evaluations AS e "
     "ON e.entity_type = 'contact' AND e.entity_id = c.id "
 )
@@ -55,7 +55,11 @@ _ASKS_OF_BOTH = sa.text(
 
 @dataclass(frozen=True)
 class ContactRow:
-    """A live Salesforce contact and its stored verdict (None fields: never evaluated)."""
+    """A live Salesforce contact and its stored verdict (None fields: never evaluated).
+
+    ``consent_types`` is the contact's consent multi-select as stored ('A;B'), read now rather
+    than from the verdict: a consent withdrawn since the last evaluation refuses at once.
+    """
 
     id: str
     account_id: str | None
@@ -63,6 +67,7 @@ class ContactRow:
     reason: str | None
     next_available: date | None
     score: float | None
+    consent_types: str | None
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,7 @@ def find_contact(conn: Connection, contact: str) -> ContactRow | None:
     rows = _raw(conn, stmt, {"key": key.lower() if "@" in key else key})
     if not rows:
         return None
-    cid, account_id, status, reason, next_available, score = rows[0][:6]
+    cid, account_id, status, reason, next_available, score, consent_types = rows[0][:7]
     return ContactRow(
         str(cid),
         account_id,
@@ -123,6 +128,7 @@ def find_contact(conn: Connection, contact: str) -> ContactRow | None:
         reason,
         _date(next_available),
         float(score) if score is not None else None,
+        consent_types,
     )
 
 
@@ -148,7 +154,15 @@ def core_find_contact(conn: Connection, contact: str) -> ContactRow | None:
     cond = c.c.email == key.lower() if "@" in key else c.c.id == key
     on = sa.and_(e.c.entity_type == "contact", e.c.entity_id == c.c.id)
     row = conn.execute(
-        sa.select(c.c.id, c.c.account_id, e.c.status, e.c.reason, e.c.next_available, e.c.score)
+        sa.select(
+            c.c.id,
+            c.c.account_id,
+            e.c.status,
+            e.c.reason,
+            e.c.next_available,
+            e.c.score,
+            c.c.consent_types,
+        )
         .select_from(c.outerjoin(e, on))
         .where(cond, c.c.source == "salesforce", c.c.deleted == sa.false())
         .order_by(c.c.id)
@@ -199,6 +213,14 @@ def opportunity_exists(conn: Connection, opportunity_id: str) -> bool:
         )
     ).first()
     return found is not None
+
+
+def consent_types_of(conn: Connection, contact_id: str) -> str | None:
+    """The stored consent multi-select ('A;B') of a Salesforce contact; None if it has none."""
+    c = contacts
+    return conn.execute(
+        sa.select(c.c.consent_types).where(c.c.source == "salesforce", c.c.id == contact_id)
+    ).scalar()
 
 
 def ask_rows(

@@ -9,8 +9,9 @@ marks the API row as merged into it: the ask is counted once, before and after t
 
 **Stamps.** :func:`stamp_requests` takes the requests a sync just read that the guard has not
 seen (no ask id, no stamp) and decides each as of its own date, counting the asks made before
-it: ``Clear``, ``Conflict`` (with the reasons) or ``Override`` (the requester's box ticked on a
-conflicting request). The stamps go through the outbox as ordinary updates.
+it, with the contact's consents as stored: ``Clear``, ``Conflict`` (with the reasons) or
+``Override`` (the requester's box ticked on a conflicting request). The stamps go through the
+outbox as ordinary updates.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from connectors.base import Connector, RecordChange
 from rules import Policy, today_for
 from rules.guard import CLEAR, CONFLICT, OVERRIDE, LedgerAsk, Verdict, decide, window_start
 from sync_service.mapping.asks import AskFields
-from sync_service.store.ledger import ask_rows, verdict_row
+from sync_service.store.ledger import ask_rows, consent_types_of, verdict_row
 from sync_service.store.models import advocacy_asks, runs
 from sync_service.store.upsert import upsert
 from sync_service.writeback.audit import record_confirmed
@@ -256,7 +257,8 @@ def _stamp_one(conn: Connection, policy: Policy, r: Any, day: date) -> tuple[str
     verdict = Verdict(row.status, row.reason, row.next_available) if row is not None else None
     mine = before("contact_id", str(r.contact_id), "contact")
     theirs = before("account_id", str(r.account_id), "account") if r.account_id else []
-    decision = decide(policy, verdict, mine, theirs, str(r.ask_type or ""), r.team, day)
+    consent = consent_types_of(conn, str(r.contact_id))
+    decision = decide(policy, verdict, mine, theirs, str(r.ask_type or ""), r.team, day, consent)
     if decision.allowed:
         return CLEAR, "within the policy when requested"
     return CONFLICT, "; ".join(decision.reasons) or decision.status

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from rules import load_policy
 from sync_service.api.ratelimit import RateLimiter
 from sync_service.api.server import ApiServer
 from sync_service.api.state import ApiState, PolicyCache
@@ -21,6 +22,8 @@ from sync_service.ops.runs import utcnow
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "config" / "rules.yaml"
+#: Every consent the shipped policy asks for: seeded contacts may be asked any type by default.
+EVERY_CONSENT = ";".join(dict.fromkeys(load_policy(RULES).consent_requires.values()))
 
 
 def make_state(
@@ -71,9 +74,13 @@ def seed_contacts(
     *,
     status: str = "Eligible",
     statuses: dict[str, str] | None = None,
+    consents: dict[str, str | None] | None = None,
     now: datetime | None = None,
 ) -> None:
-    """Store Salesforce contacts (email ``<id>@example.com``) and a verdict for each."""
+    """Store Salesforce contacts (email ``<id>@example.com``) and a verdict for each.
+
+    Each contact consents to every activity unless ``consents`` gives its multi-select value.
+    """
     import sqlalchemy as sa
 
     from sync_service.store.models import accounts, contacts, evaluations
@@ -93,6 +100,7 @@ def seed_contacts(
                         "id": cid,
                         "account_id": account_id,
                         "email": f"{cid.lower()}@example.com",
+                        "consent_types": (consents or {}).get(cid, EVERY_CONSENT),
                         "synced_at": at,
                     }
                     for cid in ids

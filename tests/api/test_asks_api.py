@@ -78,7 +78,9 @@ def test_every_status_code_of_the_ask_endpoints(api: tuple[str, Engine]) -> None
     }
     assert Client(base, "asg_wrong").get("/v1/me").status_code == 401
 
-    r = marketing.post("/v1/asks/check", {"email": f"{C1.lower()}@example.com", "ask_type": "x"})
+    r = marketing.post(
+        "/v1/asks/check", {"email": f"{C1.lower()}@example.com", "ask_type": "Webinar"}
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["allowed"] is True
@@ -218,6 +220,51 @@ def test_an_ask_for_a_deal_is_linked_to_its_opportunity_and_an_unknown_one_is_a_
             )
         ).scalar_one()
     assert "Opportunity__c" not in fields_sent
+
+
+def test_an_ask_type_without_consent_is_refused_and_an_override_audits_the_consent(
+    engine: Engine, tmp_path: Path
+) -> None:
+    seed_contacts(engine, {A1: [C1, C2]}, consents={C2: "Reference Call"})
+    with serving(make_state(engine, tmp=tmp_path, fields=fields())) as base:
+        marketing = Client(base, token(engine, "mkt"))
+        admin = Client(base, token(engine, "root", role="admin", team=None))
+        why = "No consent for Case Study (needed for a Case Study ask)"
+
+        r = marketing.post("/v1/asks/check", {"contact_id": C2, "ask_type": "case study"})
+        assert r.status_code == 200
+        assert r.json()["allowed"] is False
+        assert r.json()["status"] == "Eligible"
+        assert r.json()["reasons"] == [why]
+        assert r.json()["next_available"] is None
+        r = marketing.post("/v1/asks/check", {"contact_id": C2, "ask_type": "Reference Call"})
+        assert r.json()["allowed"] is True
+        # the same ask type for a contact who consented to it
+        r = marketing.post("/v1/asks/check", {"contact_id": C1, "ask_type": "Case Study"})
+        assert r.json()["allowed"] is True
+
+        r = marketing.post("/v1/asks", ask_body(contact=C2, kind="Case Study"))
+        assert r.status_code == 409
+        assert r.json()["detail"] == f"not allowed: {why}"
+        r = admin.post(
+            "/v1/asks",
+            ask_body(contact=C2, kind="Case Study", team="Marketing", override_reason="signed"),
+        )
+        assert r.status_code == 201
+        assert r.json()["override"] is True
+        ask_id = r.json()["id"]
+    with engine.connect() as conn:
+        audit = (
+            conn.execute(sa.select(ask_audit).where(ask_audit.c.action == "ask")).mappings().all()
+        )
+        outbox = conn.execute(
+            sa.select(writeback_outbox.c.fields).where(writeback_outbox.c.record_id == ask_id)
+        ).scalar_one()
+    assert [(a["result"], a["contact_id"]) for a in audit] == [("refused", C2), ("override", C2)]
+    assert audit[1]["reasons"] == [why, "broken: consent"]
+    assert audit[1]["override_reason"] == "signed"
+    assert outbox["Guard_Status__c"] == "Override"
+    assert outbox["Guard_Reason__c"].endswith("(breaks consent)")
 
 
 def test_roles_viewer_reads_admin_needs_a_team_revoked_tokens_stop(

@@ -17,6 +17,7 @@ from tests.api.support import RULES, seed_contacts
 A1 = "001000000000001AAA"
 C1 = "003000000000001AAA"
 C2 = "003000000000002AAA"
+C3 = "003000000000003AAA"  # consented to reference calls only
 
 
 @pytest.fixture
@@ -29,7 +30,12 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("SYNC_RULES_FILE", str(RULES))
     engine = make_engine(url)
     upgrade(engine)
-    seed_contacts(engine, {A1: [C1, C2]}, statuses={C2: "Suspended"})
+    seed_contacts(
+        engine,
+        {A1: [C1, C2, C3]},
+        statuses={C2: "Suspended"},
+        consents={C3: "Reference Call"},
+    )
     engine.dispose()
     return url
 
@@ -53,6 +59,17 @@ def test_check_exits_0_when_allowed_1_when_not_2_for_bad_input(
         rows = conn.execute(sa.select(ask_audit.c.token_name, ask_audit.c.result)).all()
     engine.dispose()
     assert rows == [("cli", "allowed"), ("cli", "refused"), ("cli", "not_found")]
+
+
+def test_check_refuses_an_ask_type_the_contact_has_not_consented_to(
+    store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", C3, "--type", "Case Study"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"NOT ALLOWED: Case Study for contact {C3} (Eligible)")
+    assert "  - No consent for Case Study (needed for a Case Study ask)" in out.splitlines()
+    assert main(["check", "--json", C3, "--type", "Reference Call"]) == 0
+    assert json.loads(capsys.readouterr().out)["allowed"] is True
 
 
 def test_api_tokens_are_shown_once_stored_hashed_listed_and_revoked(

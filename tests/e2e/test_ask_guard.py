@@ -29,6 +29,7 @@ from sync_service.pipeline import run_cycle
 from sync_service.store.models import advocacy_asks, contacts, evaluations
 
 ROOT = Path(__file__).resolve().parents[2]
+CALL = "Reference Call"
 
 
 def _env(sb: Sandbox, tmp_path: Path, db_url: str) -> dict[str, str]:
@@ -114,18 +115,30 @@ def _requests_for(sb: Sandbox, ask_id: str) -> list[dict[str, Any]]:
     return [r for r in sb.records("Reference_Request__c") if r.get("Guard_Ask_Id__c") == ask_id]
 
 
-def _contact_with(engine: Engine, status: str, skip: set[str] = frozenset()) -> tuple[str, str]:  # type: ignore[assignment]
+def _contact_with(
+    engine: Engine,
+    status: str,
+    skip: set[str] = frozenset(),  # type: ignore[assignment]
+    available_for: str | None = None,
+    lacking: str | None = None,
+) -> tuple[str, str]:
+    """The first contact with ``status``, available for ``available_for`` asks, not ``lacking``."""
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(contacts.c.id, contacts.c.account_id)
+            sa.select(contacts.c.id, contacts.c.account_id, evaluations.c.available_for)
             .join(evaluations, evaluations.c.entity_id == contacts.c.id)
             .where(evaluations.c.entity_type == "contact", evaluations.c.status == status)
             .order_by(contacts.c.id)
         ).all()
-    for cid, aid in rows:
-        if cid not in skip:
+    for cid, aid, types in rows:
+        allowed = (types or "").split(";")
+        if (
+            cid not in skip
+            and (available_for is None or available_for in allowed)
+            and (lacking is None or lacking not in allowed)
+        ):
             return str(cid), str(aid)
-    pytest.fail(f"the sandbox has no {status} contact")
+    pytest.fail(f"the sandbox has no {status} contact available for {available_for}")
 
 
 def test_asks_through_serve_reach_the_crm_once_and_crm_requests_are_stamped(
@@ -140,12 +153,14 @@ def test_asks_through_serve_reach_the_crm_once_and_crm_requests_are_stamped(
     mkt = requests.Session()
     mkt.headers["Authorization"] = f"Bearer {tok}"
 
-    contact, account = _contact_with(engine, "Eligible")
-    body = {"contact_id": contact, "ask_type": "Webinar", "requested_by": "jane"}
+    # The guard refuses an ask type without consent: every consenting contact of the sandbox
+    # agrees to reference calls (few to webinars).
+    contact, account = _contact_with(engine, "Eligible", available_for=CALL)
+    body = {"contact_id": contact, "ask_type": CALL, "requested_by": "jane"}
 
     # Every status code, through serve.
     assert requests.post(f"{base}/v1/asks/check", json=body, timeout=30).status_code == 401
-    r = mkt.post(f"{base}/v1/asks/check", json={"contact_id": contact, "ask_type": "Webinar"})
+    r = mkt.post(f"{base}/v1/asks/check", json={"contact_id": contact, "ask_type": CALL})
     assert r.status_code == 200
     assert r.json()["allowed"] is True
     assert mkt.post(f"{base}/v1/asks", json={**body, "team": "Sales"}).status_code == 403
@@ -181,7 +196,7 @@ def test_asks_through_serve_reach_the_crm_once_and_crm_requests_are_stamped(
     (request,) = created
     assert request["Contact__c"] == contact
     assert request["Account__c"] == account
-    assert request["Type__c"] == "Webinar"
+    assert request["Type__c"] == CALL
     assert request["Team__c"] == "Marketing"
     assert request["Guard_Status__c"] == "Clear"
     runs_then = failed_asks_runs()
@@ -212,7 +227,9 @@ def test_asks_through_serve_reach_the_crm_once_and_crm_requests_are_stamped(
 
     # People create requests in Salesforce: a fatigued contact's is stamped Conflict.
     tired, tired_account = _contact_with(engine, "Fatigued")
-    fresh, fresh_account = _contact_with(engine, "Eligible", skip={contact})
+    fresh, fresh_account = _contact_with(
+        engine, "Eligible", skip={contact}, available_for="Case Study"
+    )
     today = datetime.now(UTC).date().isoformat()
     conflict = sb.insert(
         "Reference_Request__c",
@@ -237,9 +254,26 @@ def test_asks_through_serve_reach_the_crm_once_and_crm_requests_are_stamped(
         },
     )
 
+    # and an Eligible contact who consented to reference calls only is asked for a case study
+    narrow, narrow_account = _contact_with(
+        engine, "Eligible", skip={contact, fresh}, available_for=CALL, lacking="Case Study"
+    )
+    unconsented = sb.insert(
+        "Reference_Request__c",
+        {
+            "Contact__c": narrow,
+            "Account__c": narrow_account,
+            "Type__c": "Case Study",
+            "Status__c": "Requested",
+            "Requested_Date__c": today,
+            "Team__c": "Marketing",
+        },
+    )
+    made = (conflict, clear, unconsented)
+
     def stamped() -> bool:
-        a, b = sb.record("Reference_Request__c", conflict), sb.record("Reference_Request__c", clear)
-        return bool(a and b and a.get("Guard_Status__c") and b.get("Guard_Status__c"))
+        got = [sb.record("Reference_Request__c", i) for i in made]
+        return all(g and g.get("Guard_Status__c") for g in got)
 
     _wait(stamped, 60, "the next asks runs to stamp both requests")
     got = sb.record("Reference_Request__c", conflict)
@@ -249,13 +283,17 @@ def test_asks_through_serve_reach_the_crm_once_and_crm_requests_are_stamped(
     ok = sb.record("Reference_Request__c", clear)
     assert ok is not None
     assert ok["Guard_Status__c"] == "Clear"
+    refused = sb.record("Reference_Request__c", unconsented)
+    assert refused is not None
+    assert refused["Guard_Status__c"] == "Conflict"
+    assert refused["Guard_Reason__c"] == "No consent for Case Study (needed for a Case Study ask)"
     # The docs render.
     assert requests.get(f"{base}/docs", timeout=30).status_code == 200
     spec = requests.get(f"{base}/openapi.json", timeout=30).json()
     assert {"/v1/asks", "/v1/asks/check", "/v1/advocates/{entity_id}"} <= set(spec["paths"])
     adv = mkt.get(f"{base}/v1/advocates/{contact}", timeout=30)
     assert adv.status_code == 200
-    assert [a["id"] for a in adv.json()["asks"] if a["ask_type"] == "Webinar"]
+    assert [a["id"] for a in adv.json()["asks"] if a["ask_type"] == CALL]
 
 
 def test_an_ask_whose_create_answer_was_lost_is_found_not_made_twice(
@@ -273,12 +311,12 @@ def test_an_ask_whose_create_answer_was_lost_is_found_not_made_twice(
         ctx = AppContext(config_path=env["SYNC_CONFIG"], env=env)
         try:
             run_cycle(ctx)
-            contact, _ = _contact_with(engine, "Eligible")
+            contact, _ = _contact_with(engine, "Eligible", available_for=CALL)
             fields = AskFields.from_mapping(ctx.mappings().salesforce)
             assert fields is not None
             policy = load_policy(ROOT / "config" / "rules.yaml")
             guard = Guard(engine, lambda: policy, fields, AuditSink(engine, interval=0), utcnow)
-            outcome = guard.log(Caller("t", "Events"), AskTarget(contact, "Webinar", "Events"), "x")
+            outcome = guard.log(Caller("t", "Events"), AskTarget(contact, CALL, "Events"), "x")
             assert outcome is not None
             assert outcome.ask_id is not None
             # The CRM created it, but the answer never came back (a timeout after the commit).

@@ -32,7 +32,16 @@ def _seed(engine: Engine) -> None:
         conn.execute(
             sa.insert(contacts),
             [
-                {"source": s, "id": i, "account_id": a, "email": e, "deleted": d, "synced_at": NOW}
+                {
+                    "source": s,
+                    "id": i,
+                    "account_id": a,
+                    "email": e,
+                    "deleted": d,
+                    "synced_at": NOW,
+                    # 003C consented to nothing: None as much as a value must read alike
+                    "consent_types": None if i == "003C" else "Reference Call;Case Study",
+                }
                 for s, i, a, e, d in rows
             ],
         )
@@ -99,6 +108,7 @@ def test_the_speed_path_reads_what_the_core_twin_reads(engine: Engine) -> None:
     assert found is not None
     assert found.next_available == date(2026, 12, 20)
     assert found.score == 71.5
+    assert found.consent_types == "Reference Call;Case Study"
 
 
 def test_the_switch_turns_the_speed_path_off_with_the_same_answers(
