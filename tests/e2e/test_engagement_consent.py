@@ -6,9 +6,13 @@ the sandbox's own records (Contact and Reference_Request__c) and count for thems
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,4 +125,74 @@ def test_engagement_fatigue_and_consent_on_every_contact(
     assert over_cap > 0
     assert hidden > 0  # fatigue behind another status still dates the next ask
     assert only_calls > 0  # the chosen contact at least
+    ctx.engine.dispose()
+
+
+def _check(env: dict[str, str], contact: str, kind: str) -> tuple[int, dict[str, Any]]:
+    """``sync-service check --json`` in its own process, as an admin would run it."""
+    done = subprocess.run(
+        [sys.executable, "-m", "sync_service", "check", "--json", contact, "--type", kind],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("process_ca")
+def test_a_contact_consented_to_reference_calls_only_is_refused_a_case_study_by_check(
+    sb: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    env = service_env(sb, db_url, tmp_path, gainsight=True)
+    ctx = context(env)
+    assert {r.status for r in run_cycle(ctx)} == {"success"}
+    # An Eligible contact available for more than reference calls, narrowed in the CRM.
+    chosen = next(
+        c
+        for c in sb.records("Contact")
+        if c["Advocate_Status__c"] == "Eligible"
+        and "Case Study" in (c["Advocate_Available_For__c"] or "").split(";")
+    )
+    sb.update("Contact", chosen["Id"], {"Reference_Consent_Types__c": "Reference Call"})
+    assert {r.status for r in run_cycle(ctx)} == {"success"}
+    now_on = sb.record("Contact", chosen["Id"])
+    assert now_on is not None
+    assert now_on["Advocate_Status__c"] == "Eligible"
+    assert now_on["Advocate_Available_For__c"] == "Reference Call"
+
+    code, out = _check(env, chosen["Id"], "Case Study")
+    assert code == 1
+    assert out["allowed"] is False
+    assert out["status"] == "Eligible"
+    assert out["reasons"] == ["No consent for Case Study (needed for a Case Study ask)"]
+    code, out = _check(env, chosen["Id"], "Reference Call")
+    assert (code, out["allowed"]) == (0, True)
+
+    # A rep asks for a reference call in the CRM: Fatigued now, so available for nothing.
+    sb.insert(
+        "Reference_Request__c",
+        {
+            "Contact__c": chosen["Id"],
+            "Account__c": chosen["AccountId"],
+            "Type__c": "Reference Call",
+            "Status__c": "Requested",
+            "Requested_Date__c": datetime.now(UTC).date().isoformat(),
+            "Team__c": "Sales",
+        },
+    )
+    assert {r.status for r in run_cycle(ctx)} == {"success"}
+    tired = sb.record("Contact", chosen["Id"])
+    assert tired is not None
+    assert tired["Advocate_Status__c"] == "Fatigued"
+    assert tired["Advocate_Available_For__c"] is None
+    code, out = _check(env, chosen["Id"], "Reference Call")
+    assert (code, out["allowed"]) == (1, False)
+    assert not [r for r in out["reasons"] if r.startswith("No consent")]
+    code, out = _check(env, chosen["Id"], "Case Study")
+    assert code == 1
+    assert "No consent for Case Study (needed for a Case Study ask)" in out["reasons"]
     ctx.engine.dispose()
