@@ -105,3 +105,61 @@ def test_consent_features_age_source_and_gainsight_extras(engine: Engine) -> Non
     verdicts = evaluate(parse_policy(POLICY, "r.yaml"), f, NOW).sort("contact_id")
     assert verdicts["status"].to_list() == ["Not Eligible", "Eligible", "Not Eligible"]
     assert verdicts["available_for"].to_list() == [None, "Case Study", None]
+
+
+def test_declines_suspend_and_a_status_cap_counts_only_its_statuses_through_the_store(
+    engine: Engine,
+) -> None:
+    """The shipped policy over stored asks (both backends), not over a hand-made frame."""
+    from datetime import timedelta
+    from pathlib import Path
+
+    from rules import evaluate
+
+    text = (Path(__file__).resolve().parents[3] / "config" / "rules.yaml").read_text()
+    text = text.replace(
+        "    - id: contact_quarter\n      scope: contact\n",
+        "    - id: contact_quarter\n      scope: contact\n      statuses: [Completed]\n",
+    )
+    policy = parse_policy(text, "rules.yaml")
+    today = NOW.date()
+    seed(engine, Entity.ACCOUNT, [{"id": f"A{i}"} for i in range(4)])
+    seed(
+        engine,
+        Entity.CONTACT,
+        [{"id": f"C{i}", "account_id": f"A{i}", "opted_in": True} for i in range(4)],
+    )
+    plan = {
+        "C0": [(20, "Declined"), (50, "declined")],  # two declines in 60 days
+        "C1": [(20, "Declined"), (61, "Declined")],  # the second is older than 60 days
+        "C2": [(20, "Requested"), (30, "Requested"), (40, "Accepted")],  # not Completed
+        "C3": [(20, "Completed"), (30, "completed"), (40, "Completed")],
+    }
+    seed(
+        engine,
+        Entity.ASK,
+        [
+            {
+                "id": f"{c}-{n}",
+                "contact_id": c,
+                "account_id": "A" + c[1:],
+                "ask_type": "Case Study",
+                "team": "Marketing",
+                "status": status,
+                "requested_date": today - timedelta(days=days),
+            }
+            for c, asks in plan.items()
+            for n, (days, status) in enumerate(asks)
+        ],
+    )
+    f = compute_features(engine, policy, NOW).sort("contact_id")
+    assert f["cap__contact_quarter__count"].to_list() == [0, 0, 0, 3]
+    out = {r["contact_id"]: r for r in evaluate(policy, f, NOW).iter_rows(named=True)}
+    assert (out["C0"]["status"], out["C0"]["reason"]) == (
+        "Suspended",
+        "Declined 2 asks in the last 60 days",
+    )
+    assert out["C1"]["status"] != "Suspended"
+    assert "cap 3" not in str(out["C2"]["reason"])  # Requested and Accepted asks do not count
+    assert str(out["C3"]["reason"]).endswith("3 asks in 90 days, cap 3")
+    assert out["C3"]["next_available"] == today - timedelta(days=40) + timedelta(days=90)
