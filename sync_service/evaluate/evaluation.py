@@ -62,23 +62,23 @@ log = logging.getLogger(__name__)
 EXAMPLES_PER_TRANSITION = 3
 SNAPSHOT_NAME = "rules.last-valid.yaml"
 
+#: The columns of an ``evaluations`` row that the run stamps (the rest are the rules' results).
+RUN_COLUMNS = ("policy_version", "policy_hash", "evaluated_at", "run_id")
+
+
+def _stage_column(column: sa.Column[Any]) -> sa.Column[Any]:
+    # details travel as JSON text (COPY's csv, the driver's executemany); cast on the way in.
+    kind: Any = sa.Text() if column.name == "details" else column.type
+    return sa.Column(column.name, kind, nullable=column.nullable)
+
+
 _stage_meta = sa.MetaData()
-#: Verdicts of the current chunk, per connection; never persisted.
+#: Verdicts of the current chunk, per connection; never persisted. The result columns of
+#: ``evaluations``, derived from it so that a new result column is staged without a second edit.
 stage = sa.Table(
     "eval_stage",
     _stage_meta,
-    sa.Column("entity_type", sa.String(16), nullable=False),
-    sa.Column("entity_id", sa.String(64), nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),
-    sa.Column("eligible", sa.Boolean(), nullable=False),
-    sa.Column("score", sa.Float()),
-    sa.Column("reason", sa.String(255)),
-    sa.Column("next_available", sa.Date()),
-    sa.Column("recent_asks", sa.Integer()),
-    sa.Column("last_ask", sa.Date()),
-    sa.Column("available_for", sa.String(255)),
-    sa.Column("details", sa.Text()),
-    sa.Column("valid_until", sa.Date()),
+    *(_stage_column(c) for c in evaluations.c if c.name not in RUN_COLUMNS),
     sa.PrimaryKeyConstraint("entity_type", "entity_id"),
     prefixes=["TEMPORARY"],
 )
@@ -149,20 +149,13 @@ def _details(results: pl.DataFrame, rule_ids: list[str]) -> pl.Expr:
 def _stage_frame(
     results: pl.DataFrame, entity_type: str, id_col: str, rule_ids: list[str]
 ) -> pl.DataFrame:
-    return results.select(
-        pl.lit(entity_type).alias("entity_type"),
-        pl.col(id_col).alias("entity_id"),
-        "status",
-        "eligible",
-        "score",
-        "reason",
-        "next_available",
-        "recent_asks",
-        "last_ask",
-        "available_for",
-        _details(results, rule_ids).alias("details"),
-        "valid_until",
-    )
+    made = {
+        "entity_type": pl.lit(entity_type),
+        "entity_id": pl.col(id_col),
+        "details": _details(results, rule_ids),
+    }
+    # Every other staged column is the engine's result column of the same name.
+    return results.select(made.get(c, pl.col(c)).alias(c) for c in _STAGE_COLS)
 
 
 def _load_stage(conn: Connection, frame: pl.DataFrame) -> None:
@@ -271,7 +264,7 @@ def _write(conn: Connection, policy: Policy, now: datetime, run_id: int | None) 
         e.c.entity_id.is_(None),
         *[e.c[c].is_distinct_from(v) for c, v in staged.items() if c not in keys],
     )
-    cols = [*_STAGE_COLS, "policy_version", "policy_hash", "evaluated_at", "run_id"]
+    cols = [*_STAGE_COLS, *RUN_COLUMNS]
     select = (
         sa.select(
             *[staged[c] for c in _STAGE_COLS],

@@ -67,6 +67,11 @@ SKIPPED_RUNS = Counter(
 )
 
 
+def _last_run_gauge(name: str, text: str, *labels: str) -> GaugeMetricFamily:
+    """A family about each job's newest finished run: ``last_run_<name>``, labelled by job."""
+    return GaugeMetricFamily(f"{PREFIX}last_run_{name}", text, labels=["job", *labels])
+
+
 def _ts(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
 
@@ -166,45 +171,36 @@ class StoreCollector(Collector):
             .scalar_subquery()
         )
         rows = conn.execute(sa.select(runs).where(runs.c.id.in_(newest))).mappings()
-        duration = GaugeMetricFamily(
-            f"{PREFIX}last_run_duration_seconds",
-            "Wall time of each job's newest finished run.",
-            labels=["job"],
+        duration = _last_run_gauge(
+            "duration_seconds", "Wall time of each job's newest finished run."
         )
-        finished = GaugeMetricFamily(
-            f"{PREFIX}last_run_finished_timestamp_seconds",
-            "When each job's newest run finished (Unix time).",
-            labels=["job"],
+        finished = _last_run_gauge(
+            "finished_timestamp_seconds", "When each job's newest run finished (Unix time)."
         )
-        status = GaugeMetricFamily(
-            f"{PREFIX}last_run_status",
+        status = _last_run_gauge(
+            "status",
             "1 for the final status of each job's newest finished run, 0 for the others.",
-            labels=["job", "status"],
+            "status",
         )
-        records = GaugeMetricFamily(
-            f"{PREFIX}last_run_records",
-            "Records pulled per stream by each job's newest finished run.",
-            labels=["job", "stream"],
+        records = _last_run_gauge(
+            "records", "Records pulled per stream by each job's newest finished run.", "stream"
         )
-        quarantined = GaugeMetricFamily(
-            f"{PREFIX}last_run_quarantined",
+        quarantined = _last_run_gauge(
+            "quarantined",
             "Records quarantined per stream by each job's newest finished run.",
-            labels=["job", "stream"],
+            "stream",
         )
-        writeback = GaugeMetricFamily(
-            f"{PREFIX}last_run_writeback",
+        writeback = _last_run_gauge(
+            "writeback",
             "Writeback records confirmed (success) or refused (failed) in the newest run.",
-            labels=["job", "result"],
+            "result",
         )
-        rejected = GaugeMetricFamily(
-            f"{PREFIX}last_run_rejected_edit_problems",
+        rejected = _last_run_gauge(
+            "rejected_edit_problems",
             "Problems of the rejected config edit in each job's newest run (0: none).",
-            labels=["job"],
         )
-        calls = GaugeMetricFamily(
-            f"{PREFIX}last_run_api_calls",
-            "API calls made per system by each job's newest finished run.",
-            labels=["job", "system"],
+        calls = _last_run_gauge(
+            "api_calls", "API calls made per system by each job's newest finished run.", "system"
         )
         for row in rows:
             job = row["job"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -101,24 +102,38 @@ def test_a_broken_rules_file_keeps_the_last_valid_policy(
     assert last["config_errors"]
 
 
-def test_explain_a_contact_in_json_and_text(
-    store: Engine, capsys: pytest.CaptureFixture[str]
-) -> None:
+#: Records that the CRM got ``new_value`` in 003A's ``field`` at a time.
+Written = Callable[[str, str, datetime], None]
+
+
+@pytest.fixture
+def evaluated(store: Engine, capsys: pytest.CaptureFixture[str]) -> Written:
+    """The store evaluated once (its output dropped), and a way to log a value written to 003A."""
     assert main(["evaluate"]) == 0
-    with store.begin() as conn:
-        conn.execute(
-            sa.insert(writeback_log).values(
-                target="salesforce",
-                object_name="Contact",
-                record_id="003A",
-                field="Advocate_Status__c",
-                old_value=None,
-                new_value="Fatigued",
-                policy_version="x",
-                written_at=datetime.now(UTC),
-            )
-        )
     capsys.readouterr()
+
+    def written(field: str, new_value: str, at: datetime) -> None:
+        with store.begin() as conn:
+            conn.execute(
+                sa.insert(writeback_log).values(
+                    target="salesforce",
+                    object_name="Contact",
+                    record_id="003A",
+                    field=field,
+                    old_value=None,
+                    new_value=new_value,
+                    policy_version="x",
+                    written_at=at,
+                )
+            )
+
+    return written
+
+
+def test_explain_a_contact_in_json_and_text(
+    evaluated: Written, capsys: pytest.CaptureFixture[str]
+) -> None:
+    evaluated("Advocate_Status__c", "Fatigued", datetime.now(UTC))
     assert main(["explain", "003A", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["status"] == "Fatigued"
@@ -140,23 +155,10 @@ def test_explain_a_contact_in_json_and_text(
 
 
 def test_explain_prints_values_for_people_not_python(
-    store: Engine, capsys: pytest.CaptureFixture[str]
+    evaluated: Written, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["evaluate"]) == 0
-    with store.begin() as conn:
-        conn.execute(
-            sa.insert(writeback_log).values(
-                target="salesforce",
-                object_name="Contact",
-                record_id="003A",
-                field="Advocate_Next_Available__c",
-                old_value=None,
-                new_value="2026-12-06",
-                policy_version="x",
-                written_at=datetime(2026, 12, 6, 9, 41, 27, 123456, tzinfo=UTC),
-            )
-        )
-    capsys.readouterr()
+    at = datetime(2026, 12, 6, 9, 41, 27, 123456, tzinfo=UTC)
+    evaluated("Advocate_Next_Available__c", "2026-12-06", at)
     assert main(["explain", "003A"]) == 0
     text = capsys.readouterr().out
     assert (
