@@ -17,6 +17,7 @@ name                   module                                                ref
 ``gc_threshold``       ``sync_service/sync/gc_pause.py``                     Python's thresholds
 ``reader_pragmas``     ``sync_service/evaluate/features/reader_pragmas.py``  the engine's cache
 ``guard_ledger``       ``sync_service/store/ledger.py``                      SQLAlchemy Core
+``consent_distinct``   ``sync_service/evaluate/features/consent_flags.py``   regexes per row
 =====================  ====================================================  ==================
 """
 
@@ -39,6 +40,7 @@ SPEED_PATHS: dict[str, str] = {
     "gc_threshold": "the cyclic garbage collector run less often while a sync streams rows",
     "reader_pragmas": "a small SQLite page cache on the features' reading connections",
     "guard_ledger": "the guard's two lookups compiled once and run on the driver's cursor",
+    "consent_distinct": "the consent_<type> features computed once per distinct consent value",
 }
 
 

@@ -18,6 +18,7 @@ import polars as pl
 from rules import Policy, account_features_schema, cap_columns, today_for
 from rules.catalogue import pattern_params
 from rules.policy import CapModel
+from sync_service.evaluate.features.consent_flags import with_consent_flags
 from sync_service.evaluate.features.sql import COMPLETED_CODE, DECLINED_CODE, OPEN
 from sync_service.store.frames import cast_column
 
@@ -50,22 +51,6 @@ def newest_first(answers: pl.DataFrame, by: str) -> pl.DataFrame:
     return answers.filter(pl.col(by).is_not_null()).sort(
         [by, "key", "id"], descending=[False, True, True]
     )
-
-
-def consent_columns(consent_types: pl.Expr, features: list[str]) -> list[pl.Expr]:
-    """``consent_<slug>`` columns from the consent multi-select ('Case Study;Logo Use').
-
-    Each value is slugged as the feature names are (:func:`rules.catalogue.slug`), inside
-    ';' fences, so one vectorised ``contains`` answers each feature. No value: FALSE.
-    """
-    slugged = consent_types.str.to_lowercase().str.replace_all(r"[^a-z0-9;]+", "_")
-    fenced = pl.concat_str([pl.lit(";"), slugged, pl.lit(";")]).str.replace_all(r"_?;_?", ";")
-    return [
-        fenced.str.contains(f";{name.removeprefix('consent_')};", literal=True)
-        .fill_null(False)
-        .alias(name)
-        for name in features
-    ]
 
 
 def conform(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -223,9 +208,9 @@ class FeaturePlan:
             )
         if "opt_in_date" in frame.columns:
             extra.append((today - pl.col("opt_in_date")).dt.total_days().alias("opt_in_age_days"))
-        if self.consents:
-            extra += consent_columns(pl.col("consent_types"), self.consents)
         frame = frame.with_columns(extra) if extra else frame
+        if self.consents:
+            frame = with_consent_flags(frame, self.consents)
         acc_cols = [c for c in account_frame.columns if c not in frame.columns or c == "account_id"]
         frame = frame.join(account_frame.select(acc_cols), on="account_id", how="left")
         for cap in self.account_caps:
