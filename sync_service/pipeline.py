@@ -357,7 +357,7 @@ def asks_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Run:
     from sync_service.evaluate.evaluation import SNAPSHOT_NAME, load_policy_or_last_valid
     from sync_service.mapping.asks import AskFields
     from sync_service.writeback import asks as guard_writes
-    from sync_service.writeback.apply import apply_pending
+    from sync_service.writeback.apply import apply_configured
     from sync_service.writeback.report import WritebackReport
 
     settings = ctx.settings
@@ -388,15 +388,12 @@ def asks_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Run:
             ).items():
                 run.counts[f"asks.{key}"] = n
             report = WritebackReport(dry_run=False)
-            apply_pending(
+            apply_configured(
                 ctx.engine,
                 connector,
                 guard_writes.stamp_target(fields),
+                settings.writeback,
                 report=report,
-                batch_size=settings.writeback.batch_size,
-                max_attempts=settings.writeback.max_attempts,
-                retry_base_seconds=settings.writeback.retry_base_seconds,
-                retry_max_seconds=settings.writeback.retry_max_seconds,
                 run_id=run.id,
                 now=utcnow,
                 sleep=time.sleep,

@@ -22,7 +22,7 @@ from sync_service.match.config import MatchingRules, load_matching
 from sync_service.match.stage import MatchCounts, match_all
 from sync_service.ops.runs import Run
 from sync_service.settings import Settings
-from sync_service.writeback.apply import apply_pending
+from sync_service.writeback.apply import apply_configured
 from sync_service.writeback.report import WritebackReport
 
 log = logging.getLogger(__name__)
@@ -104,15 +104,12 @@ def run_match(
     connector = connector_factory()
     try:
         report = WritebackReport(dry_run=False)
-        apply_pending(
+        apply_configured(
             engine,
             connector,
             target,
+            settings.writeback,
             report=report,
-            batch_size=settings.writeback.batch_size,
-            max_attempts=settings.writeback.max_attempts,
-            retry_base_seconds=settings.writeback.retry_base_seconds,
-            retry_max_seconds=settings.writeback.retry_max_seconds,
             run_id=run.id,
             now=now,
             sleep=time.sleep,

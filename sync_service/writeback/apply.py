@@ -32,6 +32,7 @@ from canonical.model import System
 from connectors.base import Connector, RecordChange, WriteResult
 from connectors.retry import Doubling, Sleep, retrying
 from sync_service.ops.progress import ProgressHook
+from sync_service.settings import WritebackSettings
 from sync_service.store.models import contacts
 from sync_service.writeback.audit import record_confirmed
 from sync_service.writeback.outbox import (
@@ -186,6 +187,35 @@ class _PerCall:
             self.engine, self.target, rows, mine, self.report, self.run_id, self.now()
         )
         self.recorded.update(r.record_id for r in rows)
+
+
+def apply_configured(
+    engine: Engine,
+    connector: Connector,
+    target: WritebackTargetLike,
+    settings: WritebackSettings,
+    *,
+    report: WritebackReport,
+    run_id: int | None,
+    now: Callable[[], datetime],
+    sleep: Sleep,
+    progress: ProgressHook | None = None,
+) -> None:
+    """:func:`apply_pending` with the batch size, attempts and waits of the writeback settings."""
+    apply_pending(
+        engine,
+        connector,
+        target,
+        report=report,
+        batch_size=settings.batch_size,
+        max_attempts=settings.max_attempts,
+        retry_base_seconds=settings.retry_base_seconds,
+        retry_max_seconds=settings.retry_max_seconds,
+        run_id=run_id,
+        now=now,
+        sleep=sleep,
+        progress=progress,
+    )
 
 
 def apply_pending(

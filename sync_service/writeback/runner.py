@@ -20,7 +20,7 @@ from sync_service.store.models import writeback_outbox
 from sync_service.sync import changes
 from sync_service.writeback import cursor as diff_cursor
 from sync_service.writeback import outbox
-from sync_service.writeback.apply import apply_pending
+from sync_service.writeback.apply import apply_configured
 from sync_service.writeback.diff import diff_target, target_key
 from sync_service.writeback.guards import BlastRadiusGuard
 from sync_service.writeback.report import WritebackReport
@@ -143,15 +143,12 @@ def run_writeback(
         connector = connectors[target.target]
         calls_before = connector.usage().calls
         try:
-            apply_pending(
+            apply_configured(
                 engine,
                 connector,
                 target,
+                settings,
                 report=report,
-                batch_size=settings.batch_size,
-                max_attempts=settings.max_attempts,
-                retry_base_seconds=settings.retry_base_seconds,
-                retry_max_seconds=settings.retry_max_seconds,
                 run_id=run_id,
                 now=now,
                 sleep=sleep,

@@ -18,6 +18,7 @@ from sync_service.cli import main
 from sync_service.context import AppContext
 from sync_service.pipeline import run_cycle
 from sync_service.store.models import contacts, evaluations
+from tests.e2e.support import service_env, set_env
 
 REPO = Path(__file__).resolve().parents[2]
 NOWHERE = "001000000000ZZZAA2"  # well formed, but no such account
@@ -34,18 +35,10 @@ def ctx(
     sb: Sandbox, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[AppContext]:
     monkeypatch.chdir(tmp_path)
-    env = {
-        **sb.env(),
-        "DATABASE_URL": db_url,
-        "SYNC_CONFIG": str(REPO / "config" / "settings.yaml"),
-        "SYNC_MAPPINGS_DIR": str(REPO / "mappings"),
-        "SYNC_RULES_FILE": str(REPO / "config" / "rules.yaml"),
-        "SYNC_LOG_FORMAT": "text",
-    }
-    env.pop("GAINSIGHT_BASE_URL")
-    env.pop("GAINSIGHT_ACCESS_KEY")
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+    env = set_env(
+        monkeypatch,
+        service_env(sb, db_url, REPO / "config" / "settings.yaml", gainsight=False),
+    )
     monkeypatch.delenv("GAINSIGHT_BASE_URL", raising=False)
     monkeypatch.delenv("GAINSIGHT_ACCESS_KEY", raising=False)
     context = AppContext(config_path=env["SYNC_CONFIG"], env=env)

@@ -26,6 +26,7 @@ from sync_service.ops.health import readiness
 from sync_service.pipeline import evaluate_job, run_cycle, sync_job, writeback_job
 from sync_service.store.models import evaluations, sync_state
 from sync_service.sync import completeness
+from tests.e2e.support import service_env, set_env, without_faults
 
 REPO = Path(__file__).resolve().parents[2]
 #: (system, fault) pairs. Budget and 5xx take each connector's own path (Salesforce's limit
@@ -48,9 +49,7 @@ def module_sandbox() -> Iterator[Sandbox]:
 
 @pytest.fixture
 def sb(module_sandbox: Sandbox) -> Iterator[Sandbox]:
-    module_sandbox.faults.reset()
-    yield module_sandbox
-    module_sandbox.faults.reset()
+    yield from without_faults(module_sandbox)
 
 
 @pytest.fixture
@@ -61,17 +60,7 @@ def env(
     monkeypatch.chdir(tmp_path)
     settings = tmp_path / "settings.yaml"
     settings.write_text("salesforce:\n  max_attempts: 2\ngainsight:\n  max_attempts: 2\n")
-    values = {
-        **sb.env(),
-        "DATABASE_URL": db_url,
-        "SYNC_CONFIG": str(settings),
-        "SYNC_MAPPINGS_DIR": str(REPO / "mappings"),
-        "SYNC_RULES_FILE": str(REPO / "config" / "rules.yaml"),
-        "SYNC_LOG_FORMAT": "text",
-    }
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    return values
+    return set_env(monkeypatch, service_env(sb, db_url, settings))
 
 
 def make_ctx(env: dict[str, str]) -> AppContext:
