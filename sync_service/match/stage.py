@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from canonical.model import Status, System
-from sync_service.match.config import SIZE_BAND, MatchingRules
+from sync_service.match.config import SIZE_BAND, MatchingRules, term_fields
 from sync_service.match.rank import KEY_PREFIX, Ranker, Suggestion, band_of
 from sync_service.store.frames import read_frame
 from sync_service.store.models import (
@@ -85,18 +85,9 @@ def _term_expr(rules: MatchingRules, term: str) -> pl.Expr:
     return pl.col(f"raw_{term}").cast(pl.String)
 
 
-def _raw_fields(rules: MatchingRules) -> list[str]:
-    out: list[str] = []
-    for term in rules.model.terms:
-        name = rules.model.size.field if term == SIZE_BAND and rules.model.size else term
-        if name not in out:
-            out.append(name)
-    return out
-
-
 def read_accounts(conn: Connection, rules: MatchingRules) -> pl.DataFrame:
     """Every Salesforce account: ``account_id``, ``account_name`` and one ``k_<term>`` each."""
-    raw = _raw_fields(rules)
+    raw = term_fields(rules)
     cols: list[Any] = [accounts.c.id.label("account_id"), accounts.c.name.label("account_name")]
     types: dict[str, pl.DataType] = {"account_id": pl.String(), "account_name": pl.String()}
     extras = [n for n in raw if n in rules.extras]
