@@ -181,7 +181,17 @@ def test_two_replicas_on_one_postgres_never_run_the_same_job_at_once(
         env = {"FAKE_JOB_BATCHES": "3", "FAKE_JOB_BATCH_SECONDS": "0.2"}
         a = spawn(pg_url, "a", **env)
         b = spawn(pg_url, "b", **env)
-        wait_for(lambda: len(last_runs(engine, limit=100)) >= 4, 30, "four runs")
+
+        def contended() -> bool:
+            # the raw text: a line being written as we read must not break the wait
+            return any("skipped" in s.log_path.read_text() for s in (a, b))
+
+        # Whether the two schedules collide in the first runs is timing; wait until they have.
+        wait_for(
+            lambda: len(last_runs(engine, limit=100)) >= 4 and contended(),
+            90,
+            "four runs and a contended lock",
+        )
         assert a.terminate()[0] == 0
         assert b.terminate()[0] == 0
         rows = last_runs(engine, limit=1000)
