@@ -180,18 +180,18 @@ def core_asks_around(
     if account_id is not None:
         link = sa.or_(link, a.c.account_id == account_id)
     rows = conn.execute(
-        sa.select(
-            a.c.source,
-            a.c.id,
-            a.c.contact_id,
-            a.c.account_id,
-            a.c.ask_type,
-            a.c.team,
-            a.c.status,
-            a.c.requested_date,
-        ).where(link, a.c.deleted == sa.false(), a.c.requested_date > since)
+        sa.select(*_ledger_columns()).where(
+            link, a.c.deleted == sa.false(), a.c.requested_date > since
+        )
     )
     return [AskRow(*r) for r in rows]
+
+
+def _ledger_columns() -> list[sa.Column[Any]]:
+    """An ask's columns as the guard's ledger reads them (``_ASK_COLUMNS``, in Core)."""
+    a = advocacy_asks
+    names = ("source", "id", "contact_id", "account_id", "ask_type", "team", "status")
+    return [a.c[n] for n in (*names, "requested_date")]
 
 
 def verdict_row(conn: Connection, entity_type: str, entity_id: str) -> Any | None:
@@ -231,18 +231,4 @@ def ask_rows(
     cond = [a.c[column] == key, a.c.deleted == sa.false(), a.c.requested_date > since]
     if until is not None:
         cond.append(a.c.requested_date <= until)
-    return list(
-        conn.execute(
-            sa.select(
-                a.c.source,
-                a.c.id,
-                a.c.contact_id,
-                a.c.account_id,
-                a.c.ask_type,
-                a.c.team,
-                a.c.status,
-                a.c.requested_date,
-                a.c.opportunity_id,
-            ).where(*cond)
-        )
-    )
+    return list(conn.execute(sa.select(*_ledger_columns(), a.c.opportunity_id).where(*cond)))
