@@ -153,6 +153,9 @@ sync_state = sa.Table(
     sa.Column("entity", sa.String(32)),
     sa.Column("incomplete_since", UTCDateTime()),
     sa.Column("incomplete_reason", sa.Text()),
+    # The run start time of the last read that finished: the overlap only needs to reach back
+    # from the cursor as far as rows committed after that read could be stamped.
+    sa.Column("read_until", UTCDateTime()),
 )
 
 #: One row per job run: what ran, how it ended, and its figures.

@@ -4,7 +4,9 @@ The watermark rules (tests name them):
 
 * **Closed lower bound with an overlap.** A run starts reading at the saved cursor moved back by
   the overlap window, so rows the CRM committed late, just below the old watermark, are read
-  again. Upserts by primary key make the repeats harmless.
+  again. Upserts by primary key make the repeats harmless. The overlap reaches back from where
+  the last *finished* read ended (``read_until``), not further: after a quiet spell a run starts
+  at the cursor, so a burst just below it (our own writeback's echo) is not read on every cycle.
 * **Rows and cursor in one transaction.** Each batch's rows, its quarantined records and the
   cursor of its last record commit together: a crash (even ``kill -9``) resumes after the last
   committed batch, with no gap and no duplicate. Batches that do not move the cursor (a Bulk
@@ -169,16 +171,36 @@ def _saved_digest(conn: Connection, connector: str, stream: str) -> str | None:
     return str(value) if value is not None else None
 
 
+def _read_until(conn: Connection, connector: str, stream: str) -> datetime | None:
+    value = conn.execute(
+        sa.select(sync_state.c.read_until).where(
+            sync_state.c.connector == connector, sync_state.c.stream == stream
+        )
+    ).scalar()
+    return value if isinstance(value, datetime) else None
+
+
 def start_cursor(
     conn: Connection, connector: str, stream: str, opts: IngestOptions
 ) -> Cursor | None:
-    """Where a run starts reading: nothing for a full sync, else the cursor minus the overlap."""
+    """Where a run starts reading: nothing for a full sync, else the cursor minus the overlap.
+
+    The overlap exists for rows committed late, within ``overlap`` of their timestamp. A read
+    that *finished* at ``read_until`` has seen every row stamped before ``read_until - overlap``,
+    so after a quiet spell the run starts at the cursor itself rather than a whole overlap before
+    it: otherwise the last busy minutes (the echo of a large writeback, say) are read again on
+    every cycle until something newer moves the cursor.
+    """
     if opts.full:
         return None
     saved = read_cursor(conn, connector, stream)
     if saved is None:
         return None
-    return Cursor(saved.updated_at - opts.overlap, "")
+    start = saved.updated_at - opts.overlap
+    until = _read_until(conn, connector, stream)
+    if until is not None:
+        start = max(start, min(saved.updated_at, until - opts.overlap))
+    return Cursor(start, "")
 
 
 def _rows(
@@ -411,7 +433,12 @@ def sync_stream(
         finally:
             conn.close()  # rolls back what was not committed
     with engine.begin() as conn:
-        marks: dict[str, Any] = {"mapping_digest": digest, **completeness.COMPLETE}
+        # read_until: every row stamped before it (less the overlap) has now been seen
+        marks: dict[str, Any] = {
+            "mapping_digest": digest,
+            "read_until": opts.now,
+            **completeness.COMPLETE,
+        }
         if opts.full or since is None:
             marks["last_full_sync_at"] = opts.now
         _mark_state(conn, system, spec.name, **marks)

@@ -65,10 +65,41 @@ def test_first_sync_reads_everything_and_saves_the_last_cursor(engine: Engine):
 
 def test_next_run_starts_before_the_watermark_by_the_overlap(engine: Engine):
     crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(4)]})
-    sync(engine, crm)
-    sync(engine, crm, opts(overlap=120))
+    # read right after the last change: rows stamped up to 2 minutes before may still commit
+    sync(engine, crm, opts(now=T0 + timedelta(minutes=4)))
+    sync(engine, crm, opts(now=T0 + timedelta(minutes=30), overlap=120))
     since = crm.reads[-1][1]
-    assert since == Cursor(T0 + timedelta(minutes=3) - timedelta(seconds=120), "")
+    # the read ended at minute 4: rows stamped after minute 2 may have committed since
+    assert since == Cursor(T0 + timedelta(minutes=4) - timedelta(seconds=120), "")
+
+
+def test_after_a_quiet_spell_the_next_run_starts_at_the_watermark(engine: Engine):
+    """The last read ended long after the watermark: nothing stamped before it can still land."""
+    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(4)]})
+    sync(engine, crm, opts(now=T0 + timedelta(hours=2), overlap=300))
+    sync(engine, crm, opts(now=T0 + timedelta(hours=3), overlap=300))
+    assert crm.reads[-1][1] == Cursor(T0 + timedelta(minutes=3), "")
+
+
+def test_a_read_that_ended_inside_the_overlap_reaches_back_to_it(engine: Engine):
+    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(4)]})
+    sync(engine, crm, opts(now=T0 + timedelta(minutes=5), overlap=300))
+    sync(engine, crm, opts(now=T0 + timedelta(hours=1), overlap=300))
+    # the first read ended at minute 5: rows stamped after minute 0 may have committed since
+    assert crm.reads[-1][1] == Cursor(T0, "")
+
+
+def test_a_killed_read_keeps_the_whole_overlap(engine: Engine):
+    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(10)]}, batch_size=3)
+    sync(engine, crm, opts(now=T0 + timedelta(hours=1)))
+    crm.records["Contact"] += [rec(i, 60 + i) for i in range(10, 16)]  # minutes 70-75
+    crm.fail_after_batches = 1
+    with pytest.raises(RuntimeError), run_record(engine, "salesforce") as run:
+        sync_source(engine, crm, [FakeContactMapping()], run, opts(now=T0 + timedelta(hours=2)))
+    crm.fail_after_batches = None
+    sync(engine, crm, opts(now=T0 + timedelta(hours=3), overlap=300))
+    # the killed read finished nothing: its cursor is trusted only with the full overlap
+    assert crm.reads[-1][1] == Cursor(T0 + timedelta(minutes=71) - timedelta(seconds=300), "")
 
 
 def test_records_equal_to_watermark_are_not_lost(engine: Engine):
@@ -82,9 +113,9 @@ def test_records_equal_to_watermark_are_not_lost(engine: Engine):
 
 def test_rows_committed_late_just_below_the_watermark_are_read_in_the_overlap(engine: Engine):
     crm = FakeConnector(records={"Contact": [rec(1, 10)]})
-    sync(engine, crm)
+    sync(engine, crm, opts(now=T0 + timedelta(minutes=11)))
     crm.records["Contact"].append(rec(2, 8))  # 2 minutes before the watermark, seen late
-    sync(engine, crm, opts(overlap=300))
+    sync(engine, crm, opts(now=T0 + timedelta(minutes=40), overlap=300))
     assert f"003{2:015d}" in stored(engine)
 
 
