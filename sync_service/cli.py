@@ -36,8 +36,29 @@ def _load(module: str) -> ModuleType:
     return importlib.import_module(f"sync_service.commands.{module}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every command and its help."""
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The command named on the line, if it is a known one, read before any parsing.
+
+    Only that command's module is then imported: the others pull in FastAPI, matplotlib or the
+    sandbox, seconds of imports that a scheduled ``run-once`` has no use for.
+    """
+    args = iter(argv)
+    for arg in args:
+        if arg == "--config":
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+        elif arg in ("-h", "--help", "--version"):
+            return None
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser: with the chosen command alone when ``argv`` names one, else all.
+
+    Without a known command (``--help``, a typo, nothing) every command is loaded, so the help
+    lists them all and a misspelt command gets argparse's list of choices.
+    """
     parser = argparse.ArgumentParser(
         prog="sync-service",
         description=(
@@ -53,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = _chosen(argv) if argv is not None else None
     for name, module in COMMANDS.items():
+        if chosen is not None and name != chosen:
+            continue
         mod = _load(module)
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
         if name in JSON_COMMANDS:
@@ -65,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code."""
-    parser = build_parser()
+    parser = build_parser(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help

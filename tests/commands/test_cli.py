@@ -203,3 +203,36 @@ def test_a_sandbox_that_cannot_bind_removes_its_key_folder(
         with pytest.raises(OSError, match="in use"):
             sb.start()
     assert not list(tmp_path.glob("advocate-sandbox-*"))
+
+
+def test_a_named_command_loads_only_its_own_module():
+    """`run-once` on a schedule should not pay for FastAPI, matplotlib or the sandbox."""
+    code = (
+        "import sys\n"
+        "from sync_service.cli import main\n"
+        "try:\n"
+        "    main(['--config', 'none.yaml', 'status', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('sync_service.commands.'))\n"
+        "print(' '.join(loaded))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "sync_service.commands.status" in out
+    assert "sync_service.commands.report" not in out
+    assert "sync_service.commands.serve" not in out
+
+
+def test_help_without_a_command_still_lists_every_command(capsys: pytest.CaptureFixture[str]):
+    assert main(["--debug", "--help"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in COMMANDS)
+
+
+def test_a_misspelt_command_gets_the_list_of_choices(capsys: pytest.CaptureFixture[str]):
+    assert main(["--config", "x.yaml", "stauts"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'stauts'" in err
+    assert "'status'" in err
