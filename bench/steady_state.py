@@ -5,7 +5,9 @@ account) and one SQLite store; each cycle is a real ``sync-service run-once`` pr
 start included), timed from outside:
 
 1. ``first``: the first cycle (everything read, evaluated, written);
-2. ``echo``: the next one, which reads back the records the first cycle's writeback updated;
+2. ``echo``: the next one, which reads back the records the first cycle's writeback updated,
+   ``--gap`` seconds later (default 310: a scheduled cycle comes at least one overlap window,
+   300 s by default, after the last one; a cycle sooner than that re-reads the echo);
 3. ``1%``: 1% of the contacts and 1% of the cases changed in the sandbox beforehand;
 4. ``0%``: nothing changed;
 5. the same-run baseline, ``SYNC_FULL_CYCLES=1`` (``evaluate --full`` and a diff of every
@@ -132,6 +134,9 @@ def main() -> int:
     parser.add_argument("--contacts", type=int, default=110_000)
     parser.add_argument("--share", type=float, default=0.01)
     parser.add_argument("--keep", type=Path, default=None, help="keep the store and log here")
+    parser.add_argument(
+        "--gap", type=float, default=310.0, help="seconds between the first and the echo cycle"
+    )
     args = parser.parse_args()
     from sandbox import Sandbox
 
@@ -155,6 +160,7 @@ def main() -> int:
             return result
 
         cycle("first")
+        time.sleep(args.gap)
         cycle("echo")
         print(json.dumps({"changed": _change(sb, args.share, rng, "c1")}), flush=True)
         inc = cycle("1%")
