@@ -45,12 +45,14 @@ from rules import (
 from rules.horizon import valid_until
 from sync_service.evaluate.features.chunks import DEFAULT_CHUNK
 from sync_service.evaluate.features.parallel import stream_feature_chunks
+from sync_service.evaluate.features.sql import in_scope
 from sync_service.ops.progress import ProgressHook
 from sync_service.ops.runs import Run
 from sync_service.store.models import (
     ERASED_KEY,
     accounts,
     contacts,
+    eval_scope,
     evaluation_history,
     evaluations,
 )
@@ -291,11 +293,12 @@ def _verdicts_on_file(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(evaluations)).scalar_one())
 
 
-def _remove_gone(conn: Connection) -> int:
+def _remove_gone(conn: Connection, *, scoped: bool = False) -> int:
     """Drop the verdicts of contacts and accounts deleted (or merged away) in the CRM.
 
     Their history stays; only the current verdict goes, so counts of statuses speak of live
-    records. Writeback never writes to deleted records anyway.
+    records. Writeback never writes to deleted records anyway. ``scoped``: only among what an
+    incremental evaluation reaches (a deletion is a change, so its record is in scope).
     """
     removed = 0
     for entity_type, table in (("contact", contacts), ("account", accounts)):
@@ -304,27 +307,30 @@ def _remove_gone(conn: Connection) -> int:
             table.c.id == evaluations.c.entity_id,
             table.c.deleted == sa.false(),
         )
-        removed += (
-            conn.execute(
-                evaluations.delete().where(evaluations.c.entity_type == entity_type, ~live)
-            ).rowcount
-            or 0
-        )
+        where = [evaluations.c.entity_type == entity_type, ~live]
+        if scoped and table is contacts:
+            reached = sa.select(contacts.c.id).where(in_scope(contacts))
+            where.append(evaluations.c.entity_id.in_(reached))
+        elif scoped:
+            where.append(evaluations.c.entity_id.in_(sa.select(eval_scope.c.id)))
+        removed += conn.execute(evaluations.delete().where(*where)).rowcount or 0
     return removed
 
 
-def erased_contacts(conn: Connection) -> list[str]:
-    """Salesforce contacts erased on request (``sync-service forget``): Opted Out for good."""
+def erased_contacts(conn: Connection, *, scoped: bool = False) -> list[str]:
+    """Salesforce contacts erased on request (``sync-service forget``): Opted Out for good.
+
+    ``scoped``: only those an incremental evaluation reaches.
+    """
     c = contacts
-    return list(
-        conn.execute(
-            sa.select(c.c.id).where(
-                c.c.source == System.SALESFORCE,
-                c.c.email.is_(None),  # an erased row has none: the cheap test first
-                c.c.extra[ERASED_KEY].as_boolean().is_(True),
-            )
-        ).scalars()
-    )
+    where = [
+        c.c.source == System.SALESFORCE,
+        c.c.email.is_(None),  # an erased row has none: the cheap test first
+        c.c.extra[ERASED_KEY].as_boolean().is_(True),
+    ]
+    if scoped:
+        where.append(in_scope(c))
+    return list(conn.execute(sa.select(c.c.id).where(*where)).scalars())
 
 
 def mark_erased(results: pl.DataFrame, erased: list[str]) -> pl.DataFrame:
@@ -410,9 +416,10 @@ def evaluate_all(
             idle = scope_size == 0
             if run is not None:
                 run.add("evaluation.scope", scope_size)
-        erased = erased_contacts(conn) if not idle else []
+        scoped = summary.incremental
+        erased = erased_contacts(conn, scoped=scoped) if not idle else []
         # Orphans are few (a broken reference, a parent not synced yet): held in memory.
-        orphan_ids = orphan_contacts(conn) if not idle else set()
+        orphan_ids = orphan_contacts(conn, scoped=scoped) if not idle else set()
         stage.create(conn, checkfirst=True)
         total = _live_contacts(conn) if progress is not None else None
         conn.commit()
@@ -478,23 +485,30 @@ def evaluate_all(
                         and _verdicts_on_file(conn) != summary.contacts + summary.accounts
                     )
                 ):
-                    summary.removed = _remove_gone(conn)
+                    summary.removed = _remove_gone(conn, scoped=summary.incremental)
                 if not dry_run:
                     # the marks read are consumed with the last of the verdicts they caused
                     changes.consume(conn, upto)
                     if inputs_digest is not None:
                         changes.save_inputs_digest(conn, inputs_digest, now)
-            expected = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(contacts)
-                .where(contacts.c.source == System.SALESFORCE, contacts.c.deleted == sa.false())
-            ).scalar_one()
+            # a full run accounts for every live contact; an incremental one only for its scope
+            expected = (
+                None
+                if summary.incremental
+                else conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(contacts)
+                    .where(
+                        contacts.c.source == System.SALESFORCE, contacts.c.deleted == sa.false()
+                    )
+                ).scalar_one()
+            )
         finally:
             if outer is not None:
                 outer.rollback()
             conn.execute(sa.text("DROP TABLE IF EXISTS eval_stage"))
             conn.commit()
-    if not summary.incremental and expected != summary.contacts + summary.orphans:
+    if expected is not None and expected != summary.contacts + summary.orphans:
         msg = (
             f"evaluated {summary.contacts} contacts but the store holds {expected}; "
             "the run is failed rather than truncated (did a sync write at the same time?); "
@@ -507,7 +521,7 @@ def evaluate_all(
         run.add("evaluation.changed" if not dry_run else "evaluation.would_change", summary.changed)
         if summary.removed:
             run.add("evaluation.removed", summary.removed)
-        if not idle:
+        if not summary.incremental:  # whole-store counts: `status` has them between
             with engine.connect() as conn:
                 for kind, n in count_orphans(conn).items():
                     run.add(f"orphans.{kind}", n)

@@ -25,7 +25,14 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sync_service.store.models import accounts, advocacy_asks, contacts, opportunities, tickets
+from sync_service.store.models import (
+    accounts,
+    advocacy_asks,
+    contacts,
+    eval_scope,
+    opportunities,
+    tickets,
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,13 @@ def count_orphans(conn: Connection) -> dict[str, int]:
     return out
 
 
-def orphan_contacts(conn: Connection) -> set[str]:
-    """The ids of every orphan contact (its account is set but does not exist)."""
-    rows = conn.execute(sa.select(contacts.c.id).where(_orphan_condition(REFERENCES[0])))
+def orphan_contacts(conn: Connection, *, scoped: bool = False) -> set[str]:
+    """The ids of every orphan contact (its account is set but does not exist).
+
+    ``scoped``: only those an incremental evaluation reaches (their account is in its scope).
+    """
+    where = [_orphan_condition(REFERENCES[0])]
+    if scoped:
+        where.append(contacts.c.account_id.in_(sa.select(eval_scope.c.id)))
+    rows = conn.execute(sa.select(contacts.c.id).where(*where))
     return {str(r) for r in rows.scalars()}
