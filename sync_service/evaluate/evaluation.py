@@ -498,9 +498,7 @@ def evaluate_all(
                 else conn.execute(
                     sa.select(sa.func.count())
                     .select_from(contacts)
-                    .where(
-                        contacts.c.source == System.SALESFORCE, contacts.c.deleted == sa.false()
-                    )
+                    .where(contacts.c.source == System.SALESFORCE, contacts.c.deleted == sa.false())
                 ).scalar_one()
             )
         finally:

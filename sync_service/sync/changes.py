@@ -40,8 +40,10 @@ from sync_service.store.models import (
     opportunities,
     sync_state,
     tickets,
+    writeback_state,
 )
 from sync_service.store.upsert import upsert
+from sync_service.writeback.values import same_as_written
 
 #: The mark asking for a full evaluation.
 FULL = "*"
@@ -92,11 +94,18 @@ def _same_link(new: Any, old: Any) -> bool:
 
 
 def changed_marks(
-    conn: Connection, table: sa.Table, system: str, rows: Sequence[dict[str, Any]], now: datetime
+    conn: Connection,
+    table: sa.Table,
+    system: str,
+    rows: Sequence[dict[str, Any]],
+    now: datetime,
+    object_name: str | None = None,
 ) -> list[dict[str, Any]]:
     """The marks of ``rows`` (about to be upserted): new rows and rows whose inputs differ.
 
-    Reads the stored rows by primary key before the upsert overwrites them.
+    Reads the stored rows by primary key before the upsert overwrites them. ``object_name``
+    (the CRM object read): a record whose written fields now hold exactly what the service
+    last confirmed writing there is the echo of that write, and gets no writeback mark.
     """
     if not rows:
         return []
@@ -113,6 +122,8 @@ def changed_marks(
     has_account = "account_id" in table.c
     linked = system == System.GAINSIGHT
     marks: list[dict[str, Any]] = []
+    # records whose written fields changed in the CRM: id -> (the CRM's values, the stored ones)
+    crm_changed: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for row in rows:
         old = stored.get(row["id"])
         old_account = None
@@ -126,8 +137,8 @@ def changed_marks(
             )
             if "extra" in row and _crm(row["extra"]) != _crm(values["extra"]):
                 # someone (or our writeback) changed a field the service writes: the writeback
-                # diffs this record again (writeback/cursor.py)
-                marks.append(_mark(system, CRM + table.name, row["id"], None, now))
+                # diffs this record again (writeback/cursor.py), unless it is our own write
+                crm_changed[row["id"]] = (_crm_dict(row["extra"]), _crm_dict(values["extra"]))
             if same:
                 continue
             if has_account and "account_id" in row and values["account_id"] != row["account_id"]:
@@ -143,7 +154,51 @@ def changed_marks(
                 "marked_at": now,
             }
         )
+    echoes = _echoes(conn, system, object_name, crm_changed) if object_name else set()
+    marks += [
+        _mark(system, CRM + table.name, rid, None, now) for rid in crm_changed if rid not in echoes
+    ]
     return marks
+
+
+def _crm_dict(extra: Any) -> dict[str, Any]:
+    crm = extra.get("_crm") if isinstance(extra, dict) else None
+    return crm if isinstance(crm, dict) else {}
+
+
+def _echoes(
+    conn: Connection,
+    system: str,
+    object_name: str,
+    changed: dict[str, tuple[dict[str, Any], dict[str, Any]]],
+) -> set[str]:
+    """The records of ``changed`` whose every changed written field holds what we last wrote.
+
+    Salesforce answers our writeback with the values we sent; read back by the next sync, they
+    differ from the values stored before the write. Such a record is the echo: diffing it
+    again would find nothing to do (and, on the first cycle, it is every record we wrote).
+    """
+    if not changed:
+        return set()
+    ws = writeback_state
+    written: dict[str, dict[str, Any]] = {}
+    ids = list(changed)
+    for i in range(0, len(ids), _PROBE):
+        for rid, fld, value in conn.execute(
+            sa.select(ws.c.record_id, ws.c.field, ws.c.value).where(
+                ws.c.target == system,
+                ws.c.object_name == object_name,
+                ws.c.record_id.in_(ids[i : i + _PROBE]),
+            )
+        ):
+            written.setdefault(rid, {})[fld] = value
+    echoes = set()
+    for rid, (new, old) in changed.items():
+        ours = written.get(rid, {})
+        moved = [f for f in new.keys() | old.keys() if _plain(new.get(f)) != _plain(old.get(f))]
+        if all(f in ours and same_as_written(new.get(f), ours[f]) for f in moved):
+            echoes.add(rid)
+    return echoes
 
 
 def _mark(source: str, entity: str, rid: str, account: str | None, now: datetime) -> dict[str, Any]:

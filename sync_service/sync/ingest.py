@@ -403,7 +403,9 @@ def sync_stream(
                     if since is None:
                         changes.mark_full(conn, system, spec.name, opts.now)
                     else:
-                        changed = changes.changed_marks(conn, table, system, rows, opts.now)
+                        changed = changes.changed_marks(
+                            conn, table, system, rows, opts.now, spec.object_name
+                        )
                         changes.write_marks(conn, changed)
                         if changes.input_marks(changed):
                             run.add(f"changed.{spec.name}", changes.input_marks(changed))
@@ -527,7 +529,9 @@ def reconcile_stream(
                 live += [str(b["record_id"]) for b in bad if b["record_id"]]
                 if rows:
                     # formula fields change without the replication key: marked like any change
-                    marks = changes.changed_marks(conn, table, system, rows, opts.now)
+                    marks = changes.changed_marks(
+                        conn, table, system, rows, opts.now, spec.object_name
+                    )
                     changes.write_marks(conn, marks)
                     if changes.input_marks(marks):
                         run.add(f"reconcile.changed.{spec.name}", changes.input_marks(marks))

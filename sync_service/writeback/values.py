@@ -84,14 +84,44 @@ def same(result: str, a: Any, b: Any) -> bool:
         return a is None and b is None
     kind = RESULT_FIELDS.get(result, "string")
     if kind in ("number", "integer") and isinstance(a, float) and isinstance(b, float):
-        if math.isclose(a, b, abs_tol=1e-4):
-            return True
-        if a.is_integer() and not b.is_integer():
-            return a == _half_up(b)
-        if b.is_integer() and not a.is_integer():
-            return b == _half_up(a)
-        return False
+        return _same_number(a, b)
     return bool(a == b)
+
+
+def same_as_written(read: Any, written: Any) -> bool:
+    """Whether a value read from the CRM is the value the service last wrote to that field.
+
+    Without the result's name: the written value (already normal) says what kind it is. Used to
+    tell the echo of the service's own write from a person's edit (sync.changes).
+    """
+    if isinstance(read, str) and not read.strip():
+        read = None
+    if read is None or written is None:
+        return read is None and written is None
+    if _is_number(read) and _is_number(written):
+        return _same_number(float(read), float(written))
+    if isinstance(read, str) and isinstance(written, str):
+        # a multi-select comes back in the picklist's order; it was written sorted
+        return read.strip() == written or (";" in written and _items(read) == _items(written))
+    return bool(read == written)
+
+
+def _items(text: str) -> set[str]:
+    return {i.strip() for i in text.split(";") if i.strip()}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _same_number(a: float, b: float) -> bool:
+    if math.isclose(a, b, abs_tol=1e-4):
+        return True
+    if a.is_integer() and not b.is_integer():
+        return a == _half_up(b)
+    if b.is_integer() and not a.is_integer():
+        return b == _half_up(a)
+    return False
 
 
 def _half_up(x: float) -> float:

@@ -26,15 +26,21 @@ from tests.writeback.fakes import (
 OLD = datetime.now(UTC) - timedelta(hours=2)
 
 
-def ingest(engine: Engine, values: dict[str, dict[str, Any]]) -> None:
-    """As the ingest does: the CRM's values read again, marked where they changed."""
+def ingest(
+    engine: Engine, values: dict[str, dict[str, Any]], object_name: str | None = None
+) -> None:
+    """As the ingest does: the CRM's values read again, marked where they changed.
+
+    ``object_name``: as the ingest passes it, so that the echo of our own writes is known.
+    """
     now = datetime.now(UTC)
     rows = [
         {"source": "salesforce", "id": i, "extra": {"_crm": dict(v)}, "synced_at": now}
         for i, v in values.items()
     ]
     with engine.begin() as conn:
-        changes.write_marks(conn, changes.changed_marks(conn, contacts, "salesforce", rows, now))
+        marks = changes.changed_marks(conn, contacts, "salesforce", rows, now, object_name)
+        changes.write_marks(conn, marks)
         upsert(conn, contacts, rows)
 
 
@@ -109,3 +115,31 @@ def test_nothing_changed_means_nothing_diffed_and_no_call(engine: Engine):
     report = write(engine, crm)
     assert crm.calls == calls
     assert report.counts["not_rediffed"] == 3
+
+
+def test_the_echo_of_our_own_write_is_not_diffed_again_but_a_hand_edit_is(engine: Engine):
+    ids = [f"003{i:015d}" for i in range(4)]
+    sync_records(engine, {i: blank() for i in ids}, synced_at=OLD)
+    evaluate(engine, {i: evaluation() for i in ids})
+    crm = FakeCRM()
+    write(engine, crm)
+    # read back whole (the fake keeps only the fields written), in the CRM's own forms: a
+    # number as 82.0
+    echo = {i: blank() | crm.data["Contact"][i] for i in ids}
+    for values in echo.values():
+        for field, value in values.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                values[field] = float(value)
+    ingest(engine, echo, object_name="Contact")
+    calls = len(crm.write_calls)
+    quiet = write(engine, crm)
+    assert sent(crm, calls) == {}
+    assert quiet.counts["not_rediffed"] == 4  # the echo cost no diff
+
+    edited = dict(echo[ids[2]]) | {FIELDS["reason"]: "typed by hand"}
+    crm.data["Contact"][ids[2]] = edited
+    ingest(engine, {ids[2]: edited}, object_name="Contact")
+    calls = len(crm.write_calls)
+    again = write(engine, crm)
+    assert sent(crm, calls) == {ids[2]: {FIELDS["reason"]: "opted in, promoter"}}
+    assert again.counts["not_rediffed"] == 3

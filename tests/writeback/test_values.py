@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from sync_service.writeback.values import REASON_MAX_LENGTH, normalise, same, truthy
+from sync_service.writeback.values import (
+    REASON_MAX_LENGTH,
+    normalise,
+    same,
+    same_as_written,
+    truthy,
+)
 
 
 @pytest.mark.parametrize(
@@ -72,3 +78,25 @@ def test_none_differs_from_false_and_empty_is_none():
 )
 def test_override_checkbox_values(raw: Any, on: bool):
     assert truthy(raw) is on
+
+
+@pytest.mark.parametrize(
+    ("read", "written", "expected"),
+    [
+        (82.0, 82.0, True),
+        (82, 82.0, True),
+        (57.0, 57.3, True),  # a scale-0 number field rounds what it is sent
+        (58.0, 57.3, False),
+        ("Reference Call;Case Study", "Case Study;Reference Call", True),  # picklist order
+        ("Reference Call", "Case Study;Reference Call", False),
+        ("", None, True),
+        ("x", None, False),
+        (None, "x", False),
+        ("2027-01-15", "2027-01-15", True),
+        ("Fatigued ", "Fatigued", True),
+        (True, True, True),
+        (False, True, False),
+    ],
+)
+def test_a_value_read_back_is_known_for_what_we_wrote(read: Any, written: Any, expected: bool):
+    assert same_as_written(read, written) is expected
