@@ -12,6 +12,7 @@ SAMPLE_LIMIT = 10
 #: Report counters that go into ``run.counts`` as ``writeback.<name>``.
 RUN_COUNTERS: tuple[str, ...] = (
     "records",
+    "not_rediffed",
     "changed",
     "unchanged",
     "enqueued",

@@ -80,6 +80,10 @@ def test_the_echo_cycle_evaluates_and_writes_nothing(sb: Sandbox, env: dict[str,
         evaluated = last_run_counts(ctx.engine, "evaluate")
         assert evaluated.get("evaluated.contacts", 0) == 0, evaluated
         assert evaluated.get("evaluated.accounts", 0) == 0, evaluated
+        # the records read back hold what we wrote: not one is diffed again
+        diffed = last_run_counts(ctx.engine, "writeback")
+        assert diffed["writeback.records"] == 0, diffed
+        assert diffed["writeback.not_rediffed"] > 0, diffed
         assert writes_so_far(sb) == writes
     finally:
         ctx.close()
