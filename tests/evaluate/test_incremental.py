@@ -87,6 +87,21 @@ class Store:
             },
         )
 
+    def person(self, pid: str) -> dict[str, Any]:
+        """A Gainsight person: its opt flags count for the Salesforce contact it is linked to."""
+        r = self.rng
+        return _row(
+            Entity.CONTACT,
+            {
+                "id": pid,
+                "source": "gainsight",
+                "sf_contact_id": r.choice([*self.contacts, None]),
+                "opted_in": r.choice([True, False, None]),
+                "opted_out": r.random() < 0.2,
+                "deleted": r.random() < 0.05,
+            },
+        )
+
     def _id(self, prefix: str) -> str:
         self.n += 1
         return f"{prefix}{self.n:05d}"
@@ -166,6 +181,7 @@ class Store:
                 rows[e] += more
         rows[Entity.ACCOUNT] = [self.account(a) for a in self.accounts]
         rows[Entity.CONTACT] = [self.contact(c) for c in self.contacts]
+        rows[Entity.CONTACT] += [self.person(f"gsp{i}") for i in range(3)]
         return rows
 
     def change(self) -> dict[Entity, list[dict[str, Any]]]:
@@ -175,6 +191,7 @@ class Store:
         if r.random() < 0.3:
             self.contacts.append(self._id("003N"))
         rows[Entity.CONTACT] = [self.contact(c) for c in self.contacts if r.random() < 0.2]
+        rows[Entity.CONTACT] += [self.person(f"gsp{i}") for i in range(3) if r.random() < 0.3]
         return rows
 
 
@@ -182,12 +199,13 @@ def ingest(engine: Engine, rows: dict[Entity, list[dict[str, Any]]], now: dateti
     """As the ingest does: marks from a comparison with the stored rows, then the upsert."""
     with engine.begin() as conn:
         for entity, batch in rows.items():
-            if batch:
-                table = CANONICAL_TABLES[entity]
-                changes.write_marks(
-                    conn, changes.changed_marks(conn, table, "salesforce", batch, now)
-                )
-                upsert(conn, table, batch)
+            table = CANONICAL_TABLES[entity]
+            for source in ("salesforce", "gainsight"):
+                part = [row for row in batch if row["source"] == source]
+                if part:
+                    marks = changes.changed_marks(conn, table, source, part, now)
+                    changes.write_marks(conn, marks)
+                    upsert(conn, table, part)
 
 
 def verdicts(engine: Engine) -> dict[tuple[str, str], dict[str, Any]]:
@@ -281,3 +299,22 @@ def test_an_ask_logged_through_the_guard_is_evaluated_in_the_next_cycle(engine: 
     assert summary.incremental
     assert 0 < summary.contacts < len(store.contacts)
     assert verdicts(engine)[("contact", contact)]["recent_asks"] == before + 1
+
+
+def test_a_gainsight_opt_out_still_counts_when_its_contact_is_evaluated_again(engine: Engine):
+    store = Store(random.Random(5), T0.date())
+    rows = store.first()
+    sf = next(r for r in rows[Entity.CONTACT] if r["source"] == "salesforce" and r["account_id"])
+    sf.update(opted_in=True, opted_out=False, deleted=False)
+    person = store.person("gsp-out") | {"sf_contact_id": sf["id"], "opted_out": True}
+    person["deleted"] = False
+    rows[Entity.CONTACT].append(person)
+    ingest(engine, rows, T0)
+    evaluate_all(engine, POLICY, T0, None)
+    assert verdicts(engine)[("contact", sf["id"])]["status"] == "Opted Out"
+    # the Salesforce contact changes (not the person): its account is evaluated again
+    ingest(engine, {Entity.CONTACT: [sf | {"title": "VP"}]}, T0)
+    summary = evaluate_all(engine, POLICY, T0 + timedelta(hours=1), None, incremental=True)
+    assert summary.incremental
+    assert 0 < summary.contacts < len(store.contacts)
+    assert verdicts(engine)[("contact", sf["id"])]["status"] == "Opted Out"

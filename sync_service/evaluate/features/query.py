@@ -94,8 +94,15 @@ class FeatureQuery(FeaturePlan):
         self.tables = RunTables(self.d, want_opt=self.want_opt)
         # set by the parallel reader: per temporary table, the connection holding it
         self.prepared: dict[str, PreparedReader] = {}
-        # an incremental evaluation: every account range is also limited to eval_scope
-        self.scoped = False
+
+    @property
+    def scoped(self) -> bool:
+        """An incremental evaluation: every range, and the run's tables, limited to eval_scope."""
+        return self.tables.scoped
+
+    @scoped.setter
+    def scoped(self, value: bool) -> None:
+        self.tables.scoped = value
 
     def prepare(self, conn: Connection) -> None:
         """Fill the run's temporary tables (:class:`RunTables`) on ``conn``."""
