@@ -103,7 +103,7 @@ def sync_job(
             _plan_reads(ctx, connector, source.entities.values(), opts)
             sync_source(ctx.engine, connector, source.entities.values(), run, opts, stop)
             if system == System.GAINSIGHT:
-                _link_identities(ctx, run)
+                _link_identities(ctx, run, full=full)
         except (ConfigError, BudgetExhaustedError):
             raise
         except ServiceError as exc:
@@ -131,11 +131,16 @@ def _plan_reads(
     connector.plan_reads(reads)
 
 
-def _link_identities(ctx: AppContext, run: Run) -> None:
+def _link_identities(ctx: AppContext, run: Run, *, full: bool) -> None:
+    """Link the Gainsight rows to Salesforce: those changed, or (``full``) all of them."""
     from sync_service.sync.identity import link_identities
 
-    for key, value in link_identities(ctx.engine).as_counts().items():
+    result = link_identities(ctx.engine, full=full)
+    for key, value in result.as_counts().items():
         run.counts[key] = value
+    if not result.full:
+        for table, n in result.scope.items():
+            run.counts[f"identity.scope.{table}"] = n
 
 
 def reconcile_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Run:
@@ -162,7 +167,8 @@ def reconcile_job(ctx: AppContext, *, stop: threading.Event | None = None) -> Ru
                         run.mark_partial("stopped by shutdown; reconciliation runs again next time")
                         return run
                 if source.system == System.GAINSIGHT:
-                    _link_identities(ctx, run)
+                    # the weekly safety net: every row linked again, whatever was marked
+                    _link_identities(ctx, run, full=True)
             finally:
                 _record_usage(run, source.system, connector)
                 connector.close()

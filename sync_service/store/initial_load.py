@@ -40,7 +40,19 @@ log = logging.getLogger(__name__)
 
 
 def _present(conn: Connection, table: sa.Table) -> set[str]:
-    return {str(ix["name"]) for ix in sa.inspect(conn).get_indexes(table.name) if ix["name"]}
+    """The names of ``table``'s indexes, read from the catalog.
+
+    Not through the inspector: SQLite's cannot reflect an expression index (it warns and
+    leaves it out), and only the names are needed.
+    """
+    if conn.dialect.name == "sqlite":
+        names = sa.text("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :t")
+    else:
+        names = sa.text(
+            "SELECT indexname FROM pg_indexes "
+            "WHERE tablename = :t AND schemaname = current_schema()"
+        )
+    return {str(name) for name in conn.execute(names, {"t": table.name}).scalars()}
 
 
 def _declared(table: sa.Table) -> list[sa.Index]:

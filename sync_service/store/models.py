@@ -124,6 +124,15 @@ sa.Index(
 #: The influence section asks, per opportunity, whether an ask is linked to it (migration 0010).
 sa.Index("ix_advocacy_asks_opportunity", advocacy_asks.c.opportunity_id, advocacy_asks.c.deleted)
 
+#: Identity linking (sync/identity.py) finds the rows with an e-mail by its normalised form,
+#: and an NPS answer's person's other answers, by these (migration 0014). Expression indexes:
+#: SQLite cannot reflect them, so the store's index checks read the catalog by name.
+EMAIL_KEY_INDEXES = (
+    sa.Index("ix_contacts_email_key", sa.func.lower(sa.func.trim(contacts.c.email))),
+    sa.Index("ix_nps_responses_email_key", sa.func.lower(sa.func.trim(nps_responses.c.email))),
+)
+sa.Index("ix_nps_responses_person_id", nps_responses.c.person_id)
+
 CANONICAL_TABLES: dict[Entity, sa.Table] = {
     Entity.ACCOUNT: accounts,
     Entity.CONTACT: contacts,
@@ -214,6 +223,8 @@ eval_marks = sa.Table(
     sa.Column("id", sa.String(64), nullable=False),
     sa.Column("account_id", sa.String(64)),
     sa.Column("marked_at", UTCDateTime(), nullable=False),
+    # identity marks of Salesforce contacts: the e-mail before the change (migration 0014)
+    sa.Column("prior", sa.String(255)),
     # the scope and the writeback find a table's marked rows through it (either join order)
     sa.Index("ix_eval_marks_key", "entity", "source", "id"),
 )

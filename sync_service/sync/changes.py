@@ -12,6 +12,12 @@ echo marks nothing.
 A first load, or a stream read again in full, writes a full mark (``entity = '*'``) with each
 commit instead of comparing: the next evaluation is then a full one.
 
+Identity linking (:mod:`sync_service.sync.identity`) has marks of its own in the same table,
+``id:<table>``: a Gainsight row new or changed in what linking reads, and, once the store holds
+Gainsight rows, a Salesforce account or contact new or changed in what linking reads (a
+contact's with its e-mail before the change, in ``prior``). ``id:*`` asks for a full linking.
+The evaluation ignores them; the linking deletes those it read.
+
 :func:`fill_scope` turns the marks (and the verdicts whose ``valid_until`` has come) into the
 account ids the evaluation reads; :func:`consume` deletes the marks an evaluation has read.
 """
@@ -51,6 +57,25 @@ FULL = "*"
 CRM = "crm:"
 #: The mark asking for a full writeback diff.
 CRM_FULL = CRM + FULL
+#: Marks of rows whose identity links may change start so (sync/identity.py): ``id:<table>``.
+#: They are identity linking's, not the evaluation's: it reads and deletes them itself.
+ID = "id:"
+#: The mark asking identity linking to relink every Gainsight row.
+ID_FULL = ID + FULL
+
+#: Per table, the columns identity linking reads, by source: a row whose values of these are
+#: new or changed is relinked (Gainsight), or relinks the Gainsight rows naming it (Salesforce).
+_IDENTITY_INPUTS: dict[str, dict[str, tuple[str, ...]]] = {
+    System.GAINSIGHT: {
+        accounts.name: ("sf_account_id", "deleted"),
+        contacts.name: ("email", "sf_contact_id", "account_id", "deleted"),
+        nps_responses.name: ("email", "person_id", "contact_id", "account_id", "deleted"),
+    },
+    System.SALESFORCE: {
+        accounts.name: ("deleted",),
+        contacts.name: ("email", "account_id", "deleted"),
+    },
+}
 
 #: Row keys that are not policy inputs: the replication key, when it was read, the table key.
 _NOT_INPUTS = frozenset({"source", "id", "synced_at", "source_updated_at"})
@@ -121,12 +146,17 @@ def changed_marks(
             stored[rec[0]] = rec
     has_account = "account_id" in table.c
     linked = system == System.GAINSIGHT
+    identity = _IDENTITY_INPUTS.get(system, {}).get(table.name)
+    if identity is not None and not linked and not gainsight_stored(conn):
+        identity = None  # nothing to link to these rows yet (a Salesforce-only store)
     marks: list[dict[str, Any]] = []
     # records whose written fields changed in the CRM: id -> (the CRM's values, the stored ones)
     crm_changed: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for row in rows:
         old = stored.get(row["id"])
         old_account = None
+        if identity is not None:
+            marks.extend(_identity_mark(system, table, row, old, identity, now))
         if old is not None:
             values = old._mapping
             same = all(
@@ -201,8 +231,59 @@ def _echoes(
     return echoes
 
 
-def _mark(source: str, entity: str, rid: str, account: str | None, now: datetime) -> dict[str, Any]:
-    return {"source": source, "entity": entity, "id": rid, "account_id": account, "marked_at": now}
+def _mark(
+    source: str,
+    entity: str,
+    rid: str,
+    account: str | None,
+    now: datetime,
+    prior: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "source": source,
+        "entity": entity,
+        "id": rid,
+        "account_id": account,
+        "marked_at": now,
+        "prior": prior,
+    }
+
+
+def _identity_mark(
+    system: str,
+    table: sa.Table,
+    row: dict[str, Any],
+    old: Any,
+    inputs: tuple[str, ...],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The identity mark of ``row`` when it is new or a column linking reads changed.
+
+    Compared raw, not as :func:`_same_link` does: the upsert writes the carried id read
+    again over the stored link, so the row must be linked again. A Salesforce contact's mark
+    carries its old e-mail: people who matched that one may match another contact now.
+    """
+    if old is not None:
+        values = old._mapping
+        if all(_plain(row[k]) == _plain(values[k]) for k in inputs if k in row):
+            return []
+    prior = old._mapping["email"] if old is not None and "email" in old._mapping else None
+    if system != System.SALESFORCE:
+        prior = None
+    return [_mark(system, ID + table.name, row["id"], None, now, prior)]
+
+
+def gainsight_stored(conn: Connection) -> bool:
+    """Whether the store holds any Gainsight row (else Salesforce rows need no identity mark).
+
+    One primary-key probe per table, asked per batch rather than cached: Gainsight's first load
+    may commit while a Salesforce sync runs.
+    """
+    return any(
+        conn.execute(sa.select(t.c.id).where(t.c.source == System.GAINSIGHT).limit(1)).first()
+        is not None
+        for t in (accounts, contacts, nps_responses)
+    )
 
 
 def _crm(extra: Any) -> Any:
@@ -210,43 +291,68 @@ def _crm(extra: Any) -> Any:
     return _plain(crm) if isinstance(crm, dict) else None
 
 
+def _evaluation_mark(entity: ColumnElement[str]) -> ColumnElement[bool]:
+    """Whether a mark is the evaluation's (not the writeback's nor identity linking's)."""
+    return sa.and_(~entity.startswith(CRM), ~entity.startswith(ID))
+
+
 def input_marks(marks: Iterable[dict[str, Any]]) -> int:
-    """How many of ``marks`` are changes of policy inputs (not of the CRM's written fields)."""
-    return sum(1 for m in marks if not str(m["entity"]).startswith(CRM))
+    """How many of ``marks`` are changes of policy inputs (the evaluation's marks)."""
+    return sum(1 for m in marks if not str(m["entity"]).startswith((CRM, ID)))
 
 
 def write_marks(conn: Connection, marks: Iterable[dict[str, Any]]) -> int:
     """Insert ``marks`` in the caller's transaction; return how many."""
-    batch = list(marks)
+    # one statement for all: every mark needs every column, ``prior`` is rarely given
+    batch = [{"prior": None, **m} for m in marks]
     if batch:
         conn.execute(eval_marks.insert(), batch)
     return len(batch)
 
 
 def mark_full(conn: Connection, system: str, stream: str, now: datetime) -> None:
-    """Ask for a full evaluation and a full writeback diff (a first load, a full read)."""
-    write_marks(
-        conn, [_mark(system, FULL, stream, None, now), _mark(system, CRM_FULL, stream, None, now)]
-    )
+    """Ask for a full evaluation, a full writeback diff and a full identity linking.
+
+    A first load or a full read compares nothing, so nothing narrower can be marked. The full
+    linking is asked only where there is something to link (see :func:`gainsight_stored`).
+    """
+    marks = [_mark(system, FULL, stream, None, now), _mark(system, CRM_FULL, stream, None, now)]
+    if system == System.GAINSIGHT or gainsight_stored(conn):
+        marks.append(_mark(system, ID_FULL, stream, None, now))
+    write_marks(conn, marks)
 
 
 def mark_where(
     conn: Connection, table: sa.Table, where: ColumnElement[bool], now: datetime
 ) -> None:
-    """Mark the rows of ``table`` matching ``where`` (before an UPDATE changes them)."""
+    """Mark the rows of ``table`` matching ``where`` (before an UPDATE changes them).
+
+    The rows identity linking reads are marked for it too, a contact with its e-mail before
+    the change (the UPDATE may delete or strip it).
+    """
     account = table.c.account_id if "account_id" in table.c else sa.null()
-    conn.execute(
-        eval_marks.insert().from_select(
-            ["source", "entity", "id", "account_id", "marked_at"],
-            sa.select(
-                table.c.source,
-                sa.literal(table.name, sa.String()),
-                table.c.id,
-                account,
-                sa.literal(now, eval_marks.c.marked_at.type),
-            ).where(where),
+    prior = table.c.email if table is contacts else sa.null()
+    entities: list[tuple[str, ColumnElement[Any], ColumnElement[Any]]] = [
+        (table.name, account, sa.null())
+    ]
+    if any(table.name in by_table for by_table in _IDENTITY_INPUTS.values()) and (
+        gainsight_stored(conn)
+    ):
+        entities.append((ID + table.name, sa.null(), prior))
+    for entity, marked_account, marked_prior in entities:
+        conn.execute(
+            eval_marks.insert().from_select(
+                ["source", "entity", "id", "account_id", "marked_at", "prior"],
+                sa.select(
+                    table.c.source,
+                    sa.literal(entity, sa.String()),
+                    table.c.id,
+                    marked_account,
+                    sa.literal(now, eval_marks.c.marked_at.type),
+                    marked_prior,
+                ).where(where),
+            )
         )
-    )
 
 
 def last_seq(conn: Connection) -> int:
@@ -283,7 +389,9 @@ def _scope_ids(upto: int, today: date) -> list[sa.Select[Any]]:
     sfc = contacts.alias("scope_sf_contact")
     parts: list[sa.Select[Any]] = [
         # the account a row was filed under before it moved
-        sa.select(m.c.account_id).where(m.c.seq <= upto, m.c.account_id.is_not(None)),
+        sa.select(m.c.account_id).where(
+            m.c.seq <= upto, m.c.account_id.is_not(None), _evaluation_mark(m.c.entity)
+        ),
         # Salesforce accounts themselves; a Gainsight company through its Salesforce account
         sa.select(accounts.c.id)
         .select_from(_joined(accounts, upto))
@@ -352,10 +460,11 @@ def fill_scope(conn: Connection, upto: int, today: date) -> int:
 def consume(conn: Connection, upto: int) -> None:
     """Delete the input marks up to ``upto`` (in the transaction of their evaluation's end).
 
-    The marks of changed CRM values are the writeback's (:func:`consume_crm`).
+    The marks of changed CRM values are the writeback's (:func:`consume_crm`), the identity
+    marks identity linking's (sync/identity.py).
     """
     conn.execute(
-        eval_marks.delete().where(eval_marks.c.seq <= upto, ~eval_marks.c.entity.startswith(CRM))
+        eval_marks.delete().where(eval_marks.c.seq <= upto, _evaluation_mark(eval_marks.c.entity))
     )
     conn.execute(eval_scope.delete())
 

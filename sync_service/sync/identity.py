@@ -29,7 +29,12 @@ ingest (:mod:`sync_service.privacy.tombstones`): their rows carry ids but no e-m
 link by carried id only, and this step writes ids, never a personal value.
 
 The counts go into ``run.counts`` as ``matched.<entity>``, ``unmatched.<entity>`` and
-``ambiguous.<entity>``.
+``ambiguous.<entity>``, always over every Gainsight row.
+
+Incremental: a cycle links only the rows its changes reach (:mod:`.identity_scope`), read
+from the identity marks the ingest wrote with the rows; the statements are the same, each
+restricted to that scope, so the links are those a full linking would make. A full linking
+(``full=True``: the reconciliation; or asked by a mark: a first load, a full read) links all.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ from sqlalchemy.sql.selectable import NamedFromClause
 
 from canonical.model import System
 from sync_service.store.models import accounts, contacts, nps_responses
+from sync_service.sync import identity_scope
+from sync_service.sync.identity_scope import Scope, norm
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,10 @@ class IdentityResult:
     """Link counts per entity (``accounts``, ``contacts``, ``nps_responses``)."""
 
     entities: dict[str, LinkCounts] = field(default_factory=dict)
+    #: Whether every Gainsight row was linked (else only those the changes reach).
+    full: bool = True
+    #: Rows linked per table in an incremental linking.
+    scope: dict[str, int] = field(default_factory=dict)
 
     def as_counts(self) -> dict[str, int]:
         """Flat counts for ``run.counts``: ``matched.accounts``, ``unmatched.contacts``, ..."""
@@ -76,12 +87,8 @@ class IdentityResult:
         return out
 
 
-def _live(table: sa.Table, source: str) -> ColumnElement[bool]:
+def _live(table: NamedFromClause, source: str) -> ColumnElement[bool]:
     return sa.and_(table.c.source == source, sa.not_(table.c.deleted))
-
-
-def _norm(col: sa.ColumnElement[str | None]) -> sa.ColumnElement[str]:
-    return sa.func.lower(sa.func.trim(col))
 
 
 def _valid(sf: sa.Table, ref: sa.ColumnElement[str | None]) -> ColumnElement[bool]:
@@ -90,11 +97,14 @@ def _valid(sf: sa.Table, ref: sa.ColumnElement[str | None]) -> ColumnElement[boo
     return sa.exists().where(s.c.source == SALESFORCE, sa.not_(s.c.deleted), s.c.id == ref)
 
 
-def _widen_15(conn: Connection, target: sa.Table, col: str, sf: sa.Table) -> int:
+def _widen_15(conn: Connection, target: sa.Table, col: str, sf: sa.Table, scope: Scope) -> int:
     """Replace 15-character Salesforce ids in ``target.col`` by the 18-character ids."""
     column = target.c[col]
     short = sa.and_(
-        _live(target, GAINSIGHT), sa.func.length(column) == 15, sa.not_(_valid(sf, column))
+        _live(target, GAINSIGHT),
+        scope.covers(target),
+        sa.func.length(column) == 15,
+        sa.not_(_valid(sf, column)),
     )
     if not conn.execute(sa.select(sa.func.count()).select_from(target).where(short)).scalar_one():
         return 0
@@ -113,8 +123,11 @@ def _widen_15(conn: Connection, target: sa.Table, col: str, sf: sa.Table) -> int
     return int(result.rowcount or 0)
 
 
-def _email_table(conn: Connection) -> sa.Table:
-    """A temporary table of Salesforce contacts by normalised e-mail, with duplicate counts."""
+def _email_table(conn: Connection, scope: Scope) -> sa.Table:
+    """A temporary table of Salesforce contacts by normalised e-mail, with duplicate counts.
+
+    Of every e-mail, or of the e-mails of the rows in scope (probing the e-mail key index).
+    """
     tmp = sa.Table(
         "tmp_identity_sf_email",
         sa.MetaData(),
@@ -125,14 +138,20 @@ def _email_table(conn: Connection) -> sa.Table:
     )
     tmp.drop(conn, checkfirst=True)
     tmp.create(conn)
-    em = _norm(contacts.c.email)
+    em = norm(contacts.c.email)
+    wanted = scope.emails()
     grouped = (
         sa.select(
             em.label("email"),
             sa.func.min(contacts.c.id).label("contact_id"),
             sa.func.count().label("n"),
         )
-        .where(_live(contacts, SALESFORCE), contacts.c.email.is_not(None), em != "")
+        .where(
+            _live(contacts, SALESFORCE),
+            contacts.c.email.is_not(None),
+            em != "",
+            em.in_(wanted) if wanted is not None else sa.true(),
+        )
         .group_by(em)
     )
     conn.execute(tmp.insert().from_select(["email", "contact_id", "n"], grouped))
@@ -148,17 +167,34 @@ def _analyze(conn: Connection, *tables: str) -> None:
         conn.execute(sa.text(f"ANALYZE {', '.join(tables)}"))
 
 
+def _ambiguous(email: sa.ColumnElement[str | None]) -> ColumnElement[bool]:
+    """Several live Salesforce contacts have this normalised e-mail (an index probe)."""
+    s = contacts.alias("sf_same_email")
+    same = (
+        sa.select(sa.func.count())
+        .where(_live(s, SALESFORCE), norm(s.c.email) == norm(email))
+        .scalar_subquery()
+    )
+    return sa.and_(norm(email) != "", same > 1)
+
+
 def _counts(
-    conn: Connection, table: sa.Table, linked: ColumnElement[bool], ambiguous: ColumnElement[bool]
+    conn: Connection,
+    table: sa.Table,
+    linked: ColumnElement[bool],
+    email: sa.ColumnElement[str | None] | None,
 ) -> LinkCounts:
+    """Matched, ambiguous and unmatched live Gainsight rows of ``table``, over all of them.
+
+    The e-mail is probed only for rows not linked (a CASE evaluates its branches in order).
+    """
     live = _live(table, GAINSIGHT)
+    ambiguous = _ambiguous(email) if email is not None else sa.false()
     row = conn.execute(
         sa.select(
             sa.func.count(),
             sa.func.coalesce(sa.func.sum(sa.case((linked, 1), else_=0)), 0),
-            sa.func.coalesce(
-                sa.func.sum(sa.case((sa.and_(sa.not_(linked), ambiguous), 1), else_=0)), 0
-            ),
+            sa.func.coalesce(sa.func.sum(sa.case((linked, 0), (ambiguous, 1), else_=0)), 0),
         )
         .select_from(table)
         .where(live)
@@ -167,26 +203,28 @@ def _counts(
     return LinkCounts(matched=matched, unmatched=total - matched - amb, ambiguous=amb)
 
 
-def link_accounts(conn: Connection) -> LinkCounts:
+def link_accounts(conn: Connection, scope: Scope) -> LinkCounts:
     """Verify and widen the Salesforce account ids Gainsight companies carry."""
-    _widen_15(conn, accounts, "sf_account_id", accounts)
+    _widen_15(conn, accounts, "sf_account_id", accounts, scope)
     linked = _valid(accounts, accounts.c.sf_account_id)
-    return _counts(conn, accounts, linked, sa.false())
+    return _counts(conn, accounts, linked, None)
 
 
 def _email_probe(
     tmp: sa.Table, email: sa.ColumnElement[str | None]
 ) -> tuple[NamedFromClause, ColumnElement[bool]]:
     t = tmp.alias("sf_email")
-    return t, t.c.email == _norm(email)
+    return t, t.c.email == norm(email)
 
 
-def link_contacts(conn: Connection, tmp: sa.Table) -> LinkCounts:
+def link_contacts(conn: Connection, tmp: sa.Table, scope: Scope) -> LinkCounts:
     """Link Gainsight people to Salesforce contacts by carried id, else by unique e-mail."""
-    _widen_15(conn, contacts, "sf_contact_id", contacts)
+    _widen_15(conn, contacts, "sf_contact_id", contacts, scope)
     t, same_email = _email_probe(tmp, contacts.c.email)
     unlinked = sa.and_(
-        _live(contacts, GAINSIGHT), sa.not_(_valid(contacts, contacts.c.sf_contact_id))
+        _live(contacts, GAINSIGHT),
+        scope.covers(contacts),
+        sa.not_(_valid(contacts, contacts.c.sf_contact_id)),
     )
     conn.execute(
         contacts.update()
@@ -202,24 +240,26 @@ def link_contacts(conn: Connection, tmp: sa.Table) -> LinkCounts:
         contacts.update()
         .where(
             _live(contacts, GAINSIGHT),
+            scope.covers(contacts),
             contacts.c.account_id.is_(None),
             sa.exists().where(own, s.c.account_id.is_not(None)),
         )
         .values(account_id=sa.select(s.c.account_id).where(own).scalar_subquery())
     )
-    t2, same_email2 = _email_probe(tmp, contacts.c.email)
-    ambiguous = sa.exists().where(same_email2, t2.c.n > 1)
-    return _counts(conn, contacts, _valid(contacts, contacts.c.sf_contact_id), ambiguous)
+    linked = _valid(contacts, contacts.c.sf_contact_id)
+    return _counts(conn, contacts, linked, contacts.c.email)
 
 
-def link_nps(conn: Connection, tmp: sa.Table) -> LinkCounts:
+def link_nps(conn: Connection, tmp: sa.Table, scope: Scope) -> LinkCounts:
     """Link NPS answers to contacts (carried id, person, e-mail) and to accounts."""
     n = nps_responses
-    _widen_15(conn, n, "contact_id", contacts)
-    _widen_15(conn, n, "account_id", accounts)
+    _widen_15(conn, n, "contact_id", contacts, scope)
+    _widen_15(conn, n, "account_id", accounts, scope)
 
     def unlinked() -> ColumnElement[bool]:
-        return sa.and_(_live(n, GAINSIGHT), sa.not_(_valid(contacts, n.c.contact_id)))
+        return sa.and_(
+            _live(n, GAINSIGHT), scope.covers(n), sa.not_(_valid(contacts, n.c.contact_id))
+        )
 
     # Through the person: a Gainsight person already linked to a live Salesforce contact.
     p = contacts.alias("gs_person")
@@ -248,45 +288,57 @@ def link_nps(conn: Connection, tmp: sa.Table) -> LinkCounts:
         n.update()
         .where(
             _live(n, GAINSIGHT),
+            scope.covers(n),
             sa.not_(_valid(accounts, n.c.account_id)),
             sa.exists().where(own, s.c.account_id.is_not(None)),
         )
         .values(account_id=sa.select(s.c.account_id).where(own).scalar_subquery())
     )
-    t2, same_email2 = _email_probe(tmp, n.c.email)
-    ambiguous = sa.exists().where(same_email2, t2.c.n > 1)
-    return _counts(conn, n, _valid(contacts, n.c.contact_id), ambiguous)
+    return _counts(conn, n, _valid(contacts, n.c.contact_id), n.c.email)
 
 
-def link_identities(engine: Engine) -> IdentityResult:
-    """Link every Gainsight row to Salesforce in one transaction; return the counts."""
+def link_identities(engine: Engine, *, full: bool = False) -> IdentityResult:
+    """Link the Gainsight rows to Salesforce in one transaction; return the counts.
+
+    Only the rows the identity marks reach, unless ``full`` or a mark asks for all.
+    """
     with engine.begin() as conn:
-        result = link_identities_in(conn)
+        result = link_identities_in(conn, full=full)
+    how = "all rows" if result.full else f"changed rows only {result.scope}"
     for name, c in result.entities.items():
         log.info(
-            "identity %s: %d matched, %d unmatched, %d ambiguous",
+            "identity %s: %d matched, %d unmatched, %d ambiguous (%s)",
             name,
             c.matched,
             c.unmatched,
             c.ambiguous,
+            how,
         )
     return result
 
 
-def link_identities_in(conn: Connection) -> IdentityResult:
+def link_identities_in(conn: Connection, *, full: bool = False) -> IdentityResult:
     """:func:`link_identities` inside the caller's transaction."""
-    result = IdentityResult()
-    _analyze(conn, accounts.name, contacts.name, nps_responses.name)
-    result.entities["accounts"] = link_accounts(conn)
-    tmp = _email_table(conn)
+    marks = identity_scope.take_marks(conn)
+    full = full or identity_scope.wants_full(conn, marks)
+    if full:
+        scope = Scope()
+        _analyze(conn, accounts.name, contacts.name, nps_responses.name)
+    else:
+        scope = identity_scope.build_scope(conn, marks)
+    result = IdentityResult(full=full, scope=scope.size(conn))
+    result.entities["accounts"] = link_accounts(conn, scope)
+    tmp = _email_table(conn, scope)
     try:
-        result.entities["contacts"] = link_contacts(conn, tmp)
-        result.entities["nps_responses"] = link_nps(conn, tmp)
+        result.entities["contacts"] = link_contacts(conn, tmp, scope)
+        result.entities["nps_responses"] = link_nps(conn, tmp, scope)
     finally:
         tmp.drop(conn)
+        scope.drop(conn)
+    identity_scope.consume(conn, marks)
     return result
 
 
-def link_all(engine: Engine) -> dict[str, int]:
+def link_all(engine: Engine, *, full: bool = False) -> dict[str, int]:
     """:func:`link_identities` as flat ``run.counts`` entries (what the pipeline records)."""
-    return link_identities(engine).as_counts()
+    return link_identities(engine, full=full).as_counts()

@@ -6,8 +6,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from sync_service.store.models import accounts, contacts, nps_responses
+from sync_service.store.models import accounts, contacts, eval_marks, nps_responses
 from sync_service.store.upsert import upsert
+from sync_service.sync import changes
 from sync_service.sync.identity import link_all, link_identities
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -16,8 +17,12 @@ SF_ACC2 = "001000000000002AAA"
 
 
 def put(engine: Engine, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Store ``rows`` as the ingest does: with their change marks, which the linking reads."""
     full = [{"deleted": False, "synced_at": NOW, **r} for r in rows]
     with engine.begin() as conn:
+        for source in {r["source"] for r in full}:
+            mine = [r for r in full if r["source"] == source]
+            changes.write_marks(conn, changes.changed_marks(conn, table, source, mine, NOW))
         upsert(conn, table, full)
 
 
@@ -201,3 +206,30 @@ def test_empty_store_gives_zero_counts(engine: Engine) -> None:
 def test_link_all_gives_flat_run_counts(engine: Engine) -> None:
     put(engine, accounts, [{"source": "gainsight", "id": "GC1", "sf_account_id": None}])
     assert link_all(engine)["unmatched.accounts"] == 1
+
+
+def test_an_unmarked_row_links_only_in_a_full_linking(engine: Engine) -> None:
+    seed_salesforce(engine)
+    with engine.begin() as conn:  # written without marks (as before migration 0014)
+        upsert(
+            conn,
+            contacts,
+            [{"source": "gainsight", "id": "P1", "email": "bob@globex.com", "synced_at": NOW}],
+        )
+    assert link_identities(engine).as_counts()["unmatched.contacts"] == 1
+    assert value(engine, contacts, "sf_contact_id", "gainsight", "P1") is None
+    assert link_identities(engine, full=True).as_counts()["matched.contacts"] == 1
+    assert value(engine, contacts, "sf_contact_id", "gainsight", "P1") == "003B"
+
+
+def test_the_linking_consumes_its_marks_and_leaves_the_evaluations(engine: Engine) -> None:
+    seed_salesforce(engine)
+    put(engine, contacts, [{"source": "gainsight", "id": "P1", "email": "bob@globex.com"}])
+    with engine.connect() as conn:
+        before = conn.execute(sa.select(eval_marks.c.entity)).scalars().all()
+    assert "id:contacts" in before
+    link_identities(engine)
+    with engine.connect() as conn:
+        after = conn.execute(sa.select(eval_marks.c.entity)).scalars().all()
+    assert sorted(after) == sorted(e for e in before if not e.startswith(changes.ID))
+    assert after  # the evaluation's marks stay for the evaluation

@@ -1,0 +1,230 @@
+"""Which Gainsight rows an incremental identity linking relinks: those its marks reach.
+
+The ingest marks (:mod:`sync_service.sync.changes`, entities ``id:<table>``) every Gainsight
+row new or changed in what linking reads, and every Salesforce account or contact new or
+changed in what it reads, a contact with its e-mail before the change (``prior``). The
+linking of a row reads only the row itself, the Salesforce rows it names or shares an
+e-mail with, and (an NPS answer) its person's link; so the rows to relink are:
+
+* the marked Gainsight rows;
+* the Gainsight rows that name a marked Salesforce row, by its id or its 15-character form
+  (a deleted contact unlinks them, a late one links them);
+* the people and answers whose normalised e-mail is a marked contact's old or new one (a
+  changed e-mail makes theirs unique, ambiguous or unmatched);
+* the answers of every person in scope (they link through the person).
+
+Every other row links as it did: nothing it reads changed. The scope is a temporary table of
+ids per Gainsight table; the linking's statements are the full ones restricted to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from canonical.model import System
+from sync_service.store.models import accounts, contacts, eval_marks, nps_responses
+from sync_service.sync.changes import ID, ID_FULL
+
+GAINSIGHT = System.GAINSIGHT
+SALESFORCE = System.SALESFORCE
+
+#: The Gainsight tables identity linking writes.
+LINKED = (accounts, contacts, nps_responses)
+
+
+def norm(col: sa.ColumnElement[str | None]) -> sa.ColumnElement[str]:
+    """An e-mail's key: the form the expression indexes of migration 0014 hold."""
+    return sa.func.lower(sa.func.trim(col))
+
+
+def _temp(name: str, *columns: sa.Column[object]) -> sa.Table:
+    return sa.Table(name, sa.MetaData(), *columns, prefixes=["TEMPORARY"])
+
+
+def _create(conn: Connection, table: sa.Table) -> sa.Table:
+    table.drop(conn, checkfirst=True)
+    table.create(conn)
+    return table
+
+
+def take_marks(conn: Connection) -> sa.Table:
+    """Copy the identity marks into a temporary table: what this linking reads and consumes.
+
+    Marks committed meanwhile stay for the next linking, whatever their number.
+    """
+    marks = _create(
+        conn,
+        _temp(
+            "tmp_identity_marks",
+            sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
+            sa.Column("source", sa.String(16), nullable=False),
+            sa.Column("entity", sa.String(32), nullable=False),
+            sa.Column("id", sa.String(64), nullable=False),
+            sa.Column("prior", sa.String(255)),
+        ),
+    )
+    m = eval_marks
+    cols = ["seq", "source", "entity", "id", "prior"]
+    conn.execute(
+        marks.insert().from_select(
+            cols, sa.select(*[m.c[c] for c in cols]).where(m.c.entity.startswith(ID))
+        )
+    )
+    return marks
+
+
+def wants_full(conn: Connection, marks: sa.Table) -> bool:
+    """Whether a mark read asks for a full linking (a first load, a full read)."""
+    return (
+        conn.execute(sa.select(marks.c.seq).where(marks.c.entity == ID_FULL).limit(1)).first()
+        is not None
+    )
+
+
+def consume(conn: Connection, marks: sa.Table) -> int:
+    """Delete the marks read (in the linking's transaction); return how many."""
+    done = conn.execute(eval_marks.delete().where(eval_marks.c.seq.in_(sa.select(marks.c.seq))))
+    marks.drop(conn)
+    return int(done.rowcount or 0)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The ids of the Gainsight rows to link, per table; ``None``: every row (a full linking)."""
+
+    ids: dict[str, sa.Table] | None = None
+
+    def covers(self, table: sa.Table) -> ColumnElement[bool]:
+        """The condition restricting a statement on ``table``'s Gainsight rows to the scope."""
+        if self.ids is None:
+            return sa.true()
+        return table.c.id.in_(sa.select(self.ids[table.name].c.id))
+
+    def emails(self) -> sa.Select[tuple[str]] | None:
+        """The normalised e-mails of the people and answers in scope (None: all of them)."""
+        if self.ids is None:
+            return None
+        parts = [
+            sa.select(norm(t.c.email)).where(
+                t.c.source == GAINSIGHT, self.covers(t), t.c.email.is_not(None)
+            )
+            for t in (contacts, nps_responses)
+        ]
+        return sa.select(sa.union(*parts).subquery().c[0])
+
+    def drop(self, conn: Connection) -> None:
+        """Drop the scope's temporary tables."""
+        for table in (self.ids or {}).values():
+            table.drop(conn)
+
+    def size(self, conn: Connection) -> dict[str, int]:
+        """Rows in scope per table (for the log)."""
+        return {
+            name: int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one())
+            for name, t in (self.ids or {}).items()
+        }
+
+
+def _marked(marks: sa.Table, source: str, table: sa.Table) -> ColumnElement[bool]:
+    return sa.and_(marks.c.source == source, marks.c.entity == ID + table.name)
+
+
+def _naming(
+    marks: sa.Table, target: sa.Table, col: str, sf: sa.Table
+) -> list[sa.Select[tuple[str]]]:
+    """Ids of ``target``'s Gainsight rows whose ``col`` names a marked row of ``sf``.
+
+    By the 18-character id and by its 15-character form (the linking widens that one).
+    """
+    column = target.c[col]
+    return [
+        sa.select(target.c.id)
+        .select_from(marks.join(target, column == key))
+        .where(_marked(marks, SALESFORCE, sf), target.c.source == GAINSIGHT)
+        for key in (marks.c.id, sa.func.substr(marks.c.id, 1, 15))
+    ]
+
+
+def _email_keys(conn: Connection, marks: sa.Table) -> sa.Table:
+    """The old and new normalised e-mails of the marked Salesforce contacts."""
+    keys = _create(
+        conn, _temp("tmp_identity_email_keys", sa.Column("email", sa.String(255), primary_key=True))
+    )
+    s = contacts.alias("marked_contact")
+    current = (
+        sa.select(norm(s.c.email).label("email"))
+        .select_from(marks.join(s, sa.and_(s.c.source == SALESFORCE, s.c.id == marks.c.id)))
+        .where(_marked(marks, SALESFORCE, contacts))
+    )
+    prior = sa.select(norm(marks.c.prior).label("email")).where(
+        _marked(marks, SALESFORCE, contacts)
+    )
+    both = sa.union(current, prior).subquery()
+    conn.execute(
+        keys.insert().from_select(
+            ["email"], sa.select(both.c.email).where(both.c.email.is_not(None), both.c.email != "")
+        )
+    )
+    return keys
+
+
+def _by_email(keys: sa.Table, target: sa.Table) -> sa.Select[tuple[str]]:
+    return (
+        sa.select(target.c.id)
+        .select_from(keys.join(target, norm(target.c.email) == keys.c.email))
+        .where(target.c.source == GAINSIGHT)
+    )
+
+
+def _fill(conn: Connection, name: str, parts: list[sa.Select[tuple[str]]]) -> sa.Table:
+    scope = _create(conn, _temp(name, sa.Column("id", sa.String(64), primary_key=True)))
+    union = sa.union(*parts).subquery()
+    conn.execute(scope.insert().from_select(["id"], sa.select(union.c[0])))
+    return scope
+
+
+def build_scope(conn: Connection, marks: sa.Table) -> Scope:
+    """The Gainsight rows the marks reach, per table (see the module's docstring)."""
+    keys = _email_keys(conn, marks)
+    ids: dict[str, sa.Table] = {}
+    ids[accounts.name] = _fill(
+        conn,
+        "tmp_identity_scope_accounts",
+        [
+            sa.select(marks.c.id).where(_marked(marks, GAINSIGHT, accounts)),
+            *_naming(marks, accounts, "sf_account_id", accounts),
+        ],
+    )
+    people = _fill(
+        conn,
+        "tmp_identity_scope_contacts",
+        [
+            sa.select(marks.c.id).where(_marked(marks, GAINSIGHT, contacts)),
+            *_naming(marks, contacts, "sf_contact_id", contacts),
+            _by_email(keys, contacts),
+        ],
+    )
+    ids[contacts.name] = people
+    n = nps_responses
+    ids[n.name] = _fill(
+        conn,
+        "tmp_identity_scope_nps",
+        [
+            sa.select(marks.c.id).where(_marked(marks, GAINSIGHT, n)),
+            *_naming(marks, n, "contact_id", contacts),
+            *_naming(marks, n, "account_id", accounts),
+            _by_email(keys, n),
+            sa.select(n.c.id)
+            .select_from(people.join(n, n.c.person_id == people.c.id))
+            .where(n.c.source == GAINSIGHT),
+        ],
+    )
+    keys.drop(conn)
+    if conn.dialect.name == "postgresql":
+        # fresh temporary tables have no statistics: the planner would guess their size
+        conn.execute(sa.text(f"ANALYZE {', '.join(t.name for t in ids.values())}"))
+    return Scope(ids)
