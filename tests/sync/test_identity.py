@@ -233,3 +233,15 @@ def test_the_linking_consumes_its_marks_and_leaves_the_evaluations(engine: Engin
         after = conn.execute(sa.select(eval_marks.c.entity)).scalars().all()
     assert sorted(after) == sorted(e for e in before if not e.startswith(changes.ID))
     assert after  # the evaluation's marks stay for the evaluation
+
+
+def test_an_answer_moved_to_another_person_links_through_it(engine: Engine) -> None:
+    seed_salesforce(engine)
+    put(engine, contacts, [{"source": "gainsight", "id": "P1", "sf_contact_id": "003B"}])
+    answer = {"source": "gainsight", "id": "N1", "person_id": "P0", "score": 9}
+    put(engine, nps_responses, [answer])
+    link_identities(engine)
+    assert value(engine, nps_responses, "contact_id", "gainsight", "N1") is None
+    put(engine, nps_responses, [{**answer, "person_id": "P1"}])  # only the person changed
+    link_identities(engine)
+    assert value(engine, nps_responses, "contact_id", "gainsight", "N1") == "003B"
