@@ -14,7 +14,13 @@ e-mail with, and (an NPS answer) its person's link; so the rows to relink are:
 * the answers of every person in scope (they link through the person).
 
 Every other row links as it did: nothing it reads changed. The scope is a temporary table of
-ids per Gainsight table; the linking's statements are the full ones restricted to it.
+ids per table; the linking's statements are the full ones restricted to it.
+
+The lookups by a carried id do not ask for the Gainsight source: SQLite, without
+statistics, would then probe the primary key by source alone (every Gainsight row, for each
+mark) instead of the index of the id looked up. (Only Gainsight rows carry those ids; any
+other row in a scope is skipped by the linking's statements, all of Gainsight rows.) The
+e-mail key indexes hold the source after the e-mail for the same reason.
 """
 
 from __future__ import annotations
@@ -122,11 +128,15 @@ class Scope:
             table.drop(conn)
 
     def size(self, conn: Connection) -> dict[str, int]:
-        """Rows in scope per table (for the log)."""
-        return {
-            name: int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one())
-            for name, t in (self.ids or {}).items()
-        }
+        """Gainsight rows in scope per table (for the log and the run's counts)."""
+        sizes: dict[str, int] = {}
+        for table in LINKED:
+            if self.ids is not None:
+                ids = self.ids[table.name]
+                on = sa.and_(table.c.source == GAINSIGHT, table.c.id == ids.c.id)
+                count = sa.select(sa.func.count()).select_from(ids.join(table, on))
+                sizes[table.name] = int(conn.execute(count).scalar_one())
+        return sizes
 
 
 def _marked(marks: sa.Table, source: str, table: sa.Table) -> ColumnElement[bool]:
@@ -144,7 +154,7 @@ def _naming(
     return [
         sa.select(target.c.id)
         .select_from(marks.join(target, column == key))
-        .where(_marked(marks, SALESFORCE, sf), target.c.source == GAINSIGHT)
+        .where(_marked(marks, SALESFORCE, sf))
         for key in (marks.c.id, sa.func.substr(marks.c.id, 1, 15))
     ]
 
@@ -173,10 +183,14 @@ def _email_keys(conn: Connection, marks: sa.Table) -> sa.Table:
 
 
 def _by_email(keys: sa.Table, target: sa.Table) -> sa.Select[tuple[str]]:
-    return (
-        sa.select(target.c.id)
-        .select_from(keys.join(target, norm(target.c.email) == keys.c.email))
-        .where(target.c.source == GAINSIGHT)
+    """Ids of ``target``'s Gainsight rows with one of ``keys``' e-mails (the e-mail key index).
+
+    The keys are compared as an expression (normalising them again changes nothing): against
+    a typed column SQLite compares under the column's affinity, and then not by the index.
+    """
+    wanted = sa.select(norm(keys.c.email))
+    return sa.select(target.c.id).where(
+        norm(target.c.email).in_(wanted), target.c.source == GAINSIGHT
     )
 
 
@@ -218,9 +232,7 @@ def build_scope(conn: Connection, marks: sa.Table) -> Scope:
             *_naming(marks, n, "contact_id", contacts),
             *_naming(marks, n, "account_id", accounts),
             _by_email(keys, n),
-            sa.select(n.c.id)
-            .select_from(people.join(n, n.c.person_id == people.c.id))
-            .where(n.c.source == GAINSIGHT),
+            sa.select(n.c.id).where(n.c.person_id.in_(sa.select(people.c.id))),
         ],
     )
     keys.drop(conn)

@@ -28,7 +28,7 @@ def upgrade() -> None:
     with op.batch_alter_table("eval_marks") as t:
         t.add_column(sa.Column("prior", sa.String(255)))
     for table in ("contacts", "nps_responses"):
-        op.create_index(f"ix_{table}_email_key", table, [sa.text("lower(trim(email))")])
+        op.create_index(f"ix_{table}_email_key", table, [sa.text("lower(trim(email))"), "source"])
     op.create_index("ix_nps_responses_person_id", "nps_responses", ["person_id"])
     op.execute(
         sa.text(
