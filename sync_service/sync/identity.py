@@ -29,7 +29,9 @@ ingest (:mod:`sync_service.privacy.tombstones`): their rows carry ids but no e-m
 link by carried id only, and this step writes ids, never a personal value.
 
 The counts go into ``run.counts`` as ``matched.<entity>``, ``unmatched.<entity>`` and
-``ambiguous.<entity>``, always over every Gainsight row.
+``ambiguous.<entity>``, always over every Gainsight row: the rows left unlinked are kept in
+``identity_unlinked`` (with whether they are ambiguous), so a linking classifies only the
+rows it links and counts the rest from there.
 
 Incremental: a cycle links only the rows its changes reach (:mod:`.identity_scope`), read
 from the identity marks the ingest wrote with the rows; the statements are the same, each
@@ -48,7 +50,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import NamedFromClause
 
 from canonical.model import System
-from sync_service.store.models import accounts, contacts, nps_responses
+from sync_service.store.models import accounts, contacts, identity_unlinked, nps_responses
 from sync_service.sync import identity_scope
 from sync_service.sync.identity_scope import Scope, norm
 
@@ -181,33 +183,45 @@ def _ambiguous(email: sa.ColumnElement[str | None]) -> ColumnElement[bool]:
 def _counts(
     conn: Connection,
     table: sa.Table,
+    scope: Scope,
     linked: ColumnElement[bool],
     email: sa.ColumnElement[str | None] | None,
 ) -> LinkCounts:
-    """Matched, ambiguous and unmatched live Gainsight rows of ``table``, over all of them.
+    """Record the rows in scope left unlinked; count matched, unmatched, ambiguous over all.
 
-    The e-mail is probed only for rows not linked (a CASE evaluates its branches in order).
+    ``identity_unlinked`` holds the live rows the last linkings left unlinked; only the
+    scope's are classified again (a row out of scope keeps its class: nothing it reads
+    changed), so the counts cost the rows in scope plus one count of the live rows.
     """
-    live = _live(table, GAINSIGHT)
+    u = identity_unlinked
+    mine = u.c.entity == table.name
+    conn.execute(u.delete().where(mine, scope.covers_id(table, u.c.id)))
     ambiguous = _ambiguous(email) if email is not None else sa.false()
+    unlinked = sa.select(
+        sa.literal(table.name, sa.String()),
+        table.c.id,
+        sa.case((ambiguous, sa.true()), else_=sa.false()),
+    ).where(_live(table, GAINSIGHT), scope.covers(table), sa.not_(linked))
+    conn.execute(u.insert().from_select(["entity", "id", "ambiguous"], unlinked))
+    total = conn.execute(
+        sa.select(sa.func.count()).select_from(table).where(_live(table, GAINSIGHT))
+    ).scalar_one()
+    # joined to the live rows: a row deleted (or removed) since it was recorded is not counted
+    on = sa.and_(table.c.source == GAINSIGHT, table.c.id == u.c.id, sa.not_(table.c.deleted))
     row = conn.execute(
-        sa.select(
-            sa.func.count(),
-            sa.func.coalesce(sa.func.sum(sa.case((linked, 1), else_=0)), 0),
-            sa.func.coalesce(sa.func.sum(sa.case((linked, 0), (ambiguous, 1), else_=0)), 0),
-        )
-        .select_from(table)
-        .where(live)
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(sa.case((u.c.ambiguous, 1))), 0))
+        .select_from(u.join(table, on))
+        .where(mine)
     ).one()
-    total, matched, amb = int(row[0]), int(row[1]), int(row[2])
-    return LinkCounts(matched=matched, unmatched=total - matched - amb, ambiguous=amb)
+    amb = int(row[1])
+    return LinkCounts(matched=int(total) - int(row[0]), unmatched=int(row[0]) - amb, ambiguous=amb)
 
 
 def link_accounts(conn: Connection, scope: Scope) -> LinkCounts:
     """Verify and widen the Salesforce account ids Gainsight companies carry."""
     _widen_15(conn, accounts, "sf_account_id", accounts, scope)
     linked = _valid(accounts, accounts.c.sf_account_id)
-    return _counts(conn, accounts, linked, None)
+    return _counts(conn, accounts, scope, linked, None)
 
 
 def _email_probe(
@@ -247,7 +261,7 @@ def link_contacts(conn: Connection, tmp: sa.Table, scope: Scope) -> LinkCounts:
         .values(account_id=sa.select(s.c.account_id).where(own).scalar_subquery())
     )
     linked = _valid(contacts, contacts.c.sf_contact_id)
-    return _counts(conn, contacts, linked, contacts.c.email)
+    return _counts(conn, contacts, scope, linked, contacts.c.email)
 
 
 def link_nps(conn: Connection, tmp: sa.Table, scope: Scope) -> LinkCounts:
@@ -294,7 +308,7 @@ def link_nps(conn: Connection, tmp: sa.Table, scope: Scope) -> LinkCounts:
         )
         .values(account_id=sa.select(s.c.account_id).where(own).scalar_subquery())
     )
-    return _counts(conn, n, _valid(contacts, n.c.contact_id), n.c.email)
+    return _counts(conn, n, scope, _valid(contacts, n.c.contact_id), n.c.email)
 
 
 def link_identities(engine: Engine, *, full: bool = False) -> IdentityResult:

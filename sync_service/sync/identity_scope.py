@@ -106,9 +106,13 @@ class Scope:
 
     def covers(self, table: sa.Table) -> ColumnElement[bool]:
         """The condition restricting a statement on ``table``'s Gainsight rows to the scope."""
+        return self.covers_id(table, table.c.id)
+
+    def covers_id(self, table: sa.Table, rid: ColumnElement[str]) -> ColumnElement[bool]:
+        """Whether ``rid``, an id of ``table``'s Gainsight rows, is in scope."""
         if self.ids is None:
             return sa.true()
-        return table.c.id.in_(sa.select(self.ids[table.name].c.id))
+        return rid.in_(sa.select(self.ids[table.name].c.id))
 
     def emails(self) -> sa.Select[tuple[str]] | None:
         """The normalised e-mails of the people and answers in scope (None: all of them)."""

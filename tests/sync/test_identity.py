@@ -216,9 +216,10 @@ def test_an_unmarked_row_links_only_in_a_full_linking(engine: Engine) -> None:
             contacts,
             [{"source": "gainsight", "id": "P1", "email": "bob@globex.com", "synced_at": NOW}],
         )
-    assert link_identities(engine).as_counts()["unmatched.contacts"] == 1
+    link_identities(engine)
     assert value(engine, contacts, "sf_contact_id", "gainsight", "P1") is None
-    assert link_identities(engine, full=True).as_counts()["matched.contacts"] == 1
+    counts = link_identities(engine, full=True).as_counts()
+    assert (counts["matched.contacts"], counts["unmatched.contacts"]) == (1, 0)
     assert value(engine, contacts, "sf_contact_id", "gainsight", "P1") == "003B"
 
 

@@ -20,13 +20,20 @@ _ID_FULL = "id:*"
 
 
 def upgrade() -> None:
-    """Add eval_marks.prior, the e-mail key indexes and nps_responses' person index.
+    """Add eval_marks.prior, identity_unlinked, the e-mail key indexes, a person index.
 
     A store that already holds Gainsight rows gets a full identity mark: the Salesforce
     changes synced before this revision left no identity mark, so the next linking links all.
     """
     with op.batch_alter_table("eval_marks") as t:
         t.add_column(sa.Column("prior", sa.String(255)))
+    op.create_table(
+        "identity_unlinked",
+        sa.Column("entity", sa.String(32), nullable=False),
+        sa.Column("id", sa.String(64), nullable=False),
+        sa.Column("ambiguous", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("entity", "id", name="pk_identity_unlinked"),
+    )
     for table in ("contacts", "nps_responses"):
         op.create_index(f"ix_{table}_email_key", table, [sa.text("lower(trim(email))"), "source"])
     op.create_index("ix_nps_responses_person_id", "nps_responses", ["person_id"])
@@ -47,5 +54,6 @@ def downgrade() -> None:
     op.drop_index("ix_nps_responses_person_id", table_name="nps_responses")
     for table in ("contacts", "nps_responses"):
         op.drop_index(f"ix_{table}_email_key", table_name=table)
+    op.drop_table("identity_unlinked")
     with op.batch_alter_table("eval_marks") as t:
         t.drop_column("prior")
