@@ -169,23 +169,12 @@ def _analyze(conn: Connection, *tables: str) -> None:
         conn.execute(sa.text(f"ANALYZE {', '.join(tables)}"))
 
 
-def _ambiguous(email: sa.ColumnElement[str | None]) -> ColumnElement[bool]:
-    """Several live Salesforce contacts have this normalised e-mail (an index probe)."""
-    s = contacts.alias("sf_same_email")
-    same = (
-        sa.select(sa.func.count())
-        .where(_live(s, SALESFORCE), norm(s.c.email) == norm(email))
-        .scalar_subquery()
-    )
-    return sa.and_(norm(email) != "", same > 1)
-
-
 def _counts(
     conn: Connection,
     table: sa.Table,
     scope: Scope,
     linked: ColumnElement[bool],
-    email: sa.ColumnElement[str | None] | None,
+    ambiguous: ColumnElement[bool],
 ) -> LinkCounts:
     """Record the rows in scope left unlinked; count matched, unmatched, ambiguous over all.
 
@@ -196,7 +185,6 @@ def _counts(
     u = identity_unlinked
     mine = u.c.entity == table.name
     conn.execute(u.delete().where(mine, scope.covers_id(table, u.c.id)))
-    ambiguous = _ambiguous(email) if email is not None else sa.false()
     unlinked = sa.select(
         sa.literal(table.name, sa.String()),
         table.c.id,
@@ -221,7 +209,7 @@ def link_accounts(conn: Connection, scope: Scope) -> LinkCounts:
     """Verify and widen the Salesforce account ids Gainsight companies carry."""
     _widen_15(conn, accounts, "sf_account_id", accounts, scope)
     linked = _valid(accounts, accounts.c.sf_account_id)
-    return _counts(conn, accounts, scope, linked, None)
+    return _counts(conn, accounts, scope, linked, sa.false())
 
 
 def _email_probe(
@@ -229,6 +217,12 @@ def _email_probe(
 ) -> tuple[NamedFromClause, ColumnElement[bool]]:
     t = tmp.alias("sf_email")
     return t, t.c.email == norm(email)
+
+
+def _shared(tmp: sa.Table, email: sa.ColumnElement[str | None]) -> ColumnElement[bool]:
+    """Several live Salesforce contacts have this e-mail (``tmp`` holds every one in scope)."""
+    t, same_email = _email_probe(tmp, email)
+    return sa.exists().where(same_email, t.c.n > 1)
 
 
 def link_contacts(conn: Connection, tmp: sa.Table, scope: Scope) -> LinkCounts:
@@ -261,7 +255,7 @@ def link_contacts(conn: Connection, tmp: sa.Table, scope: Scope) -> LinkCounts:
         .values(account_id=sa.select(s.c.account_id).where(own).scalar_subquery())
     )
     linked = _valid(contacts, contacts.c.sf_contact_id)
-    return _counts(conn, contacts, scope, linked, contacts.c.email)
+    return _counts(conn, contacts, scope, linked, _shared(tmp, contacts.c.email))
 
 
 def link_nps(conn: Connection, tmp: sa.Table, scope: Scope) -> LinkCounts:
@@ -308,7 +302,7 @@ def link_nps(conn: Connection, tmp: sa.Table, scope: Scope) -> LinkCounts:
         )
         .values(account_id=sa.select(s.c.account_id).where(own).scalar_subquery())
     )
-    return _counts(conn, n, scope, _valid(contacts, n.c.contact_id), n.c.email)
+    return _counts(conn, n, scope, _valid(contacts, n.c.contact_id), _shared(tmp, n.c.email))
 
 
 def link_identities(engine: Engine, *, full: bool = False) -> IdentityResult:
