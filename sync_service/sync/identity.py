@@ -194,12 +194,15 @@ def _counts(
     total = conn.execute(
         sa.select(sa.func.count()).select_from(table).where(_live(table, GAINSIGHT))
     ).scalar_one()
-    # joined to the live rows: a row deleted (or removed) since it was recorded is not counted
-    on = sa.and_(table.c.source == GAINSIGHT, table.c.id == u.c.id, sa.not_(table.c.deleted))
+    # of live rows: one deleted (or removed) since it was recorded is not counted; an EXISTS
+    # probe per recorded row, so that SQLite does not scan the table and probe the records
+    live = sa.exists().where(
+        table.c.source == GAINSIGHT, table.c.id == u.c.id, sa.not_(table.c.deleted)
+    )
     row = conn.execute(
         sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(sa.case((u.c.ambiguous, 1))), 0))
-        .select_from(u.join(table, on))
-        .where(mine)
+        .select_from(u)
+        .where(mine, live)
     ).one()
     amb = int(row[1])
     return LinkCounts(matched=int(total) - int(row[0]), unmatched=int(row[0]) - amb, ambiguous=amb)

@@ -137,8 +137,8 @@ class Scope:
         for table in LINKED:
             if self.ids is not None:
                 ids = self.ids[table.name]
-                on = sa.and_(table.c.source == GAINSIGHT, table.c.id == ids.c.id)
-                count = sa.select(sa.func.count()).select_from(ids.join(table, on))
+                gs = sa.exists().where(table.c.source == GAINSIGHT, table.c.id == ids.c.id)
+                count = sa.select(sa.func.count()).select_from(ids).where(gs)
                 sizes[table.name] = int(conn.execute(count).scalar_one())
         return sizes
 
