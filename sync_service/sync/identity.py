@@ -52,7 +52,7 @@ from sqlalchemy.sql.selectable import NamedFromClause
 from canonical.model import System
 from sync_service.store.models import accounts, contacts, identity_unlinked, nps_responses
 from sync_service.sync import identity_scope
-from sync_service.sync.identity_scope import Scope, norm
+from sync_service.sync.identity_scope import Scope, norm, temp_table
 
 log = logging.getLogger(__name__)
 
@@ -130,16 +130,13 @@ def _email_table(conn: Connection, scope: Scope) -> sa.Table:
 
     Of every e-mail, or of the e-mails of the rows in scope (probing the e-mail key index).
     """
-    tmp = sa.Table(
+    tmp = temp_table(
+        conn,
         "tmp_identity_sf_email",
-        sa.MetaData(),
         sa.Column("email", sa.String(255), primary_key=True),
         sa.Column("contact_id", sa.String(64), nullable=False),
         sa.Column("n", sa.Integer(), nullable=False),
-        prefixes=["TEMPORARY"],
     )
-    tmp.drop(conn, checkfirst=True)
-    tmp.create(conn)
     em = norm(contacts.c.email)
     wanted = scope.emails()
     grouped = (

@@ -47,11 +47,9 @@ def norm(col: sa.ColumnElement[str | None]) -> sa.ColumnElement[str]:
     return sa.func.lower(sa.func.trim(col))
 
 
-def _temp(name: str, *columns: sa.Column[object]) -> sa.Table:
-    return sa.Table(name, sa.MetaData(), *columns, prefixes=["TEMPORARY"])
-
-
-def _create(conn: Connection, table: sa.Table) -> sa.Table:
+def temp_table(conn: Connection, name: str, *columns: sa.Column[object]) -> sa.Table:
+    """Create the temporary table ``name`` afresh (one a failed run left behind is dropped)."""
+    table = sa.Table(name, sa.MetaData(), *columns, prefixes=["TEMPORARY"])
     table.drop(conn, checkfirst=True)
     table.create(conn)
     return table
@@ -62,16 +60,14 @@ def take_marks(conn: Connection) -> sa.Table:
 
     Marks committed meanwhile stay for the next linking, whatever their number.
     """
-    marks = _create(
+    marks = temp_table(
         conn,
-        _temp(
-            "tmp_identity_marks",
-            sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
-            sa.Column("source", sa.String(16), nullable=False),
-            sa.Column("entity", sa.String(32), nullable=False),
-            sa.Column("id", sa.String(64), nullable=False),
-            sa.Column("prior", sa.String(255)),
-        ),
+        "tmp_identity_marks",
+        sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("source", sa.String(16), nullable=False),
+        sa.Column("entity", sa.String(32), nullable=False),
+        sa.Column("id", sa.String(64), nullable=False),
+        sa.Column("prior", sa.String(255)),
     )
     m = eval_marks
     cols = ["seq", "source", "entity", "id", "prior"]
@@ -165,8 +161,8 @@ def _naming(
 
 def _email_keys(conn: Connection, marks: sa.Table) -> sa.Table:
     """The old and new normalised e-mails of the marked Salesforce contacts."""
-    keys = _create(
-        conn, _temp("tmp_identity_email_keys", sa.Column("email", sa.String(255), primary_key=True))
+    keys = temp_table(
+        conn, "tmp_identity_email_keys", sa.Column("email", sa.String(255), primary_key=True)
     )
     s = contacts.alias("marked_contact")
     current = (
@@ -199,7 +195,7 @@ def _by_email(keys: sa.Table, target: sa.Table) -> sa.Select[tuple[str]]:
 
 
 def _fill(conn: Connection, name: str, parts: list[sa.Select[tuple[str]]]) -> sa.Table:
-    scope = _create(conn, _temp(name, sa.Column("id", sa.String(64), primary_key=True)))
+    scope = temp_table(conn, name, sa.Column("id", sa.String(64), primary_key=True))
     union = sa.union(*parts).subquery()
     conn.execute(scope.insert().from_select(["id"], sa.select(union.c[0])))
     return scope
