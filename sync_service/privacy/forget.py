@@ -289,6 +289,8 @@ def _erase_service_tables(
         or 0
     )
     counts["runs"] = _scrub_runs(conn, subject, filters["runs"][1])
+    # identity marks keep a contact's e-mail before a change (here, before the strip above)
+    counts["eval_marks"] = changes.forget_prior(conn, subject.emails, now)
     for name, columns in (
         ("writeback_log", ("old_value", "new_value")),
         ("writeback_state", ("value",)),

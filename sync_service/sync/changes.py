@@ -355,6 +355,23 @@ def mark_where(
         )
 
 
+def forget_prior(conn: Connection, emails: Iterable[str], now: datetime) -> int:
+    """Drop the old e-mails ``emails`` that identity marks carry (a person erased on request).
+
+    Without it the linking cannot find who shared such an address, so a full linking is
+    asked instead (erasures are rare). Returns how many marks carried one.
+    """
+    m = eval_marks
+    keys = sorted(emails)
+    if not keys:
+        return 0
+    hit = sa.and_(m.c.prior.is_not(None), sa.func.lower(sa.func.trim(m.c.prior)).in_(keys))
+    dropped = int(conn.execute(m.update().where(hit).values(prior=None)).rowcount or 0)
+    if dropped:
+        write_marks(conn, [_mark(System.SALESFORCE, ID_FULL, "forget", None, now)])
+    return dropped
+
+
 def last_seq(conn: Connection) -> int:
     """The newest mark's number (0: none); an evaluation consumes the marks up to it."""
     return int(
