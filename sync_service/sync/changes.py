@@ -267,9 +267,9 @@ def _identity_mark(
         values = old._mapping
         if all(_plain(row[k]) == _plain(values[k]) for k in inputs if k in row):
             return []
-    prior = old._mapping["email"] if old is not None and "email" in old._mapping else None
-    if system != System.SALESFORCE:
-        prior = None
+    prior = None
+    if system == System.SALESFORCE and old is not None and "email" in old._mapping:
+        prior = old._mapping["email"]
     return [_mark(system, ID + table.name, row["id"], None, now, prior)]
 
 

@@ -50,6 +50,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import NamedFromClause
 
 from canonical.model import System
+from sync_service.ops.locks import lock_key
 from sync_service.store.models import accounts, contacts, identity_unlinked, nps_responses
 from sync_service.sync import identity_scope
 from sync_service.sync.identity_scope import Scope, norm, temp_table
@@ -89,7 +90,7 @@ class IdentityResult:
         return out
 
 
-def _live(table: NamedFromClause, source: str) -> ColumnElement[bool]:
+def _live(table: sa.Table, source: str) -> ColumnElement[bool]:
     return sa.and_(table.c.source == source, sa.not_(table.c.deleted))
 
 
@@ -327,6 +328,10 @@ def link_identities(engine: Engine, *, full: bool = False) -> IdentityResult:
 
 def link_identities_in(conn: Connection, *, full: bool = False) -> IdentityResult:
     """:func:`link_identities` inside the caller's transaction."""
+    if conn.dialect.name == "postgresql":
+        # a reconciliation and a Gainsight sync (stage locks of their own) may link at once:
+        # one after the other, as each rewrites the unlinked rows it classifies
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_key("identity.link"))))
     marks = identity_scope.take_marks(conn)
     full = full or identity_scope.wants_full(conn, marks)
     if full:
