@@ -326,12 +326,25 @@ def link_identities(engine: Engine, *, full: bool = False) -> IdentityResult:
     return result
 
 
+def _one_at_a_time(conn: Connection) -> None:
+    """Wait for any other linking to commit before this one reads anything.
+
+    A reconciliation and a Gainsight sync (each under a stage lock of its own) may link at
+    once, and each rewrites the unlinked rows it classifies. PostgreSQL: a transaction
+    advisory lock. SQLite: the transaction opened as the writer now (pysqlite opens it at the
+    first write, and a reader turning writer while another writes fails at once).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_key("identity.link"))))
+    elif conn.dialect.name == "sqlite" and not getattr(
+        conn.connection.dbapi_connection, "in_transaction", True
+    ):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def link_identities_in(conn: Connection, *, full: bool = False) -> IdentityResult:
     """:func:`link_identities` inside the caller's transaction."""
-    if conn.dialect.name == "postgresql":
-        # a reconciliation and a Gainsight sync (stage locks of their own) may link at once:
-        # one after the other, as each rewrites the unlinked rows it classifies
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_key("identity.link"))))
+    _one_at_a_time(conn)
     marks = identity_scope.take_marks(conn)
     full = full or identity_scope.wants_full(conn, marks)
     if full:

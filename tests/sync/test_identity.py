@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -246,3 +247,29 @@ def test_an_answer_moved_to_another_person_links_through_it(engine: Engine) -> N
     put(engine, nps_responses, [{**answer, "person_id": "P1"}])  # only the person changed
     link_identities(engine)
     assert value(engine, nps_responses, "contact_id", "gainsight", "N1") == "003B"
+
+
+def test_two_linkings_at_once_both_finish_with_the_links_of_one(engine: Engine) -> None:
+    seed_salesforce(engine)
+    people = [
+        {"source": "gainsight", "id": f"P{i}", "email": e}
+        for i, e in enumerate(["bob@globex.com", "shared@acme.com", "jane.doe@acme.com"] * 50)
+    ]
+    put(engine, contacts, people)
+    errors: list[BaseException] = []
+
+    def link(full: bool) -> None:
+        try:
+            link_identities(engine, full=full)
+        except BaseException as exc:  # reported by the test below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=link, args=(full,)) for full in (True, False, True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    counts = link_identities(engine, full=True).as_counts()
+    assert (counts["matched.contacts"], counts["ambiguous.contacts"]) == (100, 50)
+    assert link_identities(engine).as_counts() == counts
