@@ -1,13 +1,14 @@
 """Benchmark: set-based identity matching (full and incremental) vs a naive per-row loop.
 
-Run: ``python -m bench.gainsight_identity [N] [--change PCT] [--no-naive]`` (N Salesforce
-contacts and N Gainsight people, N/2 companies and N NPS answers; default 20,000) on a
+Run: ``python -m bench.gainsight_identity [N] [--change PCT] [--cycles C] [--no-naive]``
+(N Salesforce contacts and N Gainsight people, N/2 companies and N NPS answers; default 20,000) on a
 temporary SQLite store, or on PostgreSQL with ``BENCH_DATABASE_URL``. Prints records/s, SQL
 statements, peak RSS and the speed-up over the naive baseline, which does what a first draft
 would: load the Salesforce e-mails into a dict and update each Gainsight person with its own
 UPDATE. Then a steady-state cycle: PCT % of the records change as the ingest writes them
 (with their change marks), and the linking of that change is timed incrementally and, after
-another change of the same size, in full (``full=True``, what the reconciliation runs).
+another change of the same size, in full (``full=True``, what the reconciliation runs); C
+times each way, alternately, and the medians compared.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import os
 import random
 import resource
+import statistics
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -196,6 +198,10 @@ def timed(engine: sa.Engine, *, full: bool) -> tuple[float, IdentityResult]:
     return time.perf_counter() - t0, result
 
 
+def _times(seconds: list[float]) -> str:
+    return " ".join(f"{t:.2f}" for t in seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m bench.gainsight_identity", description=__doc__.splitlines()[0]
@@ -203,6 +209,9 @@ def main() -> None:
     parser.add_argument("n", nargs="?", type=int, default=20_000, help="people (default 20000)")
     parser.add_argument(
         "--change", type=float, default=1.0, help="%% of records changed per cycle (default 1)"
+    )
+    parser.add_argument(
+        "--cycles", type=int, default=3, help="changed cycles timed each way (default 3)"
     )
     parser.add_argument("--no-naive", action="store_true", help="skip the per-row baseline")
     args = parser.parse_args()
@@ -242,19 +251,28 @@ def main() -> None:
             print(f"speed-up: {naive_s / set_s:.1f}x (set-based also links companies and NPS)")
         print("counts:", result.as_counts())
         rnd = random.Random(11)
-        changed = change(engine, n, args.change, rnd)
-        statements = 0
-        inc_s, inc = timed(engine, full=False)
-        inc_statements = statements
-        change(engine, n, args.change, rnd)
-        statements = 0
-        full_s, _ = timed(engine, full=True)
-        print(f"steady-state cycle: {args.change:g}% changed ({changed:,} rows written with marks)")
+        inc_times: list[float] = []
+        full_times: list[float] = []
+        for _ in range(args.cycles):  # alternately, so that both see the same load
+            changed = change(engine, n, args.change, rnd)
+            statements = 0
+            inc_s, inc = timed(engine, full=False)
+            inc_times.append(inc_s)
+            inc_statements = statements
+            change(engine, n, args.change, rnd)
+            statements = 0
+            full_s, _ = timed(engine, full=True)
+            full_times.append(full_s)
+        inc_s, full_s = statistics.median(inc_times), statistics.median(full_times)
         print(
-            f"  incremental: {inc_s:.2f}s, {inc_statements} statements, "
+            f"steady-state cycle: {args.change:g}% changed ({changed:,} rows written with marks), "
+            f"median of {args.cycles}"
+        )
+        print(
+            f"  incremental: {inc_s:.2f}s ({_times(inc_times)}), {inc_statements} statements, "
             f"scope {inc.scope}, full={inc.full}"
         )
-        print(f"  full:        {full_s:.2f}s, {statements} statements")
+        print(f"  full:        {full_s:.2f}s ({_times(full_times)}), {statements} statements")
         print(f"  speed-up: {full_s / inc_s:.1f}x")
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS: {rss_mb:.0f} MiB; API calls: 0 (store only)")
