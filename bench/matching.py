@@ -29,13 +29,13 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench.report import _pick, _seq, rss_mib
+from connectors.memory import MemoryConnector
 from sync_service.mapping import load_mappings
 from sync_service.match.config import parse_matching
 from sync_service.match.stage import match_all
 from sync_service.store.engine import make_engine, upgrade
 from sync_service.writeback.apply import apply_pending
 from sync_service.writeback.report import WritebackReport
-from tests.fakes import FakeConnector
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -158,7 +158,7 @@ def main() -> None:
             f"{counts.unchanged:,}; peak RSS {rss_mib():,.0f} MiB"
         )
         if label == "first run":
-            crm = FakeConnector()
+            crm = MemoryConnector()
             started = time.perf_counter()
             report = WritebackReport(dry_run=False)
             apply_pending(
