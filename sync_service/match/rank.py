@@ -18,21 +18,24 @@ at the loads left by the deals before it, and adds one to the load of each advoc
 **Memory and time: never all the candidates.** All contacts of one account share the
 account's terms, so candidates fall into *groups* (one per distinct tuple of term values, a few
 hundred in a real org). The source serves a group's candidates best score first, a page at a
-time, and knows a bound on each group's best score. Deals with the same terms (a *key*) share
-one lazy heap, whose entries are never worse than the truth (loads only grow, so values only
-fall):
+time, with a bound on each group's best score. Within a group every deal orders candidates the
+same way (by score after spreading, then contact id: the similarity is the group's), so:
 
-* a candidate read from its group, at its value when pushed (popped: if its value fell it is
-  pushed back at its current value, otherwise it is the best left);
-* per group opened, a *frontier* standing for the group's candidates not read yet: the next
-  one's score with no load, which none of them can beat (popped: that candidate is read);
-* one *opener* standing for the groups not opened yet, at the best bound among them (popped:
-  that group gets its frontier).
+* each group read so far keeps its candidates read, in that order (a sorted list, shared by
+  all deals); its unread ones can beat none of them while the last score read is lower;
+* deals with the same terms (a *key*) share a heap with one entry per group opened: never
+  worse than the group's best now (loads only grow, so a group's best only gets worse; an
+  entry found stale is pushed back as it is now), plus one *opener* for the groups not opened
+  yet, at the best bound among them;
+* a deal takes from the heap; a group it takes from moves to the deal's own small heap, which
+  walks down that group's order; after the deal, the loads of the advocates it got grow and
+  the groups it touched go back to the key's heap at their best.
 
-So a group is read only as deep as some deal's answer reaches into it, and only the groups
-similar enough to matter are opened. Memory is the candidates read (the first pages of the
-groups that matter, about ``deals x top_n`` with the spreading, whatever the org's size), the
-loads of the advocates proposed, and one batch of deals.
+So a group is read only as deep as some deal's answer reaches into it, only the groups similar
+enough to matter are opened, and a candidate is held once whatever the keys. Memory is the
+candidates read (about the groups' first pages, plus ``deals x top_n`` with the spreading,
+whatever the org's size), the loads of the advocates proposed, a heap entry per key and group
+opened, and one batch of deals.
 """
 
 from __future__ import annotations
@@ -54,16 +57,17 @@ Row = tuple[str, str | None, float]
 #: The term values of an account (``None``: unknown, never matches), in the terms' order.
 Values = tuple[str | None, ...]
 
-# Heap entries, compared as tuples: (-value, -similarity, -score after spreading, contact id,
-# kind, score, account, similarity, group). A frontier and the opener carry the contact id ""
-# so that they come before a read candidate of the same value, which then ties as it should,
-# on its own contact id (two read entries never share a contact id: each is read once a key).
-_READ, _FRONTIER, _OPENER = 0, 1, 2
-_Entry = tuple[float, float, float, str, int, float, str | None, float, int]
+# A key's heap entry: (-value, -similarity, -score after spreading, contact id, kind, gid or
+# the opener's index). An opener and a group not looked at yet carry the contact id "", so that
+# they come before a candidate of the same value, which then ties on its own contact id.
+_GROUP, _OPENER = 0, 1
+_Entry = tuple[float, float, float, str, int, int]
+#: A group's candidate, in the group's order: (-score after spreading, contact id, score, account)
+_Member = tuple[float, str, float, str | None]
 
 #: Rows per page: the first read of a group, and the most in one read (each next page of a
 #: group is as large as what it read so far, between the two).
-FIRST_PAGE = 64
+FIRST_PAGE = 256
 MAX_PAGE = 4096
 
 
@@ -154,10 +158,19 @@ class _Key:
     """The state shared by the deals with the same terms: their heap, the groups' order."""
 
     values: Values
-    order: list[int]  # the groups, best bound first; the first ``opened`` have a frontier
+    order: list[int]  # the groups, best bound first; the first ``opened`` are in the heap
     heap: list[_Entry]
     opened: int = 0
-    pos: dict[int, int] = field(default_factory=dict)  # group -> its next row not read
+
+
+@dataclass
+class _Group:
+    """A group's candidates read so far, best first at the current loads."""
+
+    values: Values
+    members: list[_Member] = field(default_factory=list)
+    last: Row | None = None  # the last row read (the next page starts after it)
+    complete: bool = False  # every candidate read
 
 
 class FrameSource:
@@ -235,8 +248,7 @@ class Ranker:
         #: Candidates read (rows) and reads made (pages), for the run's figures.
         self.read = 0
         self.pages = 0
-        self._rows: dict[int, list[Row]] = {}
-        self._complete: set[int] = set()
+        self._read: dict[int, _Group] = {}
         self._by_key: dict[Values, _Key] = {}
 
     def rank(self, deals: pl.DataFrame) -> Iterator[Suggestion]:
@@ -268,80 +280,111 @@ class Ranker:
         if key.opened < len(key.order):
             g = self.groups[key.order[key.opened]]
             sim = similarity(self.norm, key.values, g.values)
-            entry = (-(sim * g.top), -sim, -g.top, "", _OPENER, 0.0, None, sim, 0)
-            heapq.heappush(key.heap, entry)
+            heapq.heappush(key.heap, (-(sim * g.top), -sim, -g.top, "", _OPENER, key.opened))
 
-    def _push_frontier(self, key: _Key, gid: int, sim: float) -> None:
-        row = self._row(gid, key.pos[gid])
-        if row is not None:
-            score = row[2]
-            heapq.heappush(
-                key.heap, (-(sim * score), -sim, -score, "", _FRONTIER, 0.0, None, sim, gid)
-            )
+    def _group(self, gid: int) -> _Group:
+        group = self._read.get(gid)
+        if group is None:
+            group = self._read[gid] = _Group(self.groups[gid].values)
+        return group
 
-    def _row(self, gid: int, i: int) -> Row | None:
-        """Row ``i`` of group ``gid`` (best first), read from the source when first needed."""
-        rows = self._rows.setdefault(gid, [])
-        if i >= len(rows) and gid not in self._complete:
-            limit = min(self.max_page, max(self.first_page, len(rows)))
-            page = self.source.page(gid, rows[-1] if rows else None, limit)
+    def _member(self, group: _Group, gid: int, i: int) -> _Member | None:
+        """The ``i``-th best candidate of the group now (None: it has fewer).
+
+        Read from the source until it is certain: an unread candidate scores at most the last
+        score read (and has no load), so a member scoring more after spreading beats it; at
+        equal scores the contact ids decide, and the source's order of them may not be ours.
+        """
+        members = group.members
+        while not group.complete and (
+            i >= len(members) or group.last is None or -members[i][0] <= group.last[2]
+        ):
+            limit = min(self.max_page, max(self.first_page, len(members)))
+            page = self.source.page(gid, group.last, limit)
             self.pages += 1
             self.read += len(page)
-            rows.extend(page)
-            if len(page) < limit:
-                self._complete.add(gid)
-        return rows[i] if i < len(rows) else None
+            if page:
+                group.last = page[-1]
+                members.extend(
+                    (-score, contact, score, account) for contact, account, score in page
+                )
+                members.sort()
+            group.complete = len(page) < limit
+        return members[i] if i < len(members) else None
 
-    def _entry(
-        self, contact: str, score: float, account: str | None, sim: float, gid: int
-    ) -> _Entry:
-        adj = score / (1.0 + self.spreading * self.loads.get(contact, 0.0))
-        return (-(sim * adj), -sim, -adj, contact, _READ, score, account, sim, gid)
+    def _entry(self, member: _Member, sim: float, gid: int) -> _Entry:
+        adj = -member[0]
+        return (-(sim * adj), -sim, -adj, member[1], _GROUP, gid)
 
     def _assign(self, opp_id: str, own_account: str | None, key: _Key) -> Iterator[Suggestion]:
         heap = key.heap
-        taken: list[_Entry] = []
-        skipped: list[_Entry] = []
-        while heap and len(taken) < self.top_n:
+        # The groups this deal took from walk down their order here (exact entries, with
+        # the member's index); the key's heap holds the others, as bounds.
+        mine: list[tuple[_Entry, int]] = []
+        taken: list[tuple[_Member, float, int]] = []
+        touched: dict[int, float] = {}
+        while len(taken) < self.top_n:
+            if mine and (not heap or mine[0][0][:4] < heap[0][:4]):
+                entry, i = heapq.heappop(mine)
+                gid, sim = entry[5], -entry[1]
+                group = self._read[gid]
+                member = group.members[i]
+                if member[3] != own_account:
+                    taken.append((member, sim, gid))
+                nxt = self._member(group, gid, i + 1)
+                if nxt is not None:
+                    heapq.heappush(mine, (self._entry(nxt, sim, gid), i + 1))
+                continue
+            if not heap:
+                break
             entry = heapq.heappop(heap)
-            kind, sim, gid = entry[4], entry[7], entry[8]
-            if kind == _OPENER:
-                gid = key.order[key.opened]
+            sim = -entry[1]
+            if entry[4] == _OPENER:
                 key.opened += 1
-                key.pos[gid] = 0
-                self._push_frontier(key, gid, sim)
+                g = self.groups[key.order[entry[5]]]
+                heapq.heappush(heap, (entry[0], entry[1], entry[2], "", _GROUP, g.gid))
                 self._push_opener(key)
                 continue
-            if kind == _FRONTIER:
-                i = key.pos[gid]
-                key.pos[gid] = i + 1
-                contact, account, score = self._rows[gid][i]
-                heapq.heappush(heap, self._entry(contact, score, account, sim, gid))
-                self._push_frontier(key, gid, sim)
+            gid = entry[5]
+            best = self._member(self._group(gid), gid, 0)
+            if best is None:
+                continue  # no candidate left in the group
+            fresh = self._entry(best, sim, gid)
+            if fresh[:4] != entry[:4]:
+                heapq.heappush(heap, fresh)  # worse now (proposed elsewhere since)
                 continue
-            fresh = self._entry(entry[3], entry[5], entry[6], sim, gid)
-            if fresh[:3] != entry[:3]:
-                heapq.heappush(heap, fresh)  # proposed elsewhere since: worth less now
-                continue
-            if entry[6] == own_account:
-                skipped.append(entry)
-                continue
-            taken.append(entry)
-        for entry in skipped:
-            heapq.heappush(heap, entry)
-        for rank, entry in enumerate(taken, start=1):
-            contact, score, account, sim, gid = entry[3], entry[5], entry[6], entry[7], entry[8]
-            self.loads[contact] = self.loads.get(contact, 0.0) + 1.0
-            heapq.heappush(heap, self._entry(contact, score, account, sim, gid))
-            yield Suggestion(
-                opportunity_id=opp_id,
-                rank=rank,
-                contact_id=contact,
-                account_id=account,
-                score=round(-entry[0], 4),
-                similarity=round(sim, 4),
-                terms=self._matched(key.values, self.groups[gid].values),
+            touched[gid] = sim
+            heapq.heappush(mine, (fresh, 0))
+        results = []
+        for rank, (member, sim, gid) in enumerate(taken, start=1):
+            results.append(
+                Suggestion(
+                    opportunity_id=opp_id,
+                    rank=rank,
+                    contact_id=member[1],
+                    account_id=member[3],
+                    score=round(sim * -member[0], 4),
+                    similarity=round(sim, 4),
+                    terms=self._matched(key.values, self.groups[gid].values),
+                )
             )
+            self._load(self._read[gid], member)
+        for gid, sim in touched.items():
+            best = self._member(self._read[gid], gid, 0)
+            if best is not None:
+                heapq.heappush(heap, self._entry(best, sim, gid))
+        yield from results
+
+    def _load(self, group: _Group, member: _Member) -> None:
+        """One more proposal for ``member``: it moves down its group's order."""
+        contact, score = member[1], member[2]
+        load = self.loads.get(contact, 0.0) + 1.0
+        self.loads[contact] = load
+        members = group.members
+        del members[bisect.bisect_left(members, member)]
+        bisect.insort(
+            members, (-(score / (1.0 + self.spreading * load)), contact, score, member[3])
+        )
 
     def _matched(self, deal: Values, group: Values) -> dict[str, str]:
         return {
