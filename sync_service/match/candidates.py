@@ -181,6 +181,13 @@ class StoreCandidates:
         return [(str(cid), aid, float(s)) for cid, aid, s in self.conn.execute(stmt)]
 
     def close(self) -> None:
-        """Drop ``match_groups`` (a pooled connection outlives the run)."""
-        _drop(self.conn)
-        self.conn.commit()
+        """Drop ``match_groups`` (a pooled connection outlives the run).
+
+        After a failed statement PostgreSQL refuses the drop until the transaction ends; the
+        rollback then drops the table created in it (and the next run drops any left over).
+        """
+        try:
+            _drop(self.conn)
+            self.conn.commit()
+        except sa.exc.DBAPIError:
+            self.conn.rollback()
