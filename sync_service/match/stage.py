@@ -289,7 +289,7 @@ def match_all(
         target: the Opportunity's suggestions field (None: store only, write nothing).
         now: the run's time (``today`` for "available now").
         run_id: the run, stamped on every row (rows of other runs are removed at the end).
-        batch_size: deals per batch (memory holds one batch plus the candidates).
+        batch_size: deals per batch (memory holds one batch, not every candidate).
     """
     counts = MatchCounts()
     version = f"matching:{rules.hash[:12]}"
