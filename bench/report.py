@@ -137,6 +137,20 @@ def seed(engine: sa.Engine, contacts: int) -> None:
             conn.execute(sa.text("VACUUM ANALYZE"))
 
 
+def reset_peak_rss() -> bool:
+    """Start a new peak for :func:`rss_mib` from the RSS now (Linux; False where it cannot).
+
+    Writing ``5`` to ``/proc/self/clear_refs`` resets ``VmHWM``: each phase of a benchmark
+    then reports its own peak, not an earlier phase's.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+            refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
 def rss_mib() -> float:
     """This process's peak RSS in MiB.
 
