@@ -99,6 +99,22 @@ def _drop(conn: Connection) -> None:
     conn.execute(sa.text(f"DROP TABLE IF EXISTS {schema}.{groups_table.name}"))
 
 
+def _fill(conn: Connection, rows: list[tuple[str, int]]) -> None:
+    """Add (account, group) rows to ``match_groups``.
+
+    PostgreSQL: by COPY, in the connection's transaction (a multi-row INSERT took 6.6 s for
+    200,000 accounts, COPY well under one).
+    """
+    if conn.dialect.name == "postgresql":
+        dbapi: Any = conn.connection.driver_connection
+        copy_sql = f"COPY {groups_table.name} (account_id, gid) FROM STDIN"
+        with dbapi.cursor() as cur, cur.copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    conn.execute(sa.insert(groups_table), [{"account_id": a, "gid": g} for a, g in rows])
+
+
 class StoreCandidates:
     """The ranking's :class:`~sync_service.match.rank.CandidateSource` over the store.
 
@@ -125,10 +141,10 @@ class StoreCandidates:
                 break
             last = str(page["account_id"][-1])
             rows = [
-                {"account_id": account, "gid": self.values.setdefault(tuple(v), len(self.values))}
+                (account, self.values.setdefault(tuple(v), len(self.values)))
                 for account, *v in page.iter_rows()
             ]
-            conn.execute(sa.insert(groups_table), rows)
+            _fill(conn, rows)
         self.by_gid = {gid: v for v, gid in self.values.items()}
         self._groups: list[Group] = []
         #: Candidates in the store (eligible, consented).
