@@ -10,9 +10,10 @@ as some deal's answer reaches, so the candidates never sit in memory together:
    table on the reader's connection (``match_groups``), written a page of accounts at a time;
    the terms are computed in polars (:func:`account_terms`, one definition for the deals and
    the advocates). A contact whose account the store lacks is in group 0, all terms NULL;
-2. one aggregate query gives each group's best score (the ranking's bound) and its size;
-3. a page is one query: the group's accounts, their contacts (the contacts' covering index on
-   ``account_id``), their verdicts; best score first, then contact id, keyset paged.
+2. one pass over the candidates gives each group's first page, best score (the ranking's bound)
+   and size (a window function per group);
+3. a further page is one query: the group's accounts, their contacts (the contacts' covering
+   index on ``account_id``), their verdicts; best score first, then contact id, keyset paged.
 
 Memory: the groups (a few hundred), one page of accounts while the table is written, and the
 pages the ranking asks for.
@@ -29,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from canonical.model import Status, System
 from sync_service.match.config import SIZE_BAND, MatchingRules, term_fields
-from sync_service.match.rank import KEY_PREFIX, Group, Row, Values, band_of
+from sync_service.match.rank import FIRST_PAGE, KEY_PREFIX, Group, Row, Values, band_of
 from sync_service.store.frames import read_frame
 from sync_service.store.models import accounts, contacts, evaluations
 
@@ -124,9 +125,12 @@ class StoreCandidates:
     Args:
         conn: the reader's connection, held for the run.
         rules: the matching rules (terms and ask type).
+        first_page: rows of each group read up front (the ranking's first read of a group).
     """
 
-    def __init__(self, conn: Connection, rules: MatchingRules) -> None:
+    def __init__(
+        self, conn: Connection, rules: MatchingRules, *, first_page: int = FIRST_PAGE
+    ) -> None:
         self.conn = conn
         self.rules = rules
         terms = rules.model.terms
@@ -149,11 +153,42 @@ class StoreCandidates:
         self._groups: list[Group] = []
         #: Candidates in the store (eligible, consented).
         self.count = 0
+        self._first: dict[int, list[Row]] = {}
+        self._sizes: dict[int, int] = {}
+        self._prefetch(first_page)
+
+    def _prefetch(self, first_page: int) -> None:
+        """Every group's first page, its size and best score, in one pass over the candidates.
+
+        One scan instead of a query per group: each query reads its whole group to sort it
+        (on PostgreSQL ~56 ms for a group of 4,800 contacts).
+        """
+        e = evaluations
         gid = sa.func.coalesce(groups_table.c.gid, NULL_GID)
-        stmt = self._candidates(sa.func.max(self._score), sa.func.count()).add_columns(gid)
-        for top, n, g in conn.execute(stmt.group_by(gid)):
-            self._groups.append(Group(int(g), self.by_gid[int(g)], float(top)))
-            self.count += int(n)
+        score = self._score
+        inner = self._candidates(
+            gid.label("gid"),
+            e.c.entity_id.label("contact_id"),
+            contacts.c.account_id.label("account_id"),
+            score.label("score"),
+            sa.func.row_number()
+            .over(partition_by=gid, order_by=(score.desc(), e.c.entity_id))
+            .label("rn"),
+            sa.func.count().over(partition_by=gid).label("n"),
+        ).subquery()
+        stmt = (
+            sa.select(inner.c.gid, inner.c.contact_id, inner.c.account_id, inner.c.score, inner.c.n)
+            .where(inner.c.rn <= first_page)
+            .order_by(inner.c.gid, inner.c.rn)
+        )
+        for g, contact, account, best, n in self.conn.execute(stmt):
+            rows = self._first.get(int(g))
+            if rows is None:
+                rows = self._first[int(g)] = []
+                self._groups.append(Group(int(g), self.by_gid[int(g)], float(best)))
+                self._sizes[int(g)] = int(n)
+                self.count += int(n)
+            rows.append((str(contact), account, float(best)))
 
     @property
     def _score(self) -> Any:
@@ -183,6 +218,14 @@ class StoreCandidates:
 
     def page(self, gid: int, after: Row | None, limit: int) -> list[Row]:
         """Up to ``limit`` candidates of ``gid``: best score first, then contact id."""
+        first = self._first.pop(gid, None)
+        # served from the first pass when it holds the page (the first read of a group)
+        if (
+            after is None
+            and first is not None
+            and (len(first) >= limit or len(first) == self._sizes[gid])
+        ):
+            return first[:limit]
         e, c, g = evaluations, contacts, groups_table
         score = self._score
         stmt = self._candidates(e.c.entity_id, c.c.account_id, score)

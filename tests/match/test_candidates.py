@@ -106,8 +106,13 @@ def _seed(engine: Engine, rnd: random.Random) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("seed_", [1, 2, 3])
+@pytest.mark.parametrize(
+    ("up_front", "first_read"),
+    # the first pass holds the first read, falls short of it, or holds more than it
+    [(1, 1), (1, 2), (256, 1)],
+)
 def test_reading_the_store_a_row_at_a_time_ranks_as_the_candidates_held_in_memory(
-    engine: Engine, seed_: int
+    engine: Engine, seed_: int, up_front: int, first_read: int
 ) -> None:
     expected_cands = _seed(engine, random.Random(seed_))
     frame = pl.DataFrame(
@@ -123,11 +128,11 @@ def test_reading_the_store_a_row_at_a_time_ranks_as_the_candidates_held_in_memor
     )
     terms = list(RULES.weights)
     with engine.connect() as conn:
-        source = StoreCandidates(conn, RULES)
+        source = StoreCandidates(conn, RULES, first_page=up_front)
         try:
             assert source.count == len(expected_cands)
             # pages of one or two rows: the keyset crosses every tie of scores
-            store = Ranker(source, RULES.weights, 3, 1.0, first_page=1, max_page=2)
+            store = Ranker(source, RULES.weights, 3, 1.0, first_page=first_read, max_page=2)
             memory = Ranker(FrameSource(frame, terms), RULES.weights, 3, 1.0)
             got, want = [], []
             for deals in open_deals(conn, RULES, 7, source):
