@@ -1,41 +1,51 @@
 """Benchmark: reference matching, 50,000 open deals against a million contacts.
 
-Run: ``python -m bench.matching [contacts] [--deals N] [--keep FILE]`` (defaults: 1,000,000
-contacts, 50,000 open deals; a temporary SQLite store, or PostgreSQL with
-``BENCH_DATABASE_URL``). Seeds in SQL: five contacts per account; accounts over 12 industries,
-4 regions, 3 segments and a health score (the size band); 40% of contacts Eligible and
-available for reference calls, scores spread 0-100; the deals on random accounts, plus 10%
-closed. Then:
+Run: ``python -m bench.matching [contacts] [--deals N] [--backend sqlite|postgresql]
+[--keep FILE]`` (defaults: 1,000,000 contacts, 50,000 open deals, a temporary SQLite store).
+PostgreSQL: a scratch database is created on the server ``BENCH_PG_URL`` names (default
+postgresql://postgres@127.0.0.1:5432/postgres) and dropped after, as ``bench.rules_eval`` does;
+``BENCH_DATABASE_URL`` runs on that database instead (its tables are emptied first).
+
+Seeds in SQL: five contacts per account; accounts over 12 industries, 4 regions, 3 segments
+and a health score (the size band); 40% of contacts Eligible and available for reference
+calls, scores spread 0-100; the deals on random accounts, plus 10% closed. Then, in a child
+process (so that its peak RSS is the matching's, not the seeding's):
 
 1. a first match run: every deal ranked, its suggestions stored and its text queued for
    ``Opportunity.Suggested_References__c`` (all new); the queue is then confirmed by an
-   in-memory CRM (the writeback's own apply, timed apart);
+   in-memory CRM (:class:`connectors.memory.MemoryConnector`, the writeback's own apply,
+   timed apart);
 2. a second run on the same data: it must queue nothing (no change, no write).
 
 Prints wall and CPU seconds of each run (the machine may be shared: CPU time is this process's
-work; SQLite runs in it too), the figures of each run, and the peak RSS before and after (memory
-holds the candidates and one batch of deals, not the deals x contacts product).
+work; SQLite runs in it too), the figures of each run (candidates in the store and read by the
+ranking) and each run's own peak RSS (the apply's apart), which should not grow with the
+contacts once they outnumber what the deals can be proposed (deals x top_n).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench.report import _pick, _seq, rss_mib
+from bench.report import _pick, _seq, reset_peak_rss, rss_mib
+from connectors.memory import MemoryConnector
 from sync_service.mapping import load_mappings
 from sync_service.match.config import parse_matching
 from sync_service.match.stage import match_all
 from sync_service.store.engine import make_engine, upgrade
 from sync_service.writeback.apply import apply_pending
 from sync_service.writeback.report import WritebackReport
-from tests.fakes import FakeConnector
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -108,17 +118,91 @@ def seed(engine: sa.Engine, contacts: int, deals: int) -> None:
             conn.execute(sa.text("VACUUM ANALYZE"))
 
 
+def measure(url: str) -> dict[str, object]:
+    """Two match runs and the apply between them, on the seeded store at ``url``."""
+    engine = make_engine(url)
+    rules = parse_matching(RULES, {}, "bench")
+    source = load_mappings(ROOT / "mappings").salesforce
+    assert source is not None
+    target = source.writeback_for("opportunity")
+    assert target is not None
+    out: dict[str, object] = {"backend": engine.dialect.name, "rss_start_mib": rss_mib()}
+    runs = []
+    for run_id in (1, 2):
+        out["peak_per_phase"] = reset_peak_rss()
+        started, cpu = time.perf_counter(), time.process_time()
+        counts = match_all(engine, rules, target=target, now=NOW, run_id=run_id)
+        wall, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+        runs.append({"wall": wall, "cpu": cpu_s, **counts.as_counts(), "rss_mib": rss_mib()})
+        if run_id == 1:
+            reset_peak_rss()
+            started = time.perf_counter()
+            report = WritebackReport(dry_run=False)
+            apply_pending(
+                engine,
+                MemoryConnector(),
+                target,
+                report=report,
+                batch_size=10_000,
+                max_attempts=1,
+                retry_base_seconds=0,
+                retry_max_seconds=0,
+                run_id=None,
+                now=lambda: NOW,
+                sleep=time.sleep,
+            )
+            out["applied"] = report.counts["success"]
+            out["apply_s"] = time.perf_counter() - started
+            out["apply_rss_mib"] = rss_mib()
+    out["runs"] = runs
+    out["peak_rss_mib"] = max(r["rss_mib"] for r in runs)
+    engine.dispose()
+    return out
+
+
+def _scratch_database(admin_url: str) -> tuple[sa.Engine, str, str]:
+    """A new, empty PostgreSQL database on the server ``admin_url`` names."""
+    name = f"bench_matching_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    return admin, name, url
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("contacts", nargs="?", type=int, default=1_000_000)
     parser.add_argument("--deals", type=int, default=50_000)
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--keep", type=Path, help="reuse (or create) this SQLite store")
+    parser.add_argument("--measure", metavar="URL", help=argparse.SUPPRESS)  # the child
     args = parser.parse_args()
-    url = os.environ.get("BENCH_DATABASE_URL")
+    if args.measure:
+        print(json.dumps(measure(args.measure)))
+        return
     tmp = tempfile.TemporaryDirectory()
+    admin: sa.Engine | None = None
+    scratch = ""
+    url = os.environ.get("BENCH_DATABASE_URL")
+    if url is None and args.backend == "postgresql":
+        pg_admin = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+        admin, scratch, url = _scratch_database(pg_admin)
     path = args.keep or Path(tmp.name) / "bench.db"
     reuse = url is None and args.keep is not None and path.exists()
-    engine = make_engine(url or f"sqlite:///{path}")
+    url = url or f"sqlite:///{path}"
+    try:
+        run(url, args.contacts, args.deals, reuse=reuse)
+    finally:
+        if admin is not None:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def run(url: str, contacts: int, deals: int, *, reuse: bool) -> None:
+    """Seed (unless ``reuse``), measure in a child process, print and check the figures."""
+    engine = make_engine(url)
     upgrade(engine)
     tables = (
         "match_suggestions",
@@ -135,54 +219,39 @@ def main() -> None:
             for table in tables:
                 conn.execute(sa.text(f"DELETE FROM {table}"))
         started = time.perf_counter()
-        seed(engine, args.contacts, args.deals)
-        print(f"seeded {args.contacts:,} contacts in {time.perf_counter() - started:,.0f} s")
-    rules = parse_matching(RULES, {}, "bench")
-    source = load_mappings(ROOT / "mappings").salesforce
-    assert source is not None
-    target = source.writeback_for("opportunity")
-    assert target is not None
-    print(f"backend: {engine.dialect.name}; {args.contacts:,} contacts, {args.deals:,} open deals")
-
-    rss_before = rss_mib()
-    results = []
-    for label in ("first run", "second run"):
-        started, cpu = time.perf_counter(), time.process_time()
-        counts = match_all(engine, rules, target=target, now=NOW, run_id=len(results) + 1)
-        wall, cpu_s = time.perf_counter() - started, time.process_time() - cpu
-        results.append((label, wall, cpu_s, counts))
+        seed(engine, contacts, deals)
+        print(f"seeded {contacts:,} contacts in {time.perf_counter() - started:,.0f} s")
+    print(f"backend: {engine.dialect.name}; {contacts:,} contacts, {deals:,} open deals")
+    engine.dispose()
+    child = subprocess.run(
+        [sys.executable, "-m", "bench.matching", "--measure", url],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    res = json.loads(child.stdout.strip().splitlines()[-1])
+    runs = res["runs"]
+    for label, r in zip(("first run", "second run"), runs, strict=True):
         print(
-            f"{label}: {wall:5.1f} s wall, {cpu_s:5.1f} s cpu; deals {counts.deals:,}, "
-            f"candidates {counts.candidates:,}, suggestions {counts.suggestions:,}, "
-            f"without {counts.without:,}, queued {counts.enqueued:,}, unchanged "
-            f"{counts.unchanged:,}; peak RSS {rss_mib():,.0f} MiB"
+            f"{label}: {r['wall']:5.1f} s wall, {r['cpu']:5.1f} s cpu; deals {r['deals']:,}, "
+            f"candidates {r['candidates']:,} (read {r['candidates_read']:,}), suggestions "
+            f"{r['suggestions']:,}, without {r['deals_without']:,}, queued {r['enqueued']:,}, "
+            f"unchanged {r['unchanged']:,}; peak RSS {r['rss_mib']:,.0f} MiB"
         )
         if label == "first run":
-            crm = FakeConnector()
-            started = time.perf_counter()
-            report = WritebackReport(dry_run=False)
-            apply_pending(
-                engine,
-                crm,
-                target,
-                report=report,
-                batch_size=10_000,
-                max_attempts=1,
-                retry_base_seconds=0,
-                retry_max_seconds=0,
-                run_id=None,
-                now=lambda: NOW,
-                sleep=time.sleep,
-            )
             print(
-                f"  (apply to an in-memory CRM: {report.counts['success']:,} records confirmed "
-                f"in {time.perf_counter() - started:.1f} s)"
+                f"  (apply to an in-memory CRM: {res['applied']:,} records confirmed "
+                f"in {res['apply_s']:.1f} s, peak RSS {res['apply_rss_mib']:,.0f} MiB)"
             )
-    print(f"peak RSS: {rss_mib():,.0f} MiB (before matching: {rss_before:,.0f} MiB)")
-    first, second = results[0][3], results[1][3]
-    assert first.deals == args.deals
-    assert first.without == 0
-    assert second.enqueued == 0, "a second run on the same data must write nothing"
+    each = "each run's own" if res["peak_per_phase"] else "the process's, cumulative"
+    print(
+        f"peak RSS of the match runs: {res['peak_rss_mib']:,.0f} MiB ({each}; at the "
+        f"child's start, imports done: {res['rss_start_mib']:,.0f} MiB)"
+    )
+    assert runs[0]["deals"] == deals
+    assert runs[0]["deals_without"] == 0
+    assert runs[1]["enqueued"] == 0, "a second run on the same data must write nothing"
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ PyYAML's safe loader throws away. One copy of each helper:
 
 * :func:`load_yaml` / :func:`parse_yaml` -- a :class:`YamlDocument`, or a one-line error with
   ``file:line:col`` for a syntax error (:func:`read_text` for a missing file);
+* :func:`keep_last_valid` -- a valid file's text saved, for the runs after an invalid edit;
 * :meth:`YamlDocument.locate` / :meth:`YamlDocument.where` -- where a key path sits;
 * :func:`plain` -- ruamel's containers and scalar subclasses as plain Python values;
 * :func:`did_you_mean` -- ``; did you mean 'x'?`` for a misspelt name, and
@@ -164,6 +165,20 @@ def read_text(
             "UTF-8 (an accented letter typed in another encoding, e.g. Latin-1)"
         )
         raise error_cls(msg) from None
+
+
+def keep_last_valid(snapshot: Path, text: str) -> None:
+    """Save ``text`` (a file that just validated) as ``snapshot``, unless it already holds it.
+
+    Written to a temporary file and renamed, so a crash never leaves half a snapshot: the
+    next run after an invalid edit reads it back and keeps running the last valid version.
+    """
+    if snapshot.is_file() and snapshot.read_text(encoding="utf-8") == text:
+        return
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    tmp = snapshot.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(snapshot)
 
 
 def load_yaml(path: Path, error_cls: type[ConfigError] = ConfigError) -> YamlDocument:

@@ -325,10 +325,11 @@ def writeback_job(
 def match_job(ctx: AppContext) -> Run | None:
     """Reference matching on every open deal (after the evaluation); None when it is off.
 
-    An invalid ``config/matching.yaml`` fails the run and changes nothing (the last
-    suggestions stay); the rest of the cycle is not affected.
+    An invalid ``config/matching.yaml`` is reported in the run and the last valid rules keep
+    matching; with no valid version ever seen, the run fails and changes nothing (the last
+    suggestions stay). The rest of the cycle is not affected either way.
     """
-    from sync_service.match.job import run_match
+    from sync_service.match.job import SNAPSHOT_NAME, run_match
 
     if ctx.settings.matching_file is None:
         return None
@@ -343,6 +344,7 @@ def match_job(ctx: AppContext) -> Run | None:
                     ctx.settings, "salesforce", engine=ctx.engine
                 ),
                 now=utcnow,
+                snapshot=ctx.var_dir / SNAPSHOT_NAME,
             )
         except ConfigError as exc:
             # Recorded, not raised: the cycle's other stages ran; a fixed file is used next time.

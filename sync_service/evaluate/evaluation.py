@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from canonical.errors import PolicyError, StoreError
 from canonical.model import ERASED_REASON, Status, System
+from canonical.yaml import keep_last_valid
 from rules import (
     Policy,
     evaluate,
@@ -592,9 +593,5 @@ def load_policy_or_last_valid(rules_file: Path, snapshot: Path) -> tuple[Policy,
             last.hash[:12],
         )
         return last, exc.problems
-    if not snapshot.is_file() or snapshot.read_text(encoding="utf-8") != policy.source_text:
-        snapshot.parent.mkdir(parents=True, exist_ok=True)
-        tmp = snapshot.with_suffix(".tmp")
-        tmp.write_text(policy.source_text, encoding="utf-8")
-        tmp.replace(snapshot)
+    keep_last_valid(snapshot, policy.source_text)
     return policy, []

@@ -78,6 +78,8 @@ class MatchingRules:
         hash: SHA-256 of its text (changes the suggestions' version).
         extras: the terms (and size field) read from the account's ``extra``.
         locations: term (or size field) name -> ``file:line:col``, for later checks' messages.
+        source_text: the file's text (kept as the last valid rules, see
+            :func:`sync_service.match.job.load_rules_or_last_valid`).
     """
 
     model: MatchingModel
@@ -85,6 +87,7 @@ class MatchingRules:
     hash: str
     extras: frozenset[str]
     locations: Mapping[str, str] = field(default_factory=dict)
+    source_text: str = ""
 
     def where(self, name: str) -> str:
         """``file:line:col`` of a term or of the size field (the file when unknown)."""
@@ -207,6 +210,7 @@ def parse_matching(
         hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         extras=frozenset(extras),
         locations=locations,
+        source_text=text,
     )
 
 

@@ -11,14 +11,16 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
 from canonical.errors import MatchingError
 from canonical.model import Entity, FieldType, System
+from canonical.yaml import keep_last_valid
 from connectors.base import Connector
 from sync_service.mapping import Mappings, WritebackTarget
-from sync_service.match.config import MatchingRules, load_matching
+from sync_service.match.config import MatchingRules, load_matching, parse_matching
 from sync_service.match.stage import MatchCounts, match_all
 from sync_service.ops.runs import Run
 from sync_service.settings import Settings
@@ -26,6 +28,9 @@ from sync_service.writeback.apply import apply_configured
 from sync_service.writeback.report import WritebackReport
 
 log = logging.getLogger(__name__)
+
+#: The last valid matching file, in the service's var folder (beside ``rules.last-valid.yaml``).
+SNAPSHOT_NAME = "matching.last-valid.yaml"
 
 
 def account_extras(mappings: Mappings | None) -> dict[str, FieldType]:
@@ -53,6 +58,44 @@ def load_rules(settings: Settings, mappings: Mappings | None) -> MatchingRules |
     return load_matching(settings.matching_file, account_extras(mappings))
 
 
+def load_rules_or_last_valid(
+    settings: Settings, mappings: Mappings | None, snapshot: Path
+) -> tuple[MatchingRules | None, list[str]]:
+    """The rules to match with, and the problems of the current file (empty when it is valid).
+
+    As the policy does: a valid file is saved as ``snapshot``; an invalid edit is reported
+    (every problem, ``file:line:col``) and the last valid rules keep matching, so a typo in
+    ``config/matching.yaml`` neither stops the suggestions nor clears them. The snapshot is
+    validated again against today's mappings (a term may name a field since unmapped).
+
+    Raises:
+        MatchingError: the file is invalid and no valid version was ever saved (or the saved
+            one no longer validates); the current file's problems.
+    """
+    try:
+        rules = load_rules(settings, mappings)
+    except MatchingError as exc:
+        if not snapshot.is_file():
+            raise
+        try:
+            last = parse_matching(
+                snapshot.read_text(encoding="utf-8"), account_extras(mappings), str(snapshot)
+            )
+        except MatchingError:
+            raise exc from None
+        for line in exc.problems:
+            log.error("matching: %s", line)
+        log.error(
+            "matching: %s is invalid; still matching with the last valid rules (%s)",
+            settings.matching_file,
+            last.hash[:12],
+        )
+        return last, exc.problems
+    if rules is not None:
+        keep_last_valid(snapshot, rules.source_text)
+    return rules, []
+
+
 def suggestion_target(settings: Settings, mappings: Mappings | None) -> WritebackTarget | None:
     """The Opportunity field receiving the suggestions (None: not mapped, or no writeback)."""
     if mappings is None or mappings.salesforce is None:
@@ -70,20 +113,23 @@ def run_match(
     run: Run,
     connector_factory: Callable[[], Connector],
     now: Callable[[], datetime],
+    snapshot: Path,
 ) -> MatchCounts | None:
     """Rank, store, queue and send the suggestions; figures go to ``run``.
 
-    Returns None when matching is off. An invalid matching file fails the run and changes
-    nothing: the suggestions of the last valid rules stay.
+    Returns None when matching is off. An invalid matching file is reported in the run
+    (``config_errors``, ``file:line:col``) and the last valid rules, kept at ``snapshot``,
+    match instead (see :func:`load_rules_or_last_valid`).
 
     Raises:
-        MatchingError: the matching file is invalid.
+        MatchingError: the matching file is invalid and no valid version was ever seen.
     """
     try:
-        rules = load_rules(settings, mappings)
+        rules, problems = load_rules_or_last_valid(settings, mappings, snapshot)
     except MatchingError as exc:
         run.config_errors.extend(exc.problems)
         raise
+    run.config_errors.extend(problems)
     if rules is None:
         run.counts["skipped"] = 1
         run.error = "matching_file is not set; no reference matching"

@@ -1,9 +1,10 @@
 """The match stage: suggestions for every open deal, stored and queued for the Opportunity.
 
-Reads from the store (after the evaluation): the candidates (contacts whose current verdict is
-Eligible and whose ``available_for`` holds the matching's ask type), the accounts' terms, and
-the open deals in keyset-paged batches (memory holds the candidates and one batch). The
-ranking itself is :mod:`sync_service.match.rank`.
+Reads from the store (after the evaluation) the open deals in keyset-paged batches; the
+ranking (:mod:`sync_service.match.rank`) reads the candidates (contacts whose current verdict is
+Eligible and whose ``available_for`` holds the matching's ask type) a group of equal account
+terms at a time, only as deep as the answers reach (:mod:`sync_service.match.candidates`).
+Memory holds one batch of deals, the candidates read and the loads, whatever the org's size.
 
 Per batch, in one transaction:
 
@@ -28,9 +29,11 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from canonical.model import Status, System
-from sync_service.match.config import SIZE_BAND, MatchingRules, term_fields
-from sync_service.match.rank import KEY_PREFIX, Ranker, Suggestion, band_of
+from canonical.model import System
+from sync_service.evaluate.features.reader_pragmas import reader_pragmas
+from sync_service.match.candidates import NULL_GID, StoreCandidates, groups_table
+from sync_service.match.config import MatchingRules
+from sync_service.match.rank import KEY_PREFIX, Ranker, Suggestion
 from sync_service.store.frames import read_frame
 from sync_service.store.models import (
     accounts,
@@ -61,6 +64,7 @@ class MatchCounts:
     cleared: int = 0
     removed: int = 0
     candidates: int = 0
+    read: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
     def as_counts(self) -> dict[str, int]:
@@ -70,85 +74,12 @@ class MatchCounts:
             "suggestions": self.suggestions,
             "deals_without": self.without,
             "candidates": self.candidates,
+            "candidates_read": self.read,
             "enqueued": self.enqueued,
             "unchanged": self.unchanged,
             "cleared": self.cleared,
             "removed": self.removed,
         }
-
-
-def _term_expr(rules: MatchingRules, term: str) -> pl.Expr:
-    """The text key of one term, from the accounts frame's raw columns."""
-    if term == SIZE_BAND and rules.model.size is not None:
-        raw = pl.col(f"raw_{rules.model.size.field}").cast(pl.Float64, strict=False)
-        return band_of(raw, rules.model.size.bounds)
-    return pl.col(f"raw_{term}").cast(pl.String)
-
-
-def read_accounts(conn: Connection, rules: MatchingRules) -> pl.DataFrame:
-    """Every Salesforce account: ``account_id``, ``account_name`` and one ``k_<term>`` each."""
-    raw = term_fields(rules)
-    cols: list[Any] = [accounts.c.id.label("account_id"), accounts.c.name.label("account_name")]
-    types: dict[str, pl.DataType] = {"account_id": pl.String(), "account_name": pl.String()}
-    extras = [n for n in raw if n in rules.extras]
-    for name in raw:
-        if name not in rules.extras:
-            cols.append(sa.cast(accounts.c[name], sa.String).label(f"raw_{name}"))
-            types[f"raw_{name}"] = pl.String()
-    if extras:
-        cols.append(sa.cast(accounts.c.extra, sa.Text).label("extra_json"))
-        types["extra_json"] = pl.String()
-    stmt = sa.select(*cols).where(accounts.c.source == SALESFORCE, accounts.c.deleted.is_(False))
-    frame = read_frame(conn, stmt, types)
-    if extras:
-        frame = frame.with_columns(
-            pl.col("extra_json").str.json_path_match(f"$.{name}").alias(f"raw_{name}")
-            for name in extras
-        ).drop("extra_json")
-    keys = [_term_expr(rules, t).alias(KEY_PREFIX + t) for t in rules.model.terms]
-    return frame.with_columns(keys).select(
-        "account_id", "account_name", *(KEY_PREFIX + t for t in rules.model.terms)
-    )
-
-
-def read_candidates(
-    conn: Connection, rules: MatchingRules, account_keys: pl.DataFrame
-) -> pl.DataFrame:
-    """Contacts Eligible now and available for the ask type, with their account's terms."""
-    e, c = evaluations, contacts
-    stmt = (
-        sa.select(
-            e.c.entity_id.label("contact_id"),
-            c.c.account_id,
-            e.c.score,
-            e.c.next_available,
-            e.c.available_for,
-        )
-        .join(c, sa.and_(c.c.source == SALESFORCE, c.c.id == e.c.entity_id))
-        .where(
-            e.c.entity_type == "contact",
-            e.c.status == Status.ELIGIBLE.value,
-            e.c.eligible.is_(True),
-            c.c.deleted.is_(False),
-            # a cheap pre-filter; the exact test on the ';'-separated values follows
-            e.c.available_for.like(f"%{rules.model.ask_type}%"),
-        )
-    )
-    types = {
-        "contact_id": pl.String(),
-        "account_id": pl.String(),
-        "score": pl.Float64(),
-        "next_available": pl.Date(),
-        "available_for": pl.String(),
-    }
-    frame = read_frame(conn, stmt, types)
-    frame = frame.filter(
-        pl.col("available_for")
-        .str.split(";")
-        .list.eval(pl.element().str.strip_chars())
-        .list.contains(rules.model.ask_type)
-    ).drop("available_for")
-    return frame.join(account_keys.drop("account_name"), on="account_id", how="left")
 
 
 def _deal_filter(rules: MatchingRules) -> list[Any]:
@@ -164,14 +95,32 @@ def _deal_filter(rules: MatchingRules) -> list[Any]:
     return where
 
 
-def open_deals(conn: Connection, rules: MatchingRules, batch_size: int) -> Iterator[pl.DataFrame]:
-    """The deals that get suggestions, ``batch_size`` at a time in id order (keyset paged)."""
-    o = opportunities
+def open_deals(
+    conn: Connection, rules: MatchingRules, batch_size: int, groups: StoreCandidates
+) -> Iterator[pl.DataFrame]:
+    """The deals that get suggestions, ``batch_size`` at a time in id order (keyset paged).
+
+    Columns ``opportunity_id``, ``account_id`` and the terms of the deal's account
+    (``k_<term>``, all NULL when the store lacks the account), found in ``groups``'s table.
+    """
+    o, g = opportunities, groups_table
     last = ""
-    types = {"opportunity_id": pl.String(), "account_id": pl.String()}
+    types = {"opportunity_id": pl.String(), "account_id": pl.String(), "gid": pl.Int64()}
+    keys = [KEY_PREFIX + t for t in rules.model.terms]
+    values = pl.DataFrame(
+        [(gid, *v) for gid, v in groups.by_gid.items()],
+        schema={"gid": pl.Int64(), **dict.fromkeys(keys, pl.String())},
+        orient="row",
+    )
     while True:
         stmt = (
-            sa.select(o.c.id.label("opportunity_id"), o.c.account_id)
+            sa.select(
+                o.c.id.label("opportunity_id"),
+                o.c.account_id,
+                sa.func.coalesce(g.c.gid, NULL_GID).label("gid"),
+            )
+            .select_from(o)
+            .outerjoin(g, g.c.account_id == o.c.account_id)
             .where(*_deal_filter(rules), o.c.id > last)
             .order_by(o.c.id)
             .limit(batch_size)
@@ -179,7 +128,8 @@ def open_deals(conn: Connection, rules: MatchingRules, batch_size: int) -> Itera
         frame = read_frame(conn, stmt, types)
         if frame.is_empty():
             return
-        yield frame
+        # a left join keeps the deals' order (id order, the order they are assigned in)
+        yield frame.join(values, on="gid", how="left", maintain_order="left").drop("gid")
         last = str(frame["opportunity_id"][-1])
 
 
@@ -209,23 +159,43 @@ def render(
         nxt = next_available.get(s.contact_id)
         when = "available now" if nxt is None or nxt <= today else f"available from {nxt}"
         who = names.get(s.contact_id) or s.contact_id
-        account = account_names.get(s.account_id) or s.account_id
+        account = account_names.get(s.account_id or "") or s.account_id
         lines.append(f"{s.rank}. {who} ({account}): {why}; {when}")
     return "\n".join(lines)[:MAX_TEXT] if lines else None
 
 
-def _contact_names(conn: Connection, ids: Iterable[str]) -> dict[str, str]:
-    c = contacts
+def _who(conn: Connection, ids: Iterable[str]) -> tuple[dict[str, str], dict[str, date | None]]:
+    """The names and next available dates of the contacts ``ids`` (the suggested ones)."""
+    c, e = contacts, evaluations
     ids = list(set(ids))
-    out: dict[str, str] = {}
+    names: dict[str, str] = {}
+    available: dict[str, date | None] = {}
     for start in range(0, len(ids), 5000):
         rows = conn.execute(
-            sa.select(c.c.id, c.c.first_name, c.c.last_name).where(
-                c.c.source == SALESFORCE, c.c.id.in_(ids[start : start + 5000])
+            sa.select(c.c.id, c.c.first_name, c.c.last_name, e.c.next_available)
+            .outerjoin(e, sa.and_(e.c.entity_type == "contact", e.c.entity_id == c.c.id))
+            .where(c.c.source == SALESFORCE, c.c.id.in_(ids[start : start + 5000]))
+        )
+        for cid, first, last, nxt in rows:
+            names[str(cid)] = " ".join(p for p in (first, last) if p)
+            available[str(cid)] = nxt
+    return names, available
+
+
+def _account_names(conn: Connection, ids: Iterable[str | None]) -> dict[str, str]:
+    """The names of the accounts ``ids`` (the suggested advocates')."""
+    a = accounts
+    wanted = list({i for i in ids if i is not None})
+    out: dict[str, str] = {}
+    for start in range(0, len(wanted), 5000):
+        rows = conn.execute(
+            sa.select(a.c.id, a.c.name).where(
+                a.c.source == SALESFORCE,
+                a.c.deleted.is_(False),
+                a.c.id.in_(wanted[start : start + 5000]),
             )
         )
-        for cid, first, last in rows:
-            out[str(cid)] = " ".join(p for p in (first, last) if p)
+        out.update((str(i), n) for i, n in rows if n)
     return out
 
 
@@ -320,58 +290,40 @@ def match_all(
         target: the Opportunity's suggestions field (None: store only, write nothing).
         now: the run's time (``today`` for "available now").
         run_id: the run, stamped on every row (rows of other runs are removed at the end).
-        batch_size: deals per batch (memory holds one batch plus the candidates).
+        batch_size: deals per batch (memory holds one batch, not every candidate).
     """
     counts = MatchCounts()
     version = f"matching:{rules.hash[:12]}"
     today = now.date()
-    with engine.connect() as conn:
-        account_keys = read_accounts(conn, rules)
-        candidates = read_candidates(conn, rules, account_keys)
-    counts.candidates = candidates.height
-    account_names = dict(
-        zip(
-            account_keys["account_id"].to_list(),
-            account_keys["account_name"].to_list(),
-            strict=True,
-        )
-    )
-    next_available = dict(
-        zip(
-            candidates["contact_id"].to_list(),
-            candidates["next_available"].to_list(),
-            strict=True,
-        )
-    )
-    ranker = Ranker(
-        candidates.drop("next_available"),
-        rules.weights,
-        rules.top_n,
-        rules.model.load_spreading,
-    )
-    keys = [KEY_PREFIX + t for t in rules.model.terms]
-    with engine.connect() as reader:
-        for deals in open_deals(reader, rules, batch_size):
-            deals = deals.join(
-                account_keys.select("account_id", *keys), on="account_id", how="left"
-            )
-            found = list(ranker.rank(deals))
-            ids = deals["opportunity_id"].to_list()
-            counts.deals += len(ids)
-            counts.suggestions += len(found)
-            by_deal: dict[str, list[Suggestion]] = {i: [] for i in ids}
-            for s in found:
-                by_deal[s.opportunity_id].append(s)
-            counts.without += sum(1 for v in by_deal.values() if not v)
-            with engine.begin() as conn:
-                _store(conn, ids, found, now, run_id)
-                if target is not None:
-                    names = _contact_names(conn, (s.contact_id for s in found))
-                    desired = {
-                        i: render(v, names, account_names, next_available, today)
-                        for i, v in by_deal.items()
-                    }
-                    _queue_texts(conn, target, desired, counts, version, now, run_id)
+    # SQLite: a small page cache on the reader; its one full scan (the groups' bounds) would
+    # fill the usual 64 MiB with pages never read again (57 MiB of peak RSS at 1M contacts).
+    with engine.connect() as reader, reader_pragmas(reader):
+        source = StoreCandidates(reader, rules)
+        try:
+            counts.candidates = source.count
+            ranker = Ranker(source, rules.weights, rules.top_n, rules.model.load_spreading)
+            for deals in open_deals(reader, rules, batch_size, source):
+                found = list(ranker.rank(deals))
+                ids = deals["opportunity_id"].to_list()
+                counts.deals += len(ids)
+                counts.suggestions += len(found)
+                by_deal: dict[str, list[Suggestion]] = {i: [] for i in ids}
+                for s in found:
+                    by_deal[s.opportunity_id].append(s)
+                counts.without += sum(1 for v in by_deal.values() if not v)
+                with engine.begin() as conn:
+                    _store(conn, ids, found, now, run_id)
+                    if target is not None:
+                        names, available = _who(conn, (s.contact_id for s in found))
+                        account_names = _account_names(conn, (s.account_id for s in found))
+                        desired = {
+                            i: render(v, names, account_names, available, today)
+                            for i, v in by_deal.items()
+                        }
+                        _queue_texts(conn, target, desired, counts, version, now, run_id)
+            counts.read = ranker.read
+        finally:
+            source.close()
     with engine.begin() as conn:
         m = match_suggestions
         stale = sa.or_(m.c.run_id.is_(None), m.c.run_id != run_id) if run_id else sa.false()

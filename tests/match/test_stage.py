@@ -11,13 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from canonical.model import Entity
+from connectors.memory import MemoryConnector
 from sync_service.mapping import load_mappings
 from sync_service.match.config import parse_matching
 from sync_service.match.stage import match_all, suggestions_for
 from sync_service.store.models import evaluations, opportunities
 from sync_service.writeback.apply import apply_pending
 from sync_service.writeback.report import WritebackReport
-from tests.fakes import FakeConnector
 from tests.store_seed import seed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,8 +91,8 @@ def _seed(engine: Engine) -> None:
     )
 
 
-def _apply(engine: Engine) -> FakeConnector:
-    crm = FakeConnector()
+def _apply(engine: Engine) -> MemoryConnector:
+    crm = MemoryConnector()
     apply_pending(
         engine,
         crm,
@@ -109,7 +109,7 @@ def _apply(engine: Engine) -> FakeConnector:
     return crm
 
 
-def _written(crm: FakeConnector) -> dict[str, Any]:
+def _written(crm: MemoryConnector) -> dict[str, Any]:
     return {c.record_id: c.fields[FIELD] for _, changes in crm.writes for c in changes}
 
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from canonical.model import Entity
+from connectors.memory import MemoryConnector
 from sync_service.ops.runs import run_record
 from sync_service.privacy.forget import forget
 from sync_service.privacy.keys import KeyedHasher
@@ -16,7 +17,7 @@ from sync_service.privacy.tombstones import Scrubber, Tombstones, load_scrubber,
 from sync_service.settings import PrivacySettings
 from sync_service.store.models import contacts, privacy_tombstones, quarantine
 from sync_service.sync.ingest import IngestOptions, sync_source
-from tests.fakes import FakeConnector, FakeContactMapping
+from tests.fakes import FakeContactMapping
 from tests.privacy.people import EMAIL, NOW, SF_ID
 
 KEY = b"k" * 32
@@ -109,7 +110,7 @@ def test_no_key_is_needed_while_nobody_was_erased(engine: Engine):
 
 
 def test_a_sync_after_an_erasure_stores_the_person_stripped(engine: Engine):
-    crm = FakeConnector(
+    crm = MemoryConnector(
         records={
             "Contact": [
                 {"Id": SF_ID, "AccountId": "001A", "FirstName": "Zebedee", "SystemModstamp": NOW},

@@ -9,11 +9,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from canonical.model import Entity
+from connectors.memory import MemoryConnector
 from sync_service.ops.runs import run_record
 from sync_service.store.models import eval_marks, eval_scope, evaluations
 from sync_service.sync import changes
 from sync_service.sync.ingest import sync_source
-from tests.fakes import FakeConnector, FakeContactMapping
+from tests.fakes import FakeContactMapping
 from tests.store_seed import seed
 from tests.sync.test_ingest import T0, opts, rec, sync
 
@@ -34,12 +35,12 @@ def clear(engine: Engine) -> None:
 
 
 def test_a_first_load_asks_for_a_full_evaluation(engine: Engine):
-    sync(engine, FakeConnector(records={"Contact": [rec(i, i) for i in range(3)]}))
+    sync(engine, MemoryConnector(records={"Contact": [rec(i, i) for i in range(3)]}))
     assert {m[0] for m in marks(engine)} == {changes.FULL, changes.CRM_FULL}
 
 
 def test_the_echo_of_our_own_writeback_marks_nothing(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(3)]})
+    crm = MemoryConnector(records={"Contact": [rec(i, i) for i in range(3)]})
     sync(engine, crm)
     clear(engine)
     # the writeback updated the records: Salesforce moved SystemModstamp, nothing else
@@ -51,7 +52,7 @@ def test_the_echo_of_our_own_writeback_marks_nothing(engine: Engine):
 
 
 def test_a_changed_value_marks_the_row_and_a_move_marks_the_old_account(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(3)]})
+    crm = MemoryConnector(records={"Contact": [rec(i, i) for i in range(3)]})
     sync(engine, crm)
     clear(engine)
     crm.records["Contact"] = [
@@ -69,7 +70,7 @@ def test_a_changed_value_marks_the_row_and_a_move_marks_the_old_account(engine: 
 
 
 def test_marks_commit_with_their_rows_so_a_crash_loses_none(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(2)]})
+    crm = MemoryConnector(records={"Contact": [rec(i, i) for i in range(2)]})
     sync(engine, crm)
     clear(engine)
     crm.records["Contact"] = [rec(i, 100 + i, FirstName=f"x{i}") for i in range(10)]

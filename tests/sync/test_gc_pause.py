@@ -12,12 +12,13 @@ import pytest
 import sqlalchemy as sa
 
 from canonical.speed_paths import SPEED_PATHS_OFF
+from connectors.memory import MemoryConnector
 from sync_service.ops.runs import run_record
 from sync_service.store.engine import make_engine, upgrade
 from sync_service.store.models import contacts
 from sync_service.sync.gc_pause import SYNC_GEN0_THRESHOLD, fewer_collections
 from sync_service.sync.ingest import IngestOptions, sync_source
-from tests.fakes import FakeConnector, FakeContactMapping
+from tests.fakes import FakeContactMapping
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -102,7 +103,7 @@ def test_a_sync_stores_the_same_rows_with_and_without_the_raised_threshold(
         monkeypatch.setenv(SPEED_PATHS_OFF, off)
         engine = make_engine(f"sqlite:///{tmp_path / f'store{off}.db'}")
         upgrade(engine)
-        crm = FakeConnector(records={"Contact": [dict(r) for r in records]}, batch_size=300)
+        crm = MemoryConnector(records={"Contact": [dict(r) for r in records]}, batch_size=300)
         with run_record(engine, "salesforce") as run:
             opts = IngestOptions(overlap=timedelta(seconds=0), now=NOW, full=False)
             sync_source(engine, crm, [FakeContactMapping()], run, opts)

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from canonical.errors import BudgetExhaustedError, FatalApiError
 from connectors.base import DELETED_KEY, Cursor
+from connectors.memory import MemoryConnector
 from sync_service.ops.runs import run_record
 from sync_service.store.initial_load import missing_indexes
 from sync_service.store.models import contacts, quarantine, runs, sync_state
@@ -20,7 +21,7 @@ from sync_service.sync.ingest import (
     sync_source,
     sync_stream,
 )
-from tests.fakes import FakeConnector, FakeContactMapping
+from tests.fakes import FakeContactMapping
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -50,13 +51,13 @@ def cursor(engine: Engine) -> Cursor | None:
         return read_cursor(conn, "salesforce", "contacts")
 
 
-def sync(engine: Engine, crm: FakeConnector, o: IngestOptions | None = None) -> None:
+def sync(engine: Engine, crm: MemoryConnector, o: IngestOptions | None = None) -> None:
     with run_record(engine, "salesforce") as run:
         sync_source(engine, crm, [FakeContactMapping()], run, o or opts())
 
 
 def test_first_sync_reads_everything_and_saves_the_last_cursor(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(7)]})
+    crm = MemoryConnector(records={"Contact": [rec(i, i) for i in range(7)]})
     sync(engine, crm)
     assert len(stored(engine)) == 7
     assert cursor(engine) == Cursor(T0 + timedelta(minutes=6), f"003{6:015d}")
@@ -64,7 +65,7 @@ def test_first_sync_reads_everything_and_saves_the_last_cursor(engine: Engine):
 
 
 def test_next_run_starts_before_the_watermark_by_the_overlap(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(4)]})
+    crm = MemoryConnector(records={"Contact": [rec(i, i) for i in range(4)]})
     # read right after the last change: rows stamped up to 2 minutes before may still commit
     sync(engine, crm, opts(now=T0 + timedelta(minutes=4)))
     sync(engine, crm, opts(now=T0 + timedelta(minutes=30), overlap=120))
@@ -75,14 +76,14 @@ def test_next_run_starts_before_the_watermark_by_the_overlap(engine: Engine):
 
 def test_after_a_quiet_spell_the_next_run_starts_at_the_watermark(engine: Engine):
     """The last read ended long after the watermark: nothing stamped before it can still land."""
-    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(4)]})
+    crm = MemoryConnector(records={"Contact": [rec(i, i) for i in range(4)]})
     sync(engine, crm, opts(now=T0 + timedelta(hours=2), overlap=300))
     sync(engine, crm, opts(now=T0 + timedelta(hours=3), overlap=300))
     assert crm.reads[-1][1] == Cursor(T0 + timedelta(minutes=3), "")
 
 
 def test_a_read_that_ended_inside_the_overlap_reaches_back_to_it(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(4)]})
+    crm = MemoryConnector(records={"Contact": [rec(i, i) for i in range(4)]})
     sync(engine, crm, opts(now=T0 + timedelta(minutes=5), overlap=300))
     sync(engine, crm, opts(now=T0 + timedelta(hours=1), overlap=300))
     # the first read ended at minute 5: rows stamped after minute 0 may have committed since
@@ -90,7 +91,7 @@ def test_a_read_that_ended_inside_the_overlap_reaches_back_to_it(engine: Engine)
 
 
 def test_a_killed_read_keeps_the_whole_overlap(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(10)]}, batch_size=3)
+    crm = MemoryConnector(records={"Contact": [rec(i, i) for i in range(10)]}, batch_size=3)
     sync(engine, crm, opts(now=T0 + timedelta(hours=1)))
     crm.records["Contact"] += [rec(i, 60 + i) for i in range(10, 16)]  # minutes 70-75
     crm.fail_after_batches = 1
@@ -103,7 +104,7 @@ def test_a_killed_read_keeps_the_whole_overlap(engine: Engine):
 
 
 def test_records_equal_to_watermark_are_not_lost(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(1, 10)]})
+    crm = MemoryConnector(records={"Contact": [rec(1, 10)]})
     sync(engine, crm, opts(overlap=0))
     # Another record committed later with the same timestamp and a smaller id.
     crm.records["Contact"].append(rec(0, 10))
@@ -112,7 +113,7 @@ def test_records_equal_to_watermark_are_not_lost(engine: Engine):
 
 
 def test_rows_committed_late_just_below_the_watermark_are_read_in_the_overlap(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(1, 10)]})
+    crm = MemoryConnector(records={"Contact": [rec(1, 10)]})
     sync(engine, crm, opts(now=T0 + timedelta(minutes=11)))
     crm.records["Contact"].append(rec(2, 8))  # 2 minutes before the watermark, seen late
     sync(engine, crm, opts(now=T0 + timedelta(minutes=40), overlap=300))
@@ -120,14 +121,14 @@ def test_rows_committed_late_just_below_the_watermark_are_read_in_the_overlap(en
 
 
 def test_watermark_never_passes_the_run_start(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(1, 10), rec(2, 60 * 24 * 30)]})
+    crm = MemoryConnector(records={"Contact": [rec(1, 10), rec(2, 60 * 24 * 30)]})
     sync(engine, crm, opts(now=T0 + timedelta(hours=1)))
     assert set(stored(engine)) == {f"003{1:015d}"}
     assert cursor(engine) == Cursor(T0 + timedelta(minutes=10), f"003{1:015d}")
 
 
 def test_crash_mid_stream_keeps_committed_batches_and_resumes_without_gaps(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(10)]}, batch_size=3)
+    crm = MemoryConnector(records={"Contact": [rec(i, i) for i in range(10)]}, batch_size=3)
     crm.fail_after_batches = 2
     with pytest.raises(RuntimeError), run_record(engine, "salesforce") as run:
         sync_source(engine, crm, [FakeContactMapping()], run, opts())
@@ -141,7 +142,7 @@ def test_crash_mid_stream_keeps_committed_batches_and_resumes_without_gaps(engin
 def test_watermark_advances_only_after_its_rows_commit(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ):
-    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(3)]})
+    crm = MemoryConnector(records={"Contact": [rec(i, i) for i in range(3)]})
     from sync_service.store.upsert import PreparedUpsert
 
     def failing_upsert(*args: object, **kwargs: object) -> int:
@@ -154,7 +155,7 @@ def test_watermark_advances_only_after_its_rows_commit(
 
 
 def test_bad_record_is_quarantined_and_the_batch_goes_on(engine: Engine):
-    crm = FakeConnector(
+    crm = MemoryConnector(
         records={
             "Contact": [rec(1, 1), rec(2, 2, FirstName="BAD", Email="Ada@Example.com"), rec(3, 3)]
         }
@@ -172,7 +173,7 @@ def test_bad_record_is_quarantined_and_the_batch_goes_on(engine: Engine):
 
 
 def test_a_record_read_again_is_quarantined_once_and_released_when_fixed(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(2, 2, FirstName="BAD")]})
+    crm = MemoryConnector(records={"Contact": [rec(2, 2, FirstName="BAD")]})
     sync(engine, crm)
     sync(engine, crm, opts(full=True))
     with engine.connect() as conn:
@@ -186,7 +187,7 @@ def test_a_record_read_again_is_quarantined_once_and_released_when_fixed(engine:
 
 
 def test_deleted_record_is_suppressed_not_removed(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(1, 1)]})
+    crm = MemoryConnector(records={"Contact": [rec(1, 1)]})
     sync(engine, crm)
     crm.records["Contact"] = [rec(1, 9, **{DELETED_KEY: True})]
     sync(engine, crm)
@@ -196,7 +197,7 @@ def test_deleted_record_is_suppressed_not_removed(engine: Engine):
 
 
 def test_budget_stop_ends_the_run_partial_with_committed_work_kept(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(9)]}, batch_size=3)
+    crm = MemoryConnector(records={"Contact": [rec(i, i) for i in range(9)]}, batch_size=3)
     crm.fail_after_batches = 1
     crm.failure = BudgetExhaustedError("daily API budget share reached", system="salesforce")
     sync(engine, crm)
@@ -214,14 +215,14 @@ def test_a_stream_rejected_by_the_crm_fails_alone(engine: Engine):
             spec = super().stream_spec()
             return type(spec)(name="other", object_name="Nope", fields=spec.fields)
 
-    crm = FakeConnector(records={"Contact": [rec(1, 1)]})
+    crm = MemoryConnector(records={"Contact": [rec(1, 1)]})
 
     def stream(spec):  # type: ignore[no-untyped-def]
         if spec.object_name == "Nope":
             raise FatalApiError(
                 "INVALID_TYPE: sObject type 'Nope' is not supported", code="INVALID_TYPE"
             )
-        return FakeConnector.stream(crm, spec)
+        return MemoryConnector.stream(crm, spec)
 
     crm.stream = stream  # type: ignore[method-assign]
     with run_record(engine, "salesforce") as run:
@@ -236,14 +237,14 @@ def test_stop_event_ends_after_the_current_batch(engine: Engine):
 
     stop = threading.Event()
     stop.set()
-    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(9)]}, batch_size=3)
+    crm = MemoryConnector(records={"Contact": [rec(i, i) for i in range(9)]}, batch_size=3)
     with run_record(engine, "salesforce") as run:
         assert sync_stream(engine, crm, FakeContactMapping(), run, opts(), stop) is False
     assert len(stored(engine)) == 3
 
 
 def test_full_sync_does_not_move_the_cursor_back(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(6)]}, batch_size=2)
+    crm = MemoryConnector(records={"Contact": [rec(i, i) for i in range(6)]}, batch_size=2)
     sync(engine, crm)
     before = cursor(engine)
     crm.fail_after_batches = 1
@@ -253,7 +254,7 @@ def test_full_sync_does_not_move_the_cursor_back(engine: Engine):
 
 
 def test_reconcile_marks_hard_deleted_rows_and_refreshes_the_rest(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(5)]}, batch_size=2)
+    crm = MemoryConnector(records={"Contact": [rec(i, i) for i in range(5)]}, batch_size=2)
     sync(engine, crm)
     before = cursor(engine)
     crm.records["Contact"] = [rec(i, i, FirstName=f"formula{i}") for i in range(5) if i != 2]
@@ -271,7 +272,7 @@ def test_reconcile_marks_hard_deleted_rows_and_refreshes_the_rest(engine: Engine
 
 
 def test_a_stream_whose_mapping_changed_is_read_again_in_full(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(4)]})
+    crm = MemoryConnector(records={"Contact": [rec(i, i) for i in range(4)]})
     sync(engine, crm)
     sync(engine, crm)
     assert crm.reads[-1][1] is not None  # unchanged mapping: incremental
@@ -292,7 +293,7 @@ def test_a_stream_whose_mapping_changed_is_read_again_in_full(engine: Engine):
     assert crm.reads[-1][1] is not None
 
 
-def _missing_indexes_when_read(engine: Engine, crm: FakeConnector) -> list[list[str]]:
+def _missing_indexes_when_read(engine: Engine, crm: MemoryConnector) -> list[list[str]]:
     """Spy: the contacts indexes missing each time a stream starts to read."""
     seen: list[list[str]] = []
     original = crm.stream
@@ -316,7 +317,7 @@ def _missing_indexes_when_read(engine: Engine, crm: FakeConnector) -> list[list[
 
 
 def test_a_first_load_builds_the_indexes_once_at_the_end(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(7)]})
+    crm = MemoryConnector(records={"Contact": [rec(i, i) for i in range(7)]})
     seen = _missing_indexes_when_read(engine, crm)
     sync(engine, crm)
     assert seen == [sorted(str(ix.name) for ix in contacts.indexes)]
@@ -330,7 +331,7 @@ def test_a_first_load_builds_the_indexes_once_at_the_end(engine: Engine):
 
 
 def test_indexes_left_out_by_a_killed_first_load_are_back_before_the_next_read(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(4)]})
+    crm = MemoryConnector(records={"Contact": [rec(i, i) for i in range(4)]})
     sync(engine, crm)
     with engine.begin() as conn:  # what kill -9 during a first load leaves behind
         for ix in contacts.indexes:
@@ -346,7 +347,7 @@ def test_batches_that_do_not_move_the_cursor_share_a_transaction(
     import sync_service.sync.ingest as ingest
 
     monkeypatch.setattr(ingest, "SHARED_COMMIT_ROWS", 6)
-    crm = FakeConnector(
+    crm = MemoryConnector(
         records={"Contact": [rec(i, i) for i in range(10)]}, batch_size=2, cursor_at_end_only=True
     )
     crm.fail_after_batches = 4  # the 5th and last batch, which moves the cursor, never comes
@@ -368,7 +369,7 @@ def test_a_stop_commits_the_shared_transaction_before_it_returns(engine: Engine)
 
     stop = threading.Event()
     stop.set()
-    crm = FakeConnector(
+    crm = MemoryConnector(
         records={"Contact": [rec(i, i) for i in range(9)]}, batch_size=3, cursor_at_end_only=True
     )
     with run_record(engine, "salesforce") as run:

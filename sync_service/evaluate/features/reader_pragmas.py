@@ -4,7 +4,9 @@ What it speeds up: the parallel reader (:mod:`sync_service.evaluate.features.par
 each account range's index pages once. The store's connections keep a 64 MiB page cache
 (``SQLITE_CACHE_KIB``, sized for a sync's random index updates); on a reader it only holds
 pages it will not read again (three to five connections x 64 MiB) and filling it costs time,
-so a reader's connection uses 8 MiB while it reads and gets the usual cache back after.
+so a reader's connection uses 8 MiB while it reads and gets the usual cache back after. The
+match stage's reader uses it too (:func:`sync_service.match.stage.match_all`): its full scan
+for the groups' bounds would fill 64 MiB (57 MiB of peak RSS at 1M contacts, same time).
 By how much: ``BENCHMARKS.md`` (rules, "Two readers") lists the 8 MiB reader cache among the
 changes that took the features pass from ~82,000 to ~270,000 contacts/s, without a figure of
 its own; a same-run A/B with this switch is the way to measure it.
