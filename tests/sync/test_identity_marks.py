@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from canonical.model import Entity
+from connectors.memory import MemoryConnector
 from sync_service.store.models import eval_marks, eval_scope
 from sync_service.sync import changes
-from tests.fakes import FakeConnector
 from tests.store_seed import seed
 from tests.sync.test_ingest import opts, rec, sync
 
@@ -28,7 +28,7 @@ def identity_marks(engine: Engine) -> list[tuple[str, str]]:
 
 
 def test_salesforce_changes_get_identity_marks_once_gainsight_rows_are_stored(engine: Engine):
-    crm = FakeConnector(records={"Contact": [rec(i, i) for i in range(3)]})
+    crm = MemoryConnector(records={"Contact": [rec(i, i) for i in range(3)]})
     sync(engine, crm)  # a first load: nothing to link to yet, so no full linking asked
     crm.records["Contact"] = [rec(0, 100, AccountId="001B"), rec(1, 101, FirstName="x")]
     sync(engine, crm)
@@ -42,7 +42,7 @@ def test_salesforce_changes_get_identity_marks_once_gainsight_rows_are_stored(en
 
 def test_a_full_read_asks_for_a_full_linking_once_gainsight_rows_are_stored(engine: Engine):
     seed(engine, Entity.CONTACT, [{"source": "gainsight", "id": "P1", "email": "a@b.c"}])
-    sync(engine, FakeConnector(records={"Contact": [rec(0, 0)]}), opts(full=True))
+    sync(engine, MemoryConnector(records={"Contact": [rec(0, 0)]}), opts(full=True))
     assert changes.ID_FULL in {e for e, _ in identity_marks(engine)}
 
 
