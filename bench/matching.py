@@ -38,7 +38,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench.report import _pick, _seq, reset_peak_rss, rss_mib
+from bench.report import _pick, _seq
+from bench.rss import reset_peak_rss, rss_mib
 from connectors.memory import MemoryConnector
 from sync_service.mapping import load_mappings
 from sync_service.match.config import parse_matching

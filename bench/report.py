@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bench.rss import rss_mib
 from sync_service.report import ReportOptions, build_report
 from sync_service.report.asks import demand_section, most_asked_section, utilisation_section
 from sync_service.report.build import DEFAULT_WORKERS
@@ -135,36 +135,6 @@ def seed(engine: sa.Engine, contacts: int) -> None:
     if d == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("VACUUM ANALYZE"))
-
-
-def reset_peak_rss() -> bool:
-    """Start a new peak for :func:`rss_mib` from the RSS now (Linux; False where it cannot).
-
-    Writing ``5`` to ``/proc/self/clear_refs`` resets ``VmHWM``: each phase of a benchmark
-    then reports its own peak, not an earlier phase's.
-    """
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
-            refs.write("5")
-    except OSError:
-        return False
-    return True
-
-
-def rss_mib() -> float:
-    """This process's peak RSS in MiB.
-
-    Linux's ``VmHWM`` when there is one: ``ru_maxrss`` survives ``exec``, so a benchmark's
-    child process would report its parent's peak (the seeding's) as its own.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from bench.rss import rss_mib
 
 TARGET_BULK_RPS = 50_000
 TARGET_RSS_MB = 500
@@ -123,28 +124,13 @@ def child(mode: str, db: Path, mappings_dir: Path) -> dict[str, Any]:
                 }
     seconds = time.perf_counter() - start
     return {
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": rss_mib(),
         "mode": mode,
         "records": records,
         "seconds": seconds,
         "calls": connector.usage().calls,
         "per_stream": per_stream,
     }
-
-
-def _peak_rss_mb() -> float:
-    """This process's peak RSS.
-
-    ``VmHWM`` rather than ``getrusage``: Linux carries the forking parent's peak into a child's
-    ``ru_maxrss`` across exec, which would charge the sandbox's memory to the sync.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _run_child(mode: str, db: Path, mappings_dir: Path, env: dict[str, str]) -> dict[str, Any]:
