@@ -46,7 +46,6 @@ from rules import (
 from rules.horizon import valid_until
 from sync_service.evaluate.features.chunks import DEFAULT_CHUNK
 from sync_service.evaluate.features.parallel import stream_feature_chunks
-from sync_service.evaluate.features.sql import in_scope
 from sync_service.ops.progress import ProgressHook
 from sync_service.ops.runs import Run
 from sync_service.store.models import (
@@ -58,6 +57,7 @@ from sync_service.store.models import (
     evaluations,
 )
 from sync_service.sync import changes
+from sync_service.sync.changes import in_scope, scope_contact_ids
 from sync_service.sync.orphans import count_orphans, orphan_contacts
 
 log = logging.getLogger(__name__)
@@ -310,8 +310,7 @@ def _remove_gone(conn: Connection, *, scoped: bool = False) -> int:
         )
         where = [evaluations.c.entity_type == entity_type, ~live]
         if scoped and table is contacts:
-            reached = sa.select(contacts.c.id).where(in_scope(contacts))
-            where.append(evaluations.c.entity_id.in_(reached))
+            where.append(evaluations.c.entity_id.in_(scope_contact_ids()))
         elif scoped:
             where.append(evaluations.c.entity_id.in_(sa.select(eval_scope.c.id)))
         removed += conn.execute(evaluations.delete().where(*where)).rowcount or 0

@@ -474,6 +474,26 @@ def fill_scope(conn: Connection, upto: int, today: date) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(eval_scope)).scalar_one())
 
 
+def scope_contact_ids() -> sa.CompoundSelect[Any]:
+    """The ids of the contacts an incremental evaluation reaches (``eval_scope``).
+
+    Those filed under an account in scope, and those listed themselves (contacts without an
+    account). The scope drives, through the ``account_id`` index: tested row by row instead
+    (``account_id IN scope OR ...``), SQLite reads every contact (6 s at 1M for a 1% scope).
+    """
+    c = sa.table("contacts", sa.column("id"), sa.column("account_id"))
+    return sa.union_all(
+        sa.select(c.c.id).select_from(eval_scope.join(c, c.c.account_id == eval_scope.c.id)),
+        sa.select(eval_scope.c.id),
+    )
+
+
+def in_scope(c: Any) -> ColumnElement[bool]:
+    """Contacts ``c`` an incremental evaluation reaches (see :func:`scope_contact_ids`)."""
+    in_: ColumnElement[bool] = c.c.id.in_(scope_contact_ids())
+    return in_
+
+
 def consume(conn: Connection, upto: int) -> None:
     """Delete the input marks up to ``upto`` (in the transaction of their evaluation's end).
 

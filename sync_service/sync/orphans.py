@@ -29,10 +29,10 @@ from sync_service.store.models import (
     accounts,
     advocacy_asks,
     contacts,
-    eval_scope,
     opportunities,
     tickets,
 )
+from sync_service.sync.changes import in_scope
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,6 @@ def orphan_contacts(conn: Connection, *, scoped: bool = False) -> set[str]:
     """
     where = [_orphan_condition(REFERENCES[0])]
     if scoped:
-        where.append(contacts.c.account_id.in_(sa.select(eval_scope.c.id)))
+        where.append(in_scope(contacts))
     rows = conn.execute(sa.select(contacts.c.id).where(*where))
     return {str(r) for r in rows.scalars()}

@@ -24,7 +24,7 @@ from rules import Policy, account_features_schema
 from sync_service.evaluate.features.plan import conform
 from sync_service.evaluate.features.query import FeatureQuery
 from sync_service.evaluate.features.sql import SALESFORCE, id_range, live
-from sync_service.store.models import contacts
+from sync_service.store.models import contacts, eval_scope
 
 DEFAULT_CHUNK = 100_000
 
@@ -81,20 +81,34 @@ def ranges(
     ``scoped``: count only the contacts of accounts in ``eval_scope``.
     """
     lo: str | None = None
+    c = contacts
     while True:
-        c = contacts
-        hi = conn.execute(
-            sa.select(c.c.account_id)
-            .where(
-                c.c.source == SALESFORCE,
-                live(c),
-                c.c.account_id.is_not(None),
-                *id_range(c.c.account_id, lo, None, scoped=scoped),
+        if scoped:
+            # the scope's accounts drive, in their key's order, each reading its contacts by
+            # the account_id index; the source test is wrapped, or SQLite reads every contact
+            # through the (source, id) key instead (4 s at 1M contacts)
+            query = (
+                sa.select(c.c.account_id)
+                .select_from(eval_scope.join(c, c.c.account_id == eval_scope.c.id))
+                .where(
+                    sa.func.coalesce(c.c.source, "") == SALESFORCE,
+                    live(c),
+                    *id_range(eval_scope.c.id, lo, None),
+                )
+                .order_by(eval_scope.c.id)
             )
-            .order_by(c.c.account_id)
-            .limit(1)
-            .offset(chunk_size - 1)
-        ).scalar()
+        else:
+            query = (
+                sa.select(c.c.account_id)
+                .where(
+                    c.c.source == SALESFORCE,
+                    live(c),
+                    c.c.account_id.is_not(None),
+                    *id_range(c.c.account_id, lo, None),
+                )
+                .order_by(c.c.account_id)
+            )
+        hi = conn.execute(query.limit(1).offset(chunk_size - 1)).scalar()
         yield lo, hi
         if hi is None:
             return

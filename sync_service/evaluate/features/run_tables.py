@@ -105,7 +105,7 @@ class RunTables:
                 )
                 .select_from(gs.join(c, c.c.id == gs.c.sf_contact_id))
                 .where(
-                    gs.c.source == GAINSIGHT,
+                    self._source_is(gs, GAINSIGHT),
                     live(gs),
                     c.c.source == SALESFORCE,
                     live(c),
@@ -118,6 +118,19 @@ class RunTables:
                 .group_by(gs.c.sf_contact_id, c.c.account_id),
             )
         )
+
+    def _source_is(self, t: Any, source: str) -> ColumnElement[bool]:
+        """``t.source = source``; scoped on SQLite, in a form its planner cannot use as a key.
+
+        Otherwise SQLite reads every row of that source through the primary key (source, id)
+        and tests each against the scope, rather than let the scope's few ids drive through
+        their own index (5 s instead of a fraction of one at 1M contacts).
+        """
+        if self.scoped and self.d.name == "sqlite":
+            wrapped: ColumnElement[bool] = sa.func.coalesce(t.c.source, "") == source
+            return wrapped
+        plain: ColumnElement[bool] = t.c.source == source
+        return plain
 
     def _in_scope(self, account_id: Any) -> list[ColumnElement[bool]]:
         return [account_id.in_(sa.select(eval_scope.c.id))] if self.scoped else []
@@ -137,13 +150,13 @@ class RunTables:
     def _strays(self, table: sa.Table, cols: list[Any]) -> sa.Select[Any]:
         """Live rows of ``table`` not filed under their contact's account, with that account."""
         c = contacts
-        known = (
+        known: tuple[ColumnElement[bool], ...] = (
             c.c.source == SALESFORCE,
             live(c),
             c.c.account_id.is_not(None),
-            *self._in_scope(c.c.account_id),
         )
         if self.d.name != "sqlite":  # one hash join
+            known = (*known, *self._in_scope(c.c.account_id))
             return (
                 sa.select(*cols, c.c.account_id)
                 .select_from(table.join(c, c.c.id == table.c.contact_id))
@@ -178,6 +191,16 @@ class RunTables:
             .cte("cand")
             .prefix_with("MATERIALIZED")
         )
+        if self.scoped:
+            # the scope's few candidates drive, each looking its contact up by key: joined,
+            # SQLite reads every contact and probes the candidates (5 s at 1M for a 1% scope)
+            account = (
+                sa.select(c.c.account_id)
+                .where(c.c.id == candidates.c.contact_id, *known)
+                .scalar_subquery()
+            )
+            moved = sa.select(*candidates.c, account.label("c_account_id")).subquery()
+            return sa.select(*moved.c).where(moved.c.c_account_id.is_not(None))
         return (
             sa.select(*candidates.c, c.c.account_id)
             .select_from(candidates.join(c, c.c.id == candidates.c.contact_id))

@@ -109,15 +109,6 @@ def id_range(
     return out
 
 
-def in_scope(c: Any) -> ColumnElement[bool]:
-    """Contacts ``c`` an incremental evaluation reaches (``eval_scope``, see sync.changes).
-
-    Those filed under an account in scope, and those without an account listed themselves.
-    """
-    ids = sa.select(eval_scope.c.id)
-    return sa.or_(c.c.account_id.in_(ids), sa.and_(c.c.account_id.is_(None), c.c.id.in_(ids)))
-
-
 def tri(col: Any) -> Any:
     """A boolean over rows: true if any row says true, false if some say false, else NULL."""
     # true if any row says true, false if some say false and none true, NULL if none knows
