@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from canonical.model import Entity
-from sync_service.store.models import CANONICAL_TABLES
+from sync_service.store.models import CANONICAL_TABLES, evaluations
 
 SYNCED = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -26,3 +26,23 @@ def seed(engine: Engine, entity: Entity, rows: list[dict[str, Any]]) -> None:
         full.append(row)
     with engine.begin() as conn:
         conn.execute(sa.insert(table), full)
+
+
+def eligible(engine: Engine, scores: dict[str, float], now: datetime) -> None:
+    """Verdicts on file: these contacts Eligible, consented to Reference Call, with a score."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(evaluations),
+            [
+                {
+                    "entity_type": "contact",
+                    "entity_id": cid,
+                    "status": "Eligible",
+                    "eligible": True,
+                    "score": score,
+                    "available_for": "Reference Call",
+                    "evaluated_at": now,
+                }
+                for cid, score in scores.items()
+            ],
+        )

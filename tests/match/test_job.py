@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from canonical.errors import MatchingError
@@ -16,8 +15,7 @@ from sync_service.match.job import run_match
 from sync_service.match.stage import suggestions_for
 from sync_service.ops.runs import Run
 from sync_service.settings import Settings
-from sync_service.store.models import evaluations
-from tests.store_seed import seed
+from tests.store_seed import eligible, seed
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
 VALID = "top_n: 1\nterms:\n  industry: 1\n"
@@ -39,22 +37,7 @@ def store(engine: Engine) -> Engine:
     seed(
         engine, Entity.CONTACT, [{"id": "C2", "account_id": "A2"}, {"id": "C3", "account_id": "A3"}]
     )
-    with engine.begin() as conn:
-        conn.execute(
-            sa.insert(evaluations),
-            [
-                {
-                    "entity_type": "contact",
-                    "entity_id": cid,
-                    "status": "Eligible",
-                    "eligible": True,
-                    "score": score,
-                    "available_for": "Reference Call",
-                    "evaluated_at": NOW,
-                }
-                for cid, score in (("C2", 50.0), ("C3", 90.0))
-            ],
-        )
+    eligible(engine, {"C2": 50.0, "C3": 90.0}, NOW)
     seed(
         engine,
         Entity.OPPORTUNITY,

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import requests
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from canonical.model import Entity
@@ -18,9 +17,8 @@ from sync_service.cli import main
 from sync_service.match.config import parse_matching
 from sync_service.match.stage import match_all
 from sync_service.ops.runs import utcnow
-from sync_service.store.models import evaluations
 from tests.api.support import make_state, serving
-from tests.store_seed import seed
+from tests.store_seed import eligible, seed
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -45,22 +43,7 @@ def matched(engine: Engine) -> Engine:
         ],
     )
     seed(engine, Entity.CONTACT, [{"id": C2, "account_id": A2}, {"id": C3, "account_id": A3}])
-    with engine.begin() as conn:
-        conn.execute(
-            sa.insert(evaluations),
-            [
-                {
-                    "entity_type": "contact",
-                    "entity_id": cid,
-                    "status": "Eligible",
-                    "eligible": True,
-                    "score": score,
-                    "available_for": "Reference Call",
-                    "evaluated_at": NOW,
-                }
-                for cid, score in ((C2, 80.0), (C3, 100.0))
-            ],
-        )
+    eligible(engine, {C2: 80.0, C3: 100.0}, NOW)
     seed(
         engine,
         Entity.OPPORTUNITY,

@@ -60,12 +60,17 @@ def evaluate(engine: Engine, rows: dict[str, dict[str, Any]]) -> None:
         seed_evaluations(engine, {k: {**v, "run_id": run.id} for k, v in rows.items()})
 
 
-def test_only_changed_verdicts_and_records_read_again_are_diffed(engine: Engine):
+def first_writeback(engine: Engine) -> tuple[list[str], FakeCRM, Any]:
+    """Four contacts evaluated and written once; their ids, the CRM and the report."""
     ids = [f"003{i:015d}" for i in range(4)]
     sync_records(engine, {i: blank() for i in ids}, synced_at=OLD)
     evaluate(engine, {i: evaluation() for i in ids})
     crm = FakeCRM()
-    first = write(engine, crm)
+    return ids, crm, write(engine, crm)
+
+
+def test_only_changed_verdicts_and_records_read_again_are_diffed(engine: Engine):
+    ids, crm, first = first_writeback(engine)
     assert set(sent(crm)) == set(ids)  # no cursor yet: everything
     assert first.counts["not_rediffed"] == 0
     # the CRM now holds what was written; read back before the next writeback started
@@ -118,11 +123,7 @@ def test_nothing_changed_means_nothing_diffed_and_no_call(engine: Engine):
 
 
 def test_the_echo_of_our_own_write_is_not_diffed_again_but_a_hand_edit_is(engine: Engine):
-    ids = [f"003{i:015d}" for i in range(4)]
-    sync_records(engine, {i: blank() for i in ids}, synced_at=OLD)
-    evaluate(engine, {i: evaluation() for i in ids})
-    crm = FakeCRM()
-    write(engine, crm)
+    ids, crm, _ = first_writeback(engine)
     # read back whole (the fake keeps only the fields written), in the CRM's own forms: a
     # number as 82.0
     echo = {i: blank() | crm.data["Contact"][i] for i in ids}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 from sqlalchemy.engine import Engine
 
@@ -17,7 +19,8 @@ from tests.evaluate.features.helpers import (
 from tests.store_seed import seed
 
 
-def test_chunks_cover_every_contact_once(engine: Engine) -> None:
+def _org(engine: Engine) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """30 accounts, 250 contacts, every seventh without an account."""
     accounts = [{"id": f"001{i:04d}", "customer_since": d(200)} for i in range(30)]
     contacts = [
         {"id": f"003{i:04d}", "account_id": f"001{i % 30:04d}" if i % 7 else None, "opted_in": True}
@@ -25,6 +28,11 @@ def test_chunks_cover_every_contact_once(engine: Engine) -> None:
     ]
     seed(engine, Entity.ACCOUNT, accounts)
     seed(engine, Entity.CONTACT, contacts)
+    return accounts, contacts
+
+
+def test_chunks_cover_every_contact_once(engine: Engine) -> None:
+    accounts, contacts = _org(engine)
     p = load_policy(ROOT / "config" / "rules.yaml")
     with engine.connect() as conn:
         chunks = list(iter_feature_chunks(conn, p, NOW, chunk_size=40))
@@ -40,13 +48,7 @@ def test_chunks_cover_every_contact_once(engine: Engine) -> None:
 
 
 def test_scoped_chunks_cover_every_contact_of_the_scope_once(engine: Engine) -> None:
-    accounts = [{"id": f"001{i:04d}", "customer_since": d(200)} for i in range(30)]
-    contacts = [
-        {"id": f"003{i:04d}", "account_id": f"001{i % 30:04d}" if i % 7 else None, "opted_in": True}
-        for i in range(250)
-    ]
-    seed(engine, Entity.ACCOUNT, accounts)
-    seed(engine, Entity.CONTACT, contacts)
+    accounts, contacts = _org(engine)
     # every third account, and two contacts without one
     scope = [a["id"] for a in accounts[::3]] + ["0030000", "0030007"]
     p = load_policy(ROOT / "config" / "rules.yaml")
