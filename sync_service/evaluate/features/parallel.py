@@ -24,7 +24,7 @@ from sync_service.evaluate.features import chunks
 from sync_service.evaluate.features.chunks import DEFAULT_CHUNK, FeatureChunk
 from sync_service.evaluate.features.query import FeatureQuery, read_typed
 from sync_service.evaluate.features.reader_pragmas import reader_pragmas
-from sync_service.sync.readahead import read_ahead
+from sync_service.sync.readahead import ReadAhead, read_ahead
 
 # readers of the features: one per core of the small host the service is sized for
 DEFAULT_WORKERS = 2
@@ -160,13 +160,18 @@ def _parallel_chunks(
                         assert isinstance(task, tuple)
                         yield chunks.range_chunk(conn, q, *task)
 
-        readers = [read_ahead(share(), name=f"features-reader-{w}") for w in range(workers)]
+        # every reader starts now: one started when the caller first asks it for a chunk
+        # would idle until the reader before it has built one (a chunk's time per reader)
+        readers: list[ReadAhead[FeatureChunk]] = []
         try:
-            while readers:  # round robin; a finished reader drops out
-                for reader in list(readers):
+            for w in range(workers):
+                readers.append(ReadAhead(share(), name=f"features-reader-{w}"))
+            live_readers = list(readers)
+            while live_readers:  # round robin; a finished reader drops out
+                for reader in list(live_readers):
                     item = next(reader, None)
                     if item is None:
-                        readers.remove(reader)
+                        live_readers.remove(reader)
                     else:
                         yield item
         finally:
