@@ -111,12 +111,14 @@ class _Prepared:
 
 
 class _RangeFeed:
-    """Hands out the account ranges one at a time, then the orphans to one reader.
+    """Hands out the orphans to one reader, then the account ranges one at a time.
 
-    Each range is found when asked for; after the last, one reader gets ``ORPHANS`` (the
-    contacts without an account), the others ``None``. The readers start as soon as the first
-    range is known (finding them all takes a query per range), and a reader done early takes
-    the next range: no reader idles at the end.
+    The first reader to ask gets ``ORPHANS`` (the contacts without an account): they are read
+    through their contact ids and need none of prepare()'s tables, so that reader works while
+    the tables are filled instead of waiting for them. Each range is found when asked for;
+    after the last, readers get ``None``. The readers start as soon as the first range is
+    known (finding them all takes a query per range), and a reader done early takes the next
+    range: no reader idles at the end.
     """
 
     ORPHANS = "orphans"
@@ -128,11 +130,11 @@ class _RangeFeed:
 
     def next(self) -> tuple[str | None, str | None] | str | None:
         with self._lock:
-            for rng in self._ranges:
-                return rng
             if not self._orphans_given:
                 self._orphans_given = True
                 return self.ORPHANS
+            for rng in self._ranges:
+                return rng
             return None
 
 
