@@ -134,14 +134,13 @@ class FeatureQuery(FeaturePlan):
     def _nps_cols(self, t: Any) -> tuple[list[Any], dict[str, FieldType]]:
         # the answer time as text, which sorts as time: SQLite's is fixed-width, PostgreSQL's
         # is ISO in UTC (read_frame's session zone) with a fraction that drops trailing zeros
-        cols = [
-            t.c.contact_id.label("contact_id"),
-            t.c.account_id.label("account_id"),
-            t.c.score.label("score"),
-            t.c.responded_at.label("key"),
-            t.c.id.label("id"),
-        ]
-        types: dict[str, FieldType] = {"contact_id": "string", "account_id": "string"}
+        # the answer's account only for the account's latest answer: a fifth of the row else
+        cols = [t.c.contact_id.label("contact_id")]
+        types: dict[str, FieldType] = {"contact_id": "string"}
+        if self.want_acc_nps:
+            cols.append(t.c.account_id.label("account_id"))
+            types["account_id"] = "string"
+        cols += [t.c.score.label("score"), t.c.responded_at.label("key"), t.c.id.label("id")]
         types |= {"score": "integer", "key": "string", "id": "string"}
         return cols, types
 
