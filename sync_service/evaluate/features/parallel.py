@@ -46,8 +46,9 @@ def stream_feature_chunks(
     cores of a small host both read. Each worker has its own connection and takes the next
     account range (:class:`_RangeFeed`) when done with one; the temporary tables of
     :meth:`FeatureQuery.prepare` are filled once, on a connection of their own, while the
-    workers already read, and their few rows are read through it. Each worker holds at most
-    two chunks (the one it builds and one ready), so memory stays bounded by ``chunk_size``.
+    workers already read, and their few rows are read through it. Chunks come out as they are
+    ready; at most ``workers`` wait, besides the ones being built, so memory stays bounded by
+    ``chunk_size``.
     Errors in a reader are raised here. An in-memory SQLite store (one connection) is read by
     one worker.
     """
@@ -162,20 +163,10 @@ def _parallel_chunks(
                         assert isinstance(task, tuple)
                         yield chunks.range_chunk(conn, q, *task)
 
-        # every reader starts now: one started when the caller first asks it for a chunk
-        # would idle until the reader before it has built one (a chunk's time per reader)
-        readers: list[ReadAhead[FeatureChunk]] = []
+        # every reader starts now, and the chunk ready first is handed over first: readers
+        # asked in turn would idle, one until the reader before it has built a chunk
+        readers = ReadAhead([share() for _ in range(workers)], name="features-reader")
         try:
-            for w in range(workers):
-                readers.append(ReadAhead(share(), name=f"features-reader-{w}"))
-            live_readers = list(readers)
-            while live_readers:  # round robin; a finished reader drops out
-                for reader in list(live_readers):
-                    item = next(reader, None)
-                    if item is None:
-                        live_readers.remove(reader)
-                    else:
-                        yield item
+            yield from readers
         finally:
-            for reader in readers:
-                reader.close()
+            readers.close()
