@@ -104,3 +104,29 @@ def test_cast_column_converts_what_it_can_and_nulls_the_rest(
 ) -> None:
     frame = pl.DataFrame({"v": pl.Series(values, dtype=have)})
     assert frame.select(cast_column(pl.col("v"), have, want).alias("v"))["v"].to_list() == expected
+
+
+@pytest.mark.parametrize("width", [3, frames._SQLITE_FORMAT_ARGS + 1])
+def test_a_row_of_many_fields_and_percent_signs_comes_through(engine: Engine, width: int) -> None:
+    # SQLite builds a row with one format() call up to its argument limit, with || beyond it;
+    # a value is an argument of format(), never part of its pattern
+    seed(
+        engine,
+        Entity.ACCOUNT,
+        [
+            {"id": "001A", "industry": "100% %s %d", "health_score": 0.1},
+            {"id": "001B", "health_score": 1 / 3},
+        ],
+    )
+    a = accounts
+    cols = [a.c.id.label("id"), a.c.industry.label("industry")]
+    cols += [a.c.health_score.label(f"h{i}") for i in range(width - 2)]
+    types: dict[str, pl.DataType] = {"id": pl.String(), "industry": pl.String()}
+    types |= {f"h{i}": pl.Float64() for i in range(width - 2)}
+    with engine.connect() as conn:
+        frame = read_frame(conn, sa.select(*cols).order_by(a.c.id), types)
+    assert frame.width == width
+    assert frame.row(0)[:3] == ("001A", "100% %s %d", 0.1)
+    assert frame.row(1)[:2] == ("001B", None)
+    assert frame.row(1)[2] == pytest.approx(1 / 3)
+    assert all(frame[f"h{i}"].equals(frame["h0"]) for i in range(width - 2))

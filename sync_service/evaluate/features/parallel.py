@@ -24,7 +24,7 @@ from sync_service.evaluate.features import chunks
 from sync_service.evaluate.features.chunks import DEFAULT_CHUNK, FeatureChunk
 from sync_service.evaluate.features.query import FeatureQuery, read_typed
 from sync_service.evaluate.features.reader_pragmas import reader_pragmas
-from sync_service.sync.readahead import read_ahead
+from sync_service.sync.readahead import ReadAhead, read_ahead
 
 # readers of the features: one per core of the small host the service is sized for
 DEFAULT_WORKERS = 2
@@ -46,8 +46,9 @@ def stream_feature_chunks(
     cores of a small host both read. Each worker has its own connection and takes the next
     account range (:class:`_RangeFeed`) when done with one; the temporary tables of
     :meth:`FeatureQuery.prepare` are filled once, on a connection of their own, while the
-    workers already read, and their few rows are read through it. Each worker holds at most
-    two chunks (the one it builds and one ready), so memory stays bounded by ``chunk_size``.
+    workers already read, and their few rows are read through it. Chunks come out as they are
+    ready; at most ``workers`` wait, besides the ones being built, so memory stays bounded by
+    ``chunk_size``.
     Errors in a reader are raised here. An in-memory SQLite store (one connection) is read by
     one worker.
     """
@@ -111,12 +112,14 @@ class _Prepared:
 
 
 class _RangeFeed:
-    """Hands out the account ranges one at a time, then the orphans to one reader.
+    """Hands out the orphans to one reader, then the account ranges one at a time.
 
-    Each range is found when asked for; after the last, one reader gets ``ORPHANS`` (the
-    contacts without an account), the others ``None``. The readers start as soon as the first
-    range is known (finding them all takes a query per range), and a reader done early takes
-    the next range: no reader idles at the end.
+    The first reader to ask gets ``ORPHANS`` (the contacts without an account): they are read
+    through their contact ids and need none of prepare()'s tables, so that reader works while
+    the tables are filled instead of waiting for them. Each range is found when asked for;
+    after the last, readers get ``None``. The readers start as soon as the first range is
+    known (finding them all takes a query per range), and a reader done early takes the next
+    range: no reader idles at the end.
     """
 
     ORPHANS = "orphans"
@@ -128,11 +131,11 @@ class _RangeFeed:
 
     def next(self) -> tuple[str | None, str | None] | str | None:
         with self._lock:
-            for rng in self._ranges:
-                return rng
             if not self._orphans_given:
                 self._orphans_given = True
                 return self.ORPHANS
+            for rng in self._ranges:
+                return rng
             return None
 
 
@@ -160,15 +163,10 @@ def _parallel_chunks(
                         assert isinstance(task, tuple)
                         yield chunks.range_chunk(conn, q, *task)
 
-        readers = [read_ahead(share(), name=f"features-reader-{w}") for w in range(workers)]
+        # every reader starts now, and the chunk ready first is handed over first: readers
+        # asked in turn would idle, one until the reader before it has built a chunk
+        readers = ReadAhead([share() for _ in range(workers)], name="features-reader")
         try:
-            while readers:  # round robin; a finished reader drops out
-                for reader in list(readers):
-                    item = next(reader, None)
-                    if item is None:
-                        readers.remove(reader)
-                    else:
-                        yield item
+            yield from readers
         finally:
-            for reader in readers:
-                reader.close()
+            readers.close()

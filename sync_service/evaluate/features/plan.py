@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from rules import Policy, account_features_schema, cap_columns, today_for
-from rules.catalogue import pattern_params
+from rules.asks import cap_filter, pending_filter
+from rules.catalogue import COMPLETED, DECLINED, pattern_params
 from rules.policy import CapModel
 from sync_service.evaluate.features.consent_flags import with_consent_flags
-from sync_service.evaluate.features.sql import COMPLETED_CODE, DECLINED_CODE, OPEN
+from sync_service.evaluate.features.sql import CLOSED, COMPLETED_CODE, DECLINED_CODE, OPEN
 from sync_service.store.frames import cast_column
 
 _NPS_NAMES = {
@@ -87,6 +88,17 @@ class FeaturePlan:
         self.want_outcome = bool(
             self.decline_windows or self.completed_windows or self.want_pending
         )
+        # an ask's text columns its codes are computed from (ask_codes)
+        caps = policy.caps
+        self.ask_text = [
+            name
+            for name, wanted in (
+                ("ask_type", any(c.ask_types for c in caps)),
+                ("team", any(c.teams for c in caps)),
+                ("status", self.want_outcome or any(c.statuses for c in caps)),
+            )
+            if wanted
+        ]
         self.want_nps = bool(n & _NPS_NAMES)
         self.want_last = bool(n & {"last_ask_date", "days_since_last_ask"})
         self.ask_windows = windows_of(n, "asks_last_")
@@ -129,6 +141,44 @@ class FeaturePlan:
             )
             .with_columns(self.key_day().alias("nps_latest_date"))
             .drop("key")
+        )
+
+    def ask_codes(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """Asks read with their text columns (:attr:`ask_text`) as two small integers.
+
+        ``bits``: one bit per cap the ask counts towards (:func:`rules.asks.cap_filter`, the
+        pure twin's own test); ``outcome``: declined, completed, otherwise closed, or still
+        open. Done here rather than in SQL: ``lower()`` per row and per cap cost PostgreSQL
+        more than the few bytes of the raw values cost to ship (``BENCHMARKS.md``, rules).
+        """
+        codes: list[pl.Expr] = []
+        if self.policy.caps:
+            codes.append(
+                pl.sum_horizontal(
+                    pl.when(cap_filter(cap, self.today)).then(1 << self.bit[cap.id]).otherwise(0)
+                    for cap in self.policy.caps
+                )
+                .cast(pl.Int64)
+                .alias("bits")
+            )
+        if self.want_outcome:
+            status = pl.col("status").str.to_lowercase()
+            codes.append(
+                pl.when(status == DECLINED)
+                .then(DECLINED_CODE)
+                .when(status == COMPLETED)
+                .then(COMPLETED_CODE)
+                .when(pending_filter())
+                .then(OPEN)
+                .otherwise(CLOSED)
+                .cast(pl.Int64)
+                .alias("outcome")
+            )
+        # cap_filter reads the ask's date as requested_date
+        return (
+            rows.with_columns(pl.col("day").alias("requested_date"))
+            .with_columns(codes)
+            .drop("requested_date", *self.ask_text)
         )
 
     def ask_features(

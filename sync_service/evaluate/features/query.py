@@ -39,7 +39,6 @@ from sync_service.evaluate.features.sql import (
     id_range,
     live,
     norm_priority,
-    outcome,
     tri,
 )
 from sync_service.store.frames import read_frame
@@ -117,23 +116,9 @@ class FeatureQuery(FeaturePlan):
         self.tables.cleanup(conn)
 
     # ---- raw rows -----------------------------------------------------------------------
-    def _cap_bits(self, t: Any) -> Any:
-        """Every cap's "this ask counts" test as one bit of one small integer per ask."""
-        bits: Any = sa.literal(0)
-        for cap in self.policy.caps:
-            cond: list[ColumnElement[bool]] = [
-                t.c.requested_date > self.d.day(self.today - timedelta(days=cap.window_days))
-            ]
-            if cap.ask_types:
-                cond.append(sa.func.lower(t.c.ask_type).in_([x.lower() for x in cap.ask_types]))
-            if cap.teams:
-                cond.append(sa.func.lower(t.c.team).in_([x.lower() for x in cap.teams]))
-            if cap.statuses:
-                cond.append(sa.func.lower(t.c.status).in_([x.lower() for x in cap.statuses]))
-            bits = bits + sa.case((sa.and_(*cond), 1 << self.bit[cap.id]), else_=0)
-        return bits
-
     def _ask_cols(self, t: Any) -> tuple[list[Any], dict[str, FieldType]]:
+        # the text columns the caps' filters and the outcomes read, as stored: they become one
+        # small integer each in polars (FeaturePlan.ask_codes)
         cols = [
             t.c.contact_id.label("contact_id"),
             t.c.account_id.label("account_id"),
@@ -141,25 +126,21 @@ class FeatureQuery(FeaturePlan):
         ]
         types: dict[str, FieldType] = {"contact_id": "string", "account_id": "string"}
         types["day"] = "date"
-        if self.policy.caps:
-            cols.append(self._cap_bits(t).label("bits"))
-            types["bits"] = "integer"
-        if self.want_outcome:
-            cols.append(outcome(t.c.status).label("outcome"))
-            types["outcome"] = "integer"
+        for name in self.ask_text:
+            cols.append(t.c[name].label(name))
+            types[name] = "string"
         return cols, types
 
     def _nps_cols(self, t: Any) -> tuple[list[Any], dict[str, FieldType]]:
         # the answer time as text, which sorts as time: SQLite's is fixed-width, PostgreSQL's
         # is ISO in UTC (read_frame's session zone) with a fraction that drops trailing zeros
-        cols = [
-            t.c.contact_id.label("contact_id"),
-            t.c.account_id.label("account_id"),
-            t.c.score.label("score"),
-            t.c.responded_at.label("key"),
-            t.c.id.label("id"),
-        ]
-        types: dict[str, FieldType] = {"contact_id": "string", "account_id": "string"}
+        # the answer's account only for the account's latest answer: a fifth of the row else
+        cols = [t.c.contact_id.label("contact_id")]
+        types: dict[str, FieldType] = {"contact_id": "string"}
+        if self.want_acc_nps:
+            cols.append(t.c.account_id.label("account_id"))
+            types["account_id"] = "string"
+        cols += [t.c.score.label("score"), t.c.responded_at.label("key"), t.c.id.label("id")]
         types |= {"score": "integer", "key": "string", "id": "string"}
         return cols, types
 
@@ -239,7 +220,7 @@ class FeatureQuery(FeaturePlan):
             own, moved = self._rows(
                 conn, advocacy_asks, self.tables.stray_asks, self._ask_cols, self._any, (lo, hi)
             )
-            asks = ChunkRows(own, moved)
+            asks = ChunkRows(self.ask_codes(own), lambda: self.ask_codes(moved()))
         return nps, asks
 
     # ---- contact-level ------------------------------------------------------------------
@@ -319,7 +300,8 @@ class FeatureQuery(FeaturePlan):
             nps = ChunkRows(self._rows_of(conn, nps_responses, self._nps_cols, self._scored, link))
         if self.want_asks:
             link = advocacy_asks.c.contact_id.in_(ids)
-            asks = ChunkRows(self._rows_of(conn, advocacy_asks, self._ask_cols, self._any, link))
+            own = self._rows_of(conn, advocacy_asks, self._ask_cols, self._any, link)
+            asks = ChunkRows(self.ask_codes(own))
         return nps, asks
 
     def _with_gainsight_opt(
@@ -440,7 +422,9 @@ class FeatureQuery(FeaturePlan):
         if self.want_acc_asks:
             t = advocacy_asks
             link = sa.and_(t.c.account_id.is_not(None), *rng(t.c.account_id))
-            asks = ChunkRows(self._rows_of(conn, t, self._ask_cols, self._any, link))
+            asks = ChunkRows(
+                self.ask_codes(self._rows_of(conn, t, self._ask_cols, self._any, link))
+            )
         return nps, asks
 
     def _with_gainsight_account(

@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from canonical.model import System
-from rules.catalogue import CLOSED_ASK_STATUSES, COMPLETED, DECLINED
 from sync_service.store.models import eval_scope
 
 SALESFORCE = System.SALESFORCE
@@ -54,20 +53,8 @@ class Dialect:
         return sa.literal(value, sa.Date())
 
 
-#: An ask's outcome as one small integer, read with its row (:func:`outcome`).
+#: An ask's outcome as one small integer (:meth:`~.plan.FeaturePlan.ask_codes`).
 OPEN, DECLINED_CODE, COMPLETED_CODE, CLOSED = 0, 1, 2, 3
-
-
-def outcome(status: Any) -> Any:
-    """The ask's outcome code: declined, completed, otherwise closed, or still open."""
-    low = sa.func.lower(status)
-    others = [s for s in CLOSED_ASK_STATUSES if s not in (DECLINED, COMPLETED)]
-    return sa.case(
-        (low == DECLINED, DECLINED_CODE),
-        (low == COMPLETED, COMPLETED_CODE),
-        (low.in_(others), CLOSED),
-        else_=OPEN,
-    )
 
 
 def extra_value(table: sa.Table, key: str, link: Any) -> Any:

@@ -53,7 +53,12 @@ def test_the_streamed_reader_yields_every_chunk_and_raises_its_errors(
 
     with pytest.raises(RuntimeError, match="went away"):
         consume()
-    assert len(got) == 1
+    if workers == 1:
+        assert len(got) == 1
+    else:
+        # the readers run side by side from the start: the first range's chunk is handed over
+        # before the error only if its reader is the one asked first
+        assert len(got) <= 1
 
 
 def test_a_failed_prepare_is_raised_and_every_connection_returned(

@@ -8,12 +8,14 @@ from typing import Any
 
 import polars as pl
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from canonical.model import Entity
 from rules import parse_policy
 from rules.asks import ASK_SCHEMA, ask_features
 from sync_service.evaluate.features.chunks import compute_features
+from sync_service.evaluate.features.query import FeatureQuery
 from sync_service.store import frames
 from tests.evaluate.features.helpers import (
     NOW,
@@ -198,6 +200,30 @@ def test_asks_and_answers_filed_under_another_account_are_counted_once(engine: E
         # account caps count the asks filed on the account
         assert rows["003A"]["cap__account_quarter__count"] == 1
         assert rows["003C"]["cap__account_quarter__count"] == 1
+
+
+def test_the_strays_fill_leaves_the_planner_settings_as_they_were(engine: Engine) -> None:
+    # PostgreSQL: the fill turns hash joins off for its statement only; the reads after it,
+    # on the same transaction, plan as usual
+    seed(engine, Entity.ACCOUNT, [{"id": "001A"}, {"id": "001B"}])
+    seed(engine, Entity.CONTACT, [{"id": "003C", "account_id": "001B"}])
+    seed(engine, Entity.ASK, [{"id": "k1", "contact_id": "003C", "account_id": "001A"}])
+    q = FeatureQuery(policy(), NOW, engine.dialect.name)
+    with engine.connect() as conn:
+        before = _hashjoin(conn)
+        q.prepare(conn)
+        assert _hashjoin(conn) == before
+        moved = q._read_prepared(
+            conn, q.tables.stray_asks, sa.select(q.tables.stray_asks.c.id), {"id": "string"}
+        )
+        assert moved["id"].to_list() == ["k1"]
+        q.cleanup(conn)
+
+
+def _hashjoin(conn: Any) -> str | None:
+    if conn.dialect.name == "sqlite":
+        return None
+    return str(conn.exec_driver_sql("SELECT current_setting('enable_hashjoin')").scalar())
 
 
 def test_the_latest_answer_is_the_latest_time_then_the_highest_id(engine: Engine) -> None:
