@@ -46,6 +46,7 @@ from sync_service.store.models import (
 )
 from sync_service.writeback.outbox import DONE, OutboxChanges, load_open, load_written
 from sync_service.writeback.targets import WritebackTargetLike
+from sync_service.writeback.values import crm_values
 
 SALESFORCE = System.SALESFORCE.value
 #: The longest text written (a Long Text Area holds 32,768 characters; a few lines are far less).
@@ -207,8 +208,8 @@ def _crm_values(conn: Connection, ids: Sequence[str], crm_field: str) -> dict[st
         sa.select(o.c.id, o.c.extra).where(o.c.source == SALESFORCE, o.c.id.in_(list(ids)))
     )
     for oid, extra in rows:
-        crm = extra.get("_crm") if isinstance(extra, dict) else None
-        if isinstance(crm, dict) and crm_field in crm:
+        crm = crm_values(extra)
+        if crm_field in crm:
             out[str(oid)] = crm[crm_field]
     return out
 

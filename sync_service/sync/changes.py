@@ -49,7 +49,7 @@ from sync_service.store.models import (
     writeback_state,
 )
 from sync_service.store.upsert import upsert
-from sync_service.writeback.values import same_as_written
+from sync_service.writeback.values import crm_values, same_as_written
 
 #: The mark asking for a full evaluation.
 FULL = "*"
@@ -168,7 +168,7 @@ def changed_marks(
             if "extra" in row and _crm(row["extra"]) != _crm(values["extra"]):
                 # someone (or our writeback) changed a field the service writes: the writeback
                 # diffs this record again (writeback/cursor.py), unless it is our own write
-                crm_changed[row["id"]] = (_crm_dict(row["extra"]), _crm_dict(values["extra"]))
+                crm_changed[row["id"]] = (crm_values(row["extra"]), crm_values(values["extra"]))
             if same:
                 continue
             if has_account and "account_id" in row and values["account_id"] != row["account_id"]:
@@ -189,11 +189,6 @@ def changed_marks(
         _mark(system, CRM + table.name, rid, None, now) for rid in crm_changed if rid not in echoes
     ]
     return marks
-
-
-def _crm_dict(extra: Any) -> dict[str, Any]:
-    crm = extra.get("_crm") if isinstance(extra, dict) else None
-    return crm if isinstance(crm, dict) else {}
 
 
 def _echoes(

@@ -30,7 +30,7 @@ from sync_service.writeback.targets import (
     link_column,
     record_table,
 )
-from sync_service.writeback.values import desired_values, normalise
+from sync_service.writeback.values import crm_values, desired_values, normalise
 
 _EVALUATION_COLUMNS = (
     evaluations.c.entity_id,
@@ -49,11 +49,6 @@ _EVALUATION_COLUMNS = (
 def target_key(target: WritebackTargetLike) -> str:
     """``salesforce.Contact``: how reports and counters name a target object."""
     return f"{target.target}.{target.object_name}"
-
-
-def _crm_values(extra: Any) -> dict[str, Any]:
-    crm = extra.get("_crm") if isinstance(extra, dict) else None
-    return crm if isinstance(crm, dict) else {}
 
 
 def _is_erased(extra: Any) -> bool:
@@ -178,7 +173,7 @@ def _diff_chunk(
             report.counts["missing"] += 1
             out.drop(existing)
             continue
-        crm = _crm_values(record["extra"])
+        crm = crm_values(record["extra"])
         if is_overridden(crm, target.override_field):
             report.counts["overridden"] += 1
             out.drop(existing)

@@ -88,6 +88,15 @@ def same(result: str, a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def crm_values(extra: Any) -> dict[str, Any]:
+    """The CRM's current values of the fields the service writes, as the sync stored them.
+
+    A stored row's ``extra['_crm']``; empty when the row has none.
+    """
+    crm = extra.get("_crm") if isinstance(extra, dict) else None
+    return crm if isinstance(crm, dict) else {}
+
+
 def same_as_written(read: Any, written: Any) -> bool:
     """Whether a value read from the CRM is the value the service last wrote to that field.
 

@@ -19,8 +19,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from sync_service.evaluate.features.sql import GAINSIGHT, SALESFORCE, Dialect, live, tri
-from sync_service.store.models import advocacy_asks, contacts, eval_scope, nps_responses
+from sync_service.evaluate.features.sql import (
+    GAINSIGHT,
+    SALESFORCE,
+    Dialect,
+    id_range,
+    live,
+    tri,
+)
+from sync_service.store.models import advocacy_asks, contacts, nps_responses
 
 _ASK_COLS = ("id", "contact_id", "account_id", "ask_type", "team", "status", "requested_date")
 _NPS_COLS = ("id", "contact_id", "account_id", "score", "responded_at")
@@ -155,7 +162,7 @@ class RunTables:
         return plain
 
     def _in_scope(self, account_id: Any) -> list[ColumnElement[bool]]:
-        return [account_id.in_(sa.select(eval_scope.c.id))] if self.scoped else []
+        return id_range(account_id, None, None, scoped=self.scoped)
 
     def _of_scope(self, contact_id: Any) -> list[ColumnElement[bool]]:
         """``contact_id`` names a contact filed under an account in scope (no test unscoped).
