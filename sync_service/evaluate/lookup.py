@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from sync_service.store.models import accounts, contacts
+from sync_service.store.models import accounts, contacts, email_key
 
 SALESFORCE = "salesforce"
 _SUFFIX_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
@@ -112,7 +112,7 @@ def find(engine: Engine, query: str) -> list[Match]:
             if found or len(text) == 18:
                 return found
         if "@" in text:
-            return _contacts(conn, sa.func.lower(sa.func.trim(contacts.c.email)) == text.lower())
+            return _contacts(conn, email_key(contacts.c.email) == text.lower())
         if not text:
             return []
         name = text.lower()

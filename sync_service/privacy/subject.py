@@ -25,6 +25,7 @@ from sync_service.privacy.keys import normalise_email, normalise_id
 from sync_service.store.models import (
     advocacy_asks,
     contacts,
+    email_key,
     evaluation_history,
     evaluations,
     nps_responses,
@@ -102,17 +103,13 @@ def parse_request(contact: str | None, email: str | None) -> tuple[str, str]:
     return "email", norm_email
 
 
-def _norm_email_col(col: Any) -> ColumnElement[str]:
-    return sa.func.lower(sa.func.trim(col))
-
-
 def _email_match(col: Any, emails: Iterable[str]) -> ColumnElement[bool]:
     wanted = sorted(emails)
     if not wanted:
         return sa.false()
     # The indexed column as stored, or (for a mapping without the lower/strip transforms)
     # its normalised form.
-    return sa.or_(col.in_(wanted), _norm_email_col(col).in_(wanted))
+    return sa.or_(col.in_(wanted), email_key(col).in_(wanted))
 
 
 def resolve(conn: Connection, kind: str, key: str) -> Subject:

@@ -124,12 +124,19 @@ sa.Index(
 #: The influence section asks, per opportunity, whether an ask is linked to it (migration 0010).
 sa.Index("ix_advocacy_asks_opportunity", advocacy_asks.c.opportunity_id, advocacy_asks.c.deleted)
 
+
 #: Identity linking (sync/identity.py) finds the rows of one source with an e-mail by its
 #: normalised form, and a person's NPS answers, by these (migration 0014). The source is in
 #: the key so that SQLite, without statistics, prefers it to the primary key's first column.
 #: Expression indexes: SQLite cannot reflect them, so index checks read the catalog by name.
+def email_key(col: Any) -> sa.ColumnElement[str]:
+    """An e-mail's normalised form, as the e-mail key indexes hold it: compare by this only."""
+    key: sa.ColumnElement[str] = sa.func.lower(sa.func.trim(col))
+    return key
+
+
 EMAIL_KEY_INDEXES = tuple(
-    sa.Index(f"ix_{t.name}_email_key", sa.func.lower(sa.func.trim(t.c.email)), t.c.source)
+    sa.Index(f"ix_{t.name}_email_key", email_key(t.c.email), t.c.source)
     for t in (contacts, nps_responses)
 )
 sa.Index("ix_nps_responses_person_id", nps_responses.c.person_id)

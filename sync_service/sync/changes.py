@@ -39,6 +39,7 @@ from sync_service.store.models import (
     accounts,
     advocacy_asks,
     contacts,
+    email_key,
     eval_marks,
     eval_scope,
     evaluations,
@@ -360,7 +361,7 @@ def forget_prior(conn: Connection, emails: Iterable[str], now: datetime) -> int:
     keys = sorted(emails)
     if not keys:
         return 0
-    hit = sa.and_(m.c.prior.is_not(None), sa.func.lower(sa.func.trim(m.c.prior)).in_(keys))
+    hit = sa.and_(m.c.prior.is_not(None), email_key(m.c.prior).in_(keys))
     dropped = int(conn.execute(m.update().where(hit).values(prior=None)).rowcount or 0)
     if dropped:
         write_marks(conn, [_mark(System.SALESFORCE, ID_FULL, "forget", None, now)])

@@ -51,9 +51,15 @@ from sqlalchemy.sql.selectable import NamedFromClause
 
 from canonical.model import System
 from sync_service.ops.locks import lock_key
-from sync_service.store.models import accounts, contacts, identity_unlinked, nps_responses
+from sync_service.store.models import (
+    accounts,
+    contacts,
+    email_key,
+    identity_unlinked,
+    nps_responses,
+)
 from sync_service.sync import identity_scope
-from sync_service.sync.identity_scope import Scope, norm, temp_table
+from sync_service.sync.identity_scope import Scope, temp_table
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +144,7 @@ def _email_table(conn: Connection, scope: Scope) -> sa.Table:
         sa.Column("contact_id", sa.String(64), nullable=False),
         sa.Column("n", sa.Integer(), nullable=False),
     )
-    em = norm(contacts.c.email)
+    em = email_key(contacts.c.email)
     wanted = scope.emails()
     grouped = (
         sa.select(
@@ -217,7 +223,7 @@ def _email_probe(
     tmp: sa.Table, email: sa.ColumnElement[str | None]
 ) -> tuple[NamedFromClause, ColumnElement[bool]]:
     t = tmp.alias("sf_email")
-    return t, t.c.email == norm(email)
+    return t, t.c.email == email_key(email)
 
 
 def _shared(tmp: sa.Table, email: sa.ColumnElement[str | None]) -> ColumnElement[bool]:

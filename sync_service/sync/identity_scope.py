@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from canonical.model import System
-from sync_service.store.models import accounts, contacts, eval_marks, nps_responses
+from sync_service.store.models import accounts, contacts, email_key, eval_marks, nps_responses
 from sync_service.sync.changes import ID, ID_FULL
 
 GAINSIGHT = System.GAINSIGHT
@@ -40,11 +40,6 @@ SALESFORCE = System.SALESFORCE
 
 #: The Gainsight tables identity linking writes.
 LINKED = (accounts, contacts, nps_responses)
-
-
-def norm(col: sa.ColumnElement[str | None]) -> sa.ColumnElement[str]:
-    """An e-mail's key: the form the expression indexes of migration 0014 hold."""
-    return sa.func.lower(sa.func.trim(col))
 
 
 def temp_table(conn: Connection, name: str, *columns: sa.Column[object]) -> sa.Table:
@@ -115,7 +110,7 @@ class Scope:
         if self.ids is None:
             return None
         parts = [
-            sa.select(norm(t.c.email)).where(
+            sa.select(email_key(t.c.email)).where(
                 t.c.source == GAINSIGHT, self.covers(t), t.c.email.is_not(None)
             )
             for t in (contacts, nps_responses)
@@ -166,11 +161,11 @@ def _email_keys(conn: Connection, marks: sa.Table) -> sa.Table:
     )
     s = contacts.alias("marked_contact")
     current = (
-        sa.select(norm(s.c.email).label("email"))
+        sa.select(email_key(s.c.email).label("email"))
         .select_from(marks.join(s, sa.and_(s.c.source == SALESFORCE, s.c.id == marks.c.id)))
         .where(_marked(marks, SALESFORCE, contacts))
     )
-    prior = sa.select(norm(marks.c.prior).label("email")).where(
+    prior = sa.select(email_key(marks.c.prior).label("email")).where(
         _marked(marks, SALESFORCE, contacts)
     )
     both = sa.union(current, prior).subquery()
@@ -188,9 +183,9 @@ def _by_email(keys: sa.Table, target: sa.Table) -> sa.Select[tuple[str]]:
     The keys are compared as an expression (normalising them again changes nothing): against
     a typed column SQLite compares under the column's affinity, and then not by the index.
     """
-    wanted = sa.select(norm(keys.c.email))
+    wanted = sa.select(email_key(keys.c.email))
     return sa.select(target.c.id).where(
-        norm(target.c.email).in_(wanted), target.c.source == GAINSIGHT
+        email_key(target.c.email).in_(wanted), target.c.source == GAINSIGHT
     )
 
 
