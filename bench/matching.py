@@ -39,11 +39,11 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench.report import _pick, _seq
-from bench.rss import reset_peak_rss, rss_mib
 from connectors.memory import MemoryConnector
 from sync_service.mapping import load_mappings
 from sync_service.match.config import parse_matching
 from sync_service.match.stage import match_all
+from sync_service.ops.memory import reset_peak_rss, rss_mib
 from sync_service.store.engine import make_engine, upgrade
 from sync_service.writeback.apply import apply_pending
 from sync_service.writeback.report import WritebackReport

@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.rss import rss_mib
+from sync_service.ops.memory import rss_mib
 from sync_service.report import ReportOptions, build_report
 from sync_service.report.asks import demand_section, most_asked_section, utilisation_section
 from sync_service.report.build import DEFAULT_WORKERS

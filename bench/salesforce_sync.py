@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.rss import rss_mib
+from sync_service.ops.memory import rss_mib
 
 TARGET_BULK_RPS = 50_000
 TARGET_RSS_MB = 500

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.rss import rss_mib
+from sync_service.ops.memory import rss_mib
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTACTS_PER_ACCOUNT = 110_147 / 21_000  # the sandbox's seed
@@ -56,7 +56,7 @@ def _env(sb: Any, db: Path, cfg: Path, full: bool) -> dict[str, str]:
 def _cycle(
     sb: Any, db: Path, cfg: Path, log: Path, name: str, *, full: bool = False
 ) -> dict[str, Any]:
-    from sync_service.ops.runs import last_runs
+    from sync_service.ops.runs import PEAK_MEMORY, last_runs
     from sync_service.store.engine import make_engine
 
     engine = make_engine(f"sqlite:///{db}") if db.exists() else None
@@ -89,12 +89,16 @@ def _cycle(
     engine.dispose()
     stages: dict[str, float] = {}
     counts: dict[str, int] = {}
+    # the child's own peak when each job ended (monotonic: the first job to raise it holds it)
+    peaks: dict[str, int] = {}
     for r in sorted(runs, key=lambda r: r["id"]):
         if r["finished_at"] is not None:
             secs = (r["finished_at"] - r["started_at"]).total_seconds()
             stages[r["job"]] = round(stages.get(r["job"], 0.0) + secs, 2)
         for key, value in (r["counts"] or {}).items():
-            if isinstance(value, int):
+            if key == PEAK_MEMORY:
+                peaks[r["job"]] = max(peaks.get(r["job"], 0), int(value))
+            elif isinstance(value, int):
                 counts[f"{r['job']}.{key}"] = counts.get(f"{r['job']}.{key}", 0) + value
     return {
         "cycle": name,
@@ -103,6 +107,7 @@ def _cycle(
         "wall_s": round(wall, 2),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "peak_rss_mb": round(peak, 1),
+        "peak_rss_by_job_mb": peaks,
         "stages_s": stages,
         "api_calls": sum(sb.api_calls[s] - before_by.get(s, 0) for s in SYSTEMS),
         "api_calls_by": {

@@ -25,6 +25,7 @@ Metric names (all prefixed ``advocate_``)::
     last_run_quarantined{job,stream}
     last_run_writeback{job,result}               success / failed in that run
     last_run_api_calls{job,system}               API calls that run made
+    last_run_peak_memory_mib{job}                the process's peak RSS when that run ended
     api_budget_used{system} / api_budget_limit{system} / api_budget_remaining{system}
     quarantine_records{connector,stream}         unresolved quarantined records
     writeback_outbox{state}                      outbox rows by state (pending, failed, done)
@@ -49,7 +50,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 
-from sync_service.ops.runs import REJECTED_EDIT
+from sync_service.ops.runs import PEAK_MEMORY, REJECTED_EDIT
 from sync_service.store.models import quarantine, runs, writeback_outbox
 
 log = logging.getLogger(__name__)
@@ -202,6 +203,10 @@ class StoreCollector(Collector):
         calls = _last_run_gauge(
             "api_calls", "API calls made per system by each job's newest finished run.", "system"
         )
+        memory = _last_run_gauge(
+            "peak_memory_mib",
+            "The process's peak resident memory (MiB) when each job's newest run ended.",
+        )
         for row in rows:
             job = row["job"]
             if row["finished_at"] is not None:
@@ -221,10 +226,22 @@ class StoreCollector(Collector):
                     quarantined.add_metric([job, rest], n)
                 elif kind == "writeback" and rest in ("success", "failed"):
                     writeback.add_metric([job, rest], n)
+                elif key == PEAK_MEMORY:
+                    memory.add_metric([job], n)
             for system, figures in (row["api_calls"] or {}).items():
                 if isinstance(figures, dict) and _number(figures.get("calls")) is not None:
                     calls.add_metric([job, str(system)], float(figures["calls"]))
-        yield from (duration, finished, status, records, quarantined, writeback, calls, rejected)
+        yield from (
+            duration,
+            finished,
+            status,
+            records,
+            quarantined,
+            writeback,
+            calls,
+            rejected,
+            memory,
+        )
 
     def _budget(self, conn: sa.Connection) -> Iterator[Metric]:
         used = GaugeMetricFamily(

@@ -18,7 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from canonical.errors import BudgetExhaustedError, ServiceError
+from sync_service.ops.memory import rss_mib
 from sync_service.store.models import runs
+
+#: the counter holding the process's peak RSS (MiB) when the run closed
+PEAK_MEMORY = "memory.peak_mib"
 
 RunStatus = Literal["running", "success", "partial", "failed", "held"]
 
@@ -90,6 +94,9 @@ def open_run(engine: Engine, job: str) -> Run:
 def close_run(engine: Engine, run: Run) -> None:
     """Write the run's final status, counts and error."""
     run.finished_at = utcnow()
+    # the process's peak so far, not the job's own: jobs of `serve` share the process, and a
+    # job whose figure climbs run after run is what the on-call person looks for
+    run.counts[PEAK_MEMORY] = round(rss_mib())
     with engine.begin() as conn:
         conn.execute(
             runs.update()

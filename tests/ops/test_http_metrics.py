@@ -81,6 +81,7 @@ def test_metrics_are_computed_from_the_store_and_parse(engine: Engine, server: A
             "quarantined.Contact": 2,
             "writeback.success": 17,
             "writeback.failed": 3,
+            "memory.peak_mib": 412,
             "note": "not a number",
         },
         api_calls={"salesforce": {"calls": 9, "used": 9_000, "limit": 100_000}},
@@ -140,6 +141,7 @@ def test_metrics_are_computed_from_the_store_and_parse(engine: Engine, server: A
     assert m[("advocate_last_run_quarantined", (*sf, ("stream", "Contact")))] == 2
     assert m[("advocate_last_run_writeback", (("job", "salesforce"), ("result", "failed")))] == 3
     assert m[("advocate_last_run_api_calls", (*sf, ("system", "salesforce")))] == 9
+    assert m[("advocate_last_run_peak_memory_mib", sf)] == 412
     assert m[("advocate_last_run_api_calls", (("job", "gainsight"), ("system", "gainsight")))] == 2
     assert m[("advocate_api_budget_remaining", (("system", "salesforce"),))] == 91_000
     assert m[("advocate_api_budget_limit", (("system", "salesforce"),))] == 100_000

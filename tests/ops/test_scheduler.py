@@ -23,7 +23,7 @@ from sync_service.context import AppContext
 from sync_service.ops.locks import job_lock, lock_key
 from sync_service.ops.metrics import SKIPPED_RUNS
 from sync_service.ops.notify import notify
-from sync_service.ops.runs import Run, last_runs, run_record
+from sync_service.ops.runs import PEAK_MEMORY, Run, last_runs, run_record
 from sync_service.ops.scheduler import (
     InFlight,
     LockWatch,
@@ -492,3 +492,20 @@ def test_without_an_injected_runner_jobs_run_the_pipeline() -> None:
     from sync_service.pipeline import run_job
 
     assert _pipeline_runner() is run_job
+
+
+def _resident_mib() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:"))
+
+
+def test_a_run_record_keeps_the_process_peak_memory(engine: Engine) -> None:
+    # 96 MiB written inside the run: the recorded peak cannot be below what was resident then
+    with run_record(engine, "evaluate"):
+        held = b"\x01" * (96 * 1024 * 1024)
+        floor = _resident_mib()
+        del held
+    record = last_runs(engine, limit=1)[0]
+    assert record["job"] == "evaluate"
+    assert record["counts"][PEAK_MEMORY] >= floor - 1
+    assert floor >= 96

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from canonical.errors import BudgetExhaustedError, FatalApiError
 from connectors.base import DELETED_KEY, Cursor
 from connectors.memory import MemoryConnector
-from sync_service.ops.runs import run_record
+from sync_service.ops.runs import PEAK_MEMORY, run_record
 from sync_service.store.initial_load import missing_indexes
 from sync_service.store.models import contacts, quarantine, runs, sync_state
 from sync_service.sync.ingest import (
@@ -169,7 +169,9 @@ def test_bad_record_is_quarantined_and_the_batch_goes_on(engine: Engine):
     assert q["reason"] == "FirstName: not a name"
     assert q["payload"]["Email"].startswith("<email:")
     assert "example.com" not in str(q["payload"]).lower()
-    assert r["counts"] == {"records.contacts": 2, "quarantined.contacts": 1}
+    assert r["counts"] == {"records.contacts": 2, "quarantined.contacts": 1} | {
+        PEAK_MEMORY: r["counts"][PEAK_MEMORY]
+    }
 
 
 def test_a_record_read_again_is_quarantined_once_and_released_when_fixed(engine: Engine):
@@ -356,7 +358,7 @@ def test_batches_that_do_not_move_the_cursor_share_a_transaction(
     # Batches 1-3 filled a shared transaction (6 records) and committed; batch 4 was lost with
     # the failure; the cursor never moved, so the next run reads them all again.
     assert len(stored(engine)) == 6
-    assert run.counts == {"records.contacts": 6}
+    assert run.counts == {"records.contacts": 6, PEAK_MEMORY: run.counts[PEAK_MEMORY]}
     assert cursor(engine) is None
     crm.fail_after_batches = None
     sync(engine, crm)
@@ -375,4 +377,4 @@ def test_a_stop_commits_the_shared_transaction_before_it_returns(engine: Engine)
     with run_record(engine, "salesforce") as run:
         assert sync_stream(engine, crm, FakeContactMapping(), run, opts(), stop) is False
     assert len(stored(engine)) == 3
-    assert run.counts == {"records.contacts": 3}
+    assert run.counts == {"records.contacts": 3, PEAK_MEMORY: run.counts[PEAK_MEMORY]}

@@ -1,5 +1,7 @@
-"""Peak RSS as a benchmark should read it: its own, not an ancestor's (Linux ``VmHWM``).
+"""Peak memory of this process (Linux ``VmHWM``): its own, not an ancestor's.
 
+Each run record keeps the process's peak when the job ended (``memory.peak_mib``), so the on-call
+person sees a job whose memory grows with the org, and the benchmarks read the same figure.
 A light module on purpose: importing it adds nothing to the peak it measures.
 """
 
@@ -36,4 +38,8 @@ def rss_mib(pid: int | str = "self") -> float:
     except OSError:
         if pid != "self":
             raise
+    if pid != "self":
+        # an exited child not yet reaped has no VmHWM line: this process's own peak is not its
+        msg = f"process {pid} has exited"
+        raise ProcessLookupError(msg)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
