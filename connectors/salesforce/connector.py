@@ -23,7 +23,7 @@ import requests
 from simple_salesforce.api import Salesforce
 from tenacity import Retrying
 
-from canonical.errors import AuthError, ConnectorError
+from canonical.errors import AuthError, ConnectorError, FatalApiError, MappingError
 from canonical.model import System
 from connectors.base import ApiUsage, Connector, Cursor, RecordChange, StreamSpec, WriteResult
 from connectors.retry import RetryAfter, Sleep, jittered, retrying
@@ -99,6 +99,8 @@ class SalesforceConnector(Connector):
             store = DescribeStore(Path(config.describe_cache_dir) / "describe", key)
         self.describes = DescribeCache(self._describe, store)
         self._planned: dict[str, int] = {}
+        #: first pages of planned reads that hold their whole result (see plan_reads)
+        self._pages: dict[str, Mapping[str, Any]] = {}
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -200,21 +202,35 @@ class SalesforceConnector(Connector):
         return self._retrying()(attempt)
 
     def plan_reads(self, reads: Sequence[tuple[StreamSpec, Cursor | None, datetime]]) -> None:
-        """Ask every planned read's ``COUNT()`` up front, in Composite requests.
+        """Ask every planned read up front, in Composite requests.
 
         The Composite resource runs up to 25 subrequests (at most 5 of them queries) as one
-        API call, so a sync of five streams spends one call on its counts instead of five; a
-        stream then takes its count from here (:meth:`planned_count`). A subrequest that fails
-        is left out: that stream asks for itself and gets the error translated as usual.
+        API call. An incremental read is asked as the query itself: its answer carries the
+        count (``totalSize``, which decides REST or Bulk) and the first page, which is the
+        whole read when it fits (``done``), as it does in a quiet cycle. A first load is asked
+        as a ``COUNT()``: it goes to Bulk, and a page of it would be read for nothing. A stream
+        then takes its count and page from here (:meth:`planned_count`, :meth:`planned_page`).
+        A subrequest that fails is left out: that stream asks for itself and gets the error
+        translated as usual.
         """
-        queries = list(dict.fromkeys(soql.count_query(*read) for read in reads))
+        asks: dict[str, str] = {}  # the subrequest's query -> the count it answers
+        for spec, since, until in reads:
+            count = soql.count_query(spec, since, until)
+            asks[self._page_query(spec, since, until) or count] = count
+        queries = list(asks)
         prefix = f"/services/data/v{self.config.api_version}/queryAll/?"
+        batch_size = {"Sforce-Query-Options": f"batchSize={self.config.query_batch_size}"}
         for start in range(0, len(queries), COMPOSITE_QUERIES):
             chunk = queries[start : start + COMPOSITE_QUERIES]
             body = {
                 "allOrNone": False,
                 "compositeRequest": [
-                    {"method": "GET", "url": prefix + urlencode({"q": q}), "referenceId": f"c{i}"}
+                    {
+                        "method": "GET",
+                        "url": prefix + urlencode({"q": q}),
+                        "referenceId": f"c{i}",
+                        "httpHeaders": batch_size,
+                    }
                     for i, q in enumerate(chunk)
                 ],
             }
@@ -222,16 +238,32 @@ class SalesforceConnector(Connector):
             def counts(sf: Salesforce, body: dict[str, Any] = body) -> Any:
                 return sf.restful("composite", method="POST", json=body)
 
-            answer = self.call(counts, what=f"composite count of {len(chunk)} stream(s)")
+            answer = self.call(counts, what=f"composite read of {len(chunk)} stream(s)")
             subs = answer.get("compositeResponse") if isinstance(answer, Mapping) else None
             for query, sub in zip(chunk, subs or (), strict=False):
                 result = sub.get("body") if sub.get("httpStatusCode") == 200 else None
                 if isinstance(result, Mapping) and "totalSize" in result:
-                    self._planned[query] = int(result["totalSize"])
+                    self._planned[asks[query]] = int(result["totalSize"])
+                    if query != asks[query] and result.get("done") is True:
+                        self._pages[query] = result
+
+    def _page_query(self, spec: StreamSpec, since: Cursor | None, until: datetime) -> str | None:
+        """The REST read query of an incremental read, or None (a first load, a bad mapping)."""
+        if since is None:
+            return None
+        try:
+            fields = self.stream(spec).select_fields()
+        except (MappingError, FatalApiError):
+            return None  # the stream reports it when it reads
+        return soql.read_query(spec, fields, since, until, ordered=True)
 
     def planned_count(self, count_query: str) -> int | None:
         """The answer :meth:`plan_reads` got for this ``COUNT()`` (once), else None."""
         return self._planned.pop(count_query, None)
+
+    def planned_page(self, query: str) -> Mapping[str, Any] | None:
+        """The whole result :meth:`plan_reads` got for this read query (once), else None."""
+        return self._pages.pop(query, None)
 
     def _describe(self, object_name: str) -> Mapping[str, Any]:
         result = self.call(

@@ -1,6 +1,8 @@
 """SalesforceStream: one sObject read incrementally, by REST or by Bulk API 2.0.
 
-A read first asks ``SELECT COUNT()`` for the rows between the cursor and ``until``:
+A read first asks ``SELECT COUNT()`` for the rows between the cursor and ``until`` (or takes
+the count, and the whole result when it fits one page, from the connector's Composite call
+that asked every stream's read up front):
 
 * up to ``bulk_query_threshold`` rows: REST ``queryAll`` ordered by (replication key, Id), at
   the largest page size (``Sforce-Query-Options: batchSize``), following ``nextRecordsUrl``.
@@ -141,6 +143,9 @@ class SalesforceStream(Stream):
             since.updated_at.isoformat() if since else "the beginning",
             self.last_mode,
         )
+        if total == 0 or bulk:
+            # a first page planned for nothing (no rows, or a Bulk read) is let go
+            self.connector.planned_page(soql.read_query(self.spec, fields, since, until))
         if total == 0:
             return
         if bulk:
@@ -174,7 +179,9 @@ class SalesforceStream(Stream):
     def _rest_rows(self, query: str, *, include_deleted: bool) -> Iterator[dict[str, Any]]:
         headers = {"Sforce-Query-Options": f"batchSize={self.config.query_batch_size}"}
         name = self.spec.object_name
-        page = self.connector.call(
+        # a read planned in the Composite call whose answer held every row costs no call here
+        planned = self.connector.planned_page(query) if include_deleted else None
+        page = planned or self.connector.call(
             lambda sf: sf.query(query, include_deleted=include_deleted, headers=headers),
             what=f"query {name}",
         )

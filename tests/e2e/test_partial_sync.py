@@ -59,7 +59,9 @@ def env(
     """The service's environment, pointed at the sandbox and a fresh store; few retries."""
     monkeypatch.chdir(tmp_path)
     settings = tmp_path / "settings.yaml"
-    settings.write_text("salesforce:\n  max_attempts: 2\ngainsight:\n  max_attempts: 2\n")
+    settings.write_text(
+        "salesforce:\n  max_attempts: 2\n  query_batch_size: 200\ngainsight:\n  max_attempts: 2\n"
+    )
     return set_env(monkeypatch, service_env(sb, db_url, settings))
 
 
@@ -148,6 +150,11 @@ def test_a_partial_sync_holds_every_verdict_and_writes_nothing(
         sb.insert("Case", {"AccountId": account, "Subject": "Down", "IsEscalated": True})
         contact = next(c for c in sb.records("Contact") if c.get("Reference_Opt_In__c"))
         sb.update("Contact", contact["Id"], {"Reference_Opt_In__c": False})
+        if system == "salesforce":
+            # more cases than a page: a read that fits the Composite call's first page makes
+            # no call of its own, and a fault needs a call after the first batch to show
+            for i in range(250):
+                sb.insert("Case", {"AccountId": account, "Subject": f"Slow {i}"})
         break_a_sync(ctx, sb, system, fault)
 
         # Nothing is evaluated from the partial picture: every verdict keeps its last value.

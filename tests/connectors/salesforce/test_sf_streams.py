@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import responses
@@ -127,14 +128,7 @@ def _composite(rsps: responses.RequestsMock, answers: list[tuple[int, Any]]) -> 
     )
 
 
-def test_the_counts_of_every_planned_stream_cost_one_composite_call(
-    rsps: responses.RequestsMock, connector: SalesforceConnector
-) -> None:
-    accounts = StreamSpec(name="accounts", object_name="Account", fields=("Name",))
-    since = Cursor(datetime(2026, 11, 23, 18, 0, tzinfo=UTC), "")
-    token_response(rsps)
-    call = _composite(rsps, [(200, {"totalSize": 0, "done": True, "records": []})] * 2)
-    describe_response(rsps)
+def _account_describe(rsps: responses.RequestsMock) -> None:
     describe_response(
         rsps,
         "Account",
@@ -144,14 +138,60 @@ def test_the_counts_of_every_planned_stream_cost_one_composite_call(
             {"name": "SystemModstamp", "type": "datetime"},
         ],
     )
+
+
+def test_every_planned_read_costs_one_composite_call_and_a_whole_first_page_is_the_read(
+    rsps: responses.RequestsMock, connector: SalesforceConnector
+) -> None:
+    accounts = StreamSpec(name="accounts", object_name="Account", fields=("Name",))
+    since = Cursor(datetime(2026, 11, 23, 18, 0, tzinfo=UTC), "")
+    token_response(rsps)
+    describe_response(rsps)
+    _account_describe(rsps)
+    call = _composite(
+        rsps,
+        [
+            (200, {"totalSize": 1, "done": True, "records": [_row(1)]}),
+            (200, {"totalSize": 0, "done": True, "records": []}),
+        ],
+    )
     connector.plan_reads([(SPEC, since, UNTIL), (accounts, since, UNTIL)])
-    for spec in (SPEC, accounts):
-        assert list(connector.stream(spec).read(since, UNTIL)) == []
-    assert connector.usage().calls == 4  # the login, one composite call, the two describes
-    sent = call.calls[0].request
-    subs = json.loads(sent.body)["compositeRequest"]
+    [batch] = list(connector.stream(SPEC).read(since, UNTIL))
+    assert [r["Id"] for r in batch.records] == ["003001"]
+    assert batch.records[0]["Account.Name"] == "Acme 1"  # flattened as a queried page is
+    assert batch.cursor == Cursor(datetime(2026, 11, 20, 10, tzinfo=UTC), "003001")
+    assert list(connector.stream(accounts).read(since, UNTIL)) == []
+    assert connector.usage().calls == 4  # the login, the two describes, one composite call
+    subs = json.loads(call.calls[0].request.body)["compositeRequest"]
     assert [s["method"] for s in subs] == ["GET", "GET"]
-    assert all(s["url"].startswith("/services/data/v62.0/queryAll/?q=SELECT+COUNT") for s in subs)
+    assert subs[0]["url"] == "/services/data/v62.0/queryAll/?" + urlencode(
+        {"q": soql.read_query(SPEC, FIELDS, since, UNTIL)}
+    )
+    assert subs[0]["httpHeaders"] == {"Sforce-Query-Options": "batchSize=2000"}
+
+
+def test_a_first_load_is_planned_as_a_count_and_a_partial_first_page_is_read_again(
+    rsps: responses.RequestsMock, connector: SalesforceConnector
+) -> None:
+    since = Cursor(datetime(2026, 11, 23, 18, 0, tzinfo=UTC), "")
+    accounts = StreamSpec(name="accounts", object_name="Account", fields=("Name",))
+    token_response(rsps)
+    describe_response(rsps)  # the first load is not described to be planned
+    more = {"totalSize": 3, "done": False, "nextRecordsUrl": "/x", "records": [_row(1)]}
+    call = _composite(rsps, [(200, more), (200, {"totalSize": 0, "done": True, "records": []})])
+    connector.plan_reads([(SPEC, since, UNTIL), (accounts, None, UNTIL)])
+    subs = json.loads(call.calls[0].request.body)["compositeRequest"]
+    assert "SELECT+COUNT" not in subs[0]["url"]
+    assert subs[1]["url"].startswith("/services/data/v62.0/queryAll/?q=SELECT+COUNT")
+    # the page was not the whole read: the stream queries for itself (its count is planned)
+    rsps.get(
+        QUERY_ALL,
+        json={"done": True, "totalSize": 3, "records": [_row(1), _row(2), _row(3)]},
+        match=[matchers.query_param_matcher({"q": soql.read_query(SPEC, FIELDS, since, UNTIL)})],
+    )
+    records = [r for b in connector.stream(SPEC).read(since, UNTIL) for r in b.records]
+    assert [r["Id"] for r in records] == ["003001", "003002", "003003"]
+    assert connector.usage().calls == 4  # the login, the describe, the composite, the query
 
 
 def test_a_stream_whose_planned_count_failed_or_differs_asks_for_itself(
@@ -159,9 +199,9 @@ def test_a_stream_whose_planned_count_failed_or_differs_asks_for_itself(
 ) -> None:
     since = Cursor(datetime(2026, 11, 23, 18, 0, tzinfo=UTC), "")
     token_response(rsps)
+    describe_response(rsps)
     _composite(rsps, [(400, [{"errorCode": "INVALID_FIELD", "message": "no such field"}])])
     connector.plan_reads([(SPEC, since, UNTIL)])
-    describe_response(rsps)
     _count(rsps, 0, since)  # the failed subrequest: the stream's own COUNT()
     assert list(connector.stream(SPEC).read(since, UNTIL)) == []
     _count(rsps, 0)  # another window than planned (a remapped stream reads from the start)
