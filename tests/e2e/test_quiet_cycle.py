@@ -2,10 +2,11 @@
 
 Measured as ``run-once`` runs it (every source, evaluation, writeback), on the sandbox with
 Gainsight on: after a first cycle and the echo cycle that reads back what the first one wrote,
-a cycle with no change in either CRM asks every Salesforce stream's ``COUNT()`` in one
-Composite call, describes nothing (the describes are kept in the var dir), logs in no more (one
-token per process) and writes nothing. Before this, such a cycle made 18 API calls (five
-``COUNT()``s, five describes, five reads, three Gainsight queries) and one more login.
+a cycle with no change in either CRM asks every Salesforce stream's read in one Composite call
+(whose answers hold every row of the overlap window: no read of its own), describes nothing (the
+describes are kept in the var dir), logs in no more (one token per process) and writes nothing.
+Before this, such a cycle made 18 API calls (five ``COUNT()``s, five describes, five reads,
+three Gainsight queries) and one more login; with the counts alone in the Composite call, 9.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def test_a_cycle_without_changes_makes_few_api_calls_and_writes_nothing(
     assert [r.status for r in runs] == ["success"] * 4
     total = spent["salesforce"] + spent["gainsight"]
     assert total <= MAX_QUIET_CALLS, dict(spent)
-    assert spent["salesforce.composite_request"] == 1  # every stream's COUNT() in one call
+    assert spent["salesforce.composite_request"] == 1  # every stream's read in one call
+    assert spent["salesforce"] == 1, dict(spent)  # ... and nothing else: no query, no page
     assert spent["salesforce.sobjects"] == 0  # no describe: kept from the first cycle
     assert spent["salesforce.token"] == 0  # no login: the process's token
     wb = runs[-1]
