@@ -10,6 +10,8 @@ a child process (so that peak RSS is the evaluation's, not the seeding's):
   and accounts) with the shipped ``config/rules.yaml`` -> contacts/s, the median of 3 passes
   after a first one (reported apart: the process's and the database's cold start);
 * ``evaluate_all`` writing verdicts and history (first run: everyone new), then again (no change);
+* in a child of its own, a whole evaluation as a dry run: its peak RSS, which must level off
+  with the org's size (the features are read in bounded chunks);
 * the rules alone on one 100,000-contact chunk: vectorised vs a naive per-row Python evaluation
   of the same rules (each SQL condition translated to a Python expression and ``eval``'d per
   contact, NULL handled per comparison) -> the ratio.
@@ -323,9 +325,46 @@ def measure(url: str) -> dict[str, Any]:
     return res
 
 
+def measure_memory(url: str) -> dict[str, Any]:
+    """Run in a child process of its own: the peak RSS of a whole evaluation (a dry run).
+
+    Memory must not grow with the org: the features are read in chunks of ``DEFAULT_CHUNK``
+    contacts, a few of them in flight, so this figure levels off once the org has that many
+    chunks (compare two sizes above it).
+    """
+    policy = load_policy(ROOT / "config" / "rules.yaml")
+    engine = make_engine(url)
+    start = rss_mib()
+    t0 = time.perf_counter()
+    summary = evaluate_all(engine, policy, NOW, None, dry_run=True)
+    out = {
+        "evaluate_peak_rss_mib": rss_mib(),
+        "evaluate_start_rss_mib": start,
+        "evaluate_dry_run_s": time.perf_counter() - t0,
+        "evaluate_contacts": summary.contacts,
+    }
+    engine.dispose()
+    return out
+
+
+def _child(mode: str, url: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.rules_eval", mode, url],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 def main(argv: list[str]) -> int:
     if len(argv) >= 2 and argv[0] == "--measure":
         print(json.dumps(measure(argv[1])))
+        return 0
+    if len(argv) >= 2 and argv[0] == "--measure-memory":
+        print(json.dumps(measure_memory(argv[1])))
         return 0
     n = int(argv[0]) if argv else 1_000_000
     t0 = time.perf_counter()
@@ -355,14 +394,7 @@ def main(argv: list[str]) -> int:
                 t0 = time.perf_counter()
                 seed(url, data)
                 print(f"{name}: seeded in {time.perf_counter() - t0:.1f}s")
-                out = subprocess.run(
-                    [sys.executable, "-m", "bench.rules_eval", "--measure", url],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                    cwd=ROOT,
-                )
-                results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+                results[name] = _child("--measure-memory", url) | _child("--measure", url)
         finally:
             if len(targets) > 1:
                 with admin.connect() as conn:
@@ -386,6 +418,13 @@ def main(argv: list[str]) -> int:
         )
     for name, r in results.items():
         print(f"{name}: statuses {r['statuses']}; naive agrees on {r['naive_agrees']:.1%}")
+    for name, r in results.items():
+        print(
+            f"{name}: a whole evaluation (dry run, a process of its own) "
+            f"{r['evaluate_dry_run_s']:.1f} s for {r['evaluate_contacts']:,} contacts, "
+            f"peak RSS {r['evaluate_peak_rss_mib']:.0f} MiB "
+            f"({r['evaluate_start_rss_mib']:.0f} MiB at its start)"
+        )
     return 0
 
 
