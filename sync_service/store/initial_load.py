@@ -65,13 +65,29 @@ def missing_indexes(conn: Connection, table: sa.Table) -> list[str]:
     return [str(ix.name) for ix in _declared(table) if ix.name not in present]
 
 
+def _lock_for_index_changes(conn: Connection, table: sa.Table) -> None:
+    """On PostgreSQL, hold ``table`` against any other index drop or build until commit.
+
+    ``CREATE INDEX`` only takes a SHARE lock, which does not conflict with itself: two
+    builders of the same index (a first load rebuilding what it dropped, and another source's
+    stream restoring "missing" indexes at its start) race in the catalog, and ``IF NOT EXISTS``
+    does not save the loser (a unique violation on ``pg_class``). This self-conflicting lock
+    makes the second wait, then look again. SQLite serialises writers on its own.
+    """
+    if conn.dialect.name == "postgresql":
+        name = conn.dialect.identifier_preparer.format_table(table)
+        conn.execute(sa.text(f"LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"))
+
+
 def restore_indexes(conn: Connection, table: sa.Table) -> list[str]:
     """Build the declared indexes ``table`` lacks; return their names. The caller commits."""
-    missing = set(missing_indexes(conn, table))
+    if not missing_indexes(conn, table):
+        return []  # the usual case: no lock taken
+    _lock_for_index_changes(conn, table)
+    missing = set(missing_indexes(conn, table))  # again, under the lock
     for ix in _declared(table):
         if ix.name in missing:
-            # IF NOT EXISTS: another runner (a second replica, a start racing a job) may build
-            # the same index between the look and the build; that is not an error.
+            # IF NOT EXISTS: SQLite has no lock above; a runner of an older version may race
             conn.execute(sa.schema.CreateIndex(ix, if_not_exists=True))
     return sorted(missing)
 
@@ -125,13 +141,11 @@ def deferred_indexes(
         enabled = speed_path_on("deferred_indexes")
     if first_load and enabled:  # an incremental read asks the catalog nothing
         with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # Two first loads into one table (the Salesforce and Gainsight contacts, synced
-                # side by side on PostgreSQL) would both read it, then both need the exclusive
-                # lock to drop its indexes: a deadlock. This self-conflicting lock, taken
-                # first, makes the second wait and then find the indexes already gone.
-                name = conn.dialect.identifier_preparer.format_table(table)
-                conn.execute(sa.text(f"LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"))
+            # Two first loads into one table (the Salesforce and Gainsight contacts, synced
+            # side by side on PostgreSQL) would both read it, then both need the exclusive lock
+            # to drop its indexes: a deadlock. Taken first, the lock makes the second wait and
+            # then find the indexes already gone.
+            _lock_for_index_changes(conn, table)
             if _is_empty(conn, table):
                 present = _present(conn, table)
                 dropped = [ix for ix in _declared(table) if ix.name in present]

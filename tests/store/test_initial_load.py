@@ -184,3 +184,40 @@ def test_an_index_another_runner_built_meanwhile_is_not_an_error(
         assert initial_load.restore_indexes(conn, contacts) == sorted(declared)
     monkeypatch.undo()
     assert missing(engine) == []
+
+
+def test_two_runners_restoring_the_same_indexes_on_postgresql_take_turns(pg_url: str) -> None:
+    # A first load rebuilds the indexes it dropped while another source's stream, starting,
+    # restores them as "missing" (Salesforce and Gainsight contacts side by side in `serve`).
+    # CREATE INDEX does not block CREATE INDEX: the second used to wait on the first's catalog
+    # row and then fail with a unique violation on pg_class. Now it waits, then finds them.
+    import threading
+
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        for ix in contacts.indexes:
+            ix.drop(conn)
+    outcome: list[object] = []
+    first = engine.connect()
+    try:
+        assert initial_load.restore_indexes(first, contacts) == DECLARED  # not committed yet
+
+        def second_runner() -> None:
+            try:
+                with engine.begin() as conn:
+                    outcome.append(initial_load.restore_indexes(conn, contacts))
+            except Exception as exc:  # the outcome is what the test checks
+                outcome.append(exc)
+
+        runner = threading.Thread(target=second_runner)
+        runner.start()
+        runner.join(timeout=1.0)
+        assert runner.is_alive()  # waiting for the first runner's lock
+        first.commit()
+        runner.join(timeout=30)
+    finally:
+        first.close()
+    assert outcome == [[]]  # nothing left to build, and no error
+    assert missing(engine) == []
+    engine.dispose()
