@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import resource
 import statistics
 import tempfile
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from sync_service.ops.memory import rss_mib
 from sync_service.store.engine import make_engine, upgrade
 from sync_service.store.models import accounts, contacts, nps_responses
 from sync_service.store.upsert import upsert
@@ -274,7 +274,7 @@ def main() -> None:
         )
         print(f"  full:        {full_s:.2f}s ({_times(full_times)}), {statements} statements")
         print(f"  speed-up: {full_s / inc_s:.1f}x")
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rss_mb = rss_mib()
         print(f"peak RSS: {rss_mb:.0f} MiB; API calls: 0 (store only)")
         engine.dispose()
 

@@ -11,13 +11,13 @@ calls, peak RSS and the ratio.
 from __future__ import annotations
 
 import datetime as dt
-import resource
 import sys
 import time
 
 from connectors.base import StreamSpec
 from connectors.gainsight import GainsightConfig, GainsightConnector, build_session
 from sandbox import Sandbox
+from sync_service.ops.memory import rss_mib
 
 SPEC = StreamSpec(
     name="contacts",
@@ -67,7 +67,7 @@ def main() -> None:
             if len(page) < 100:
                 break
         naive_s = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = rss_mib()
     print(f"Person records: {rows:,} (sandbox, {n_accounts:,} accounts)")
     print(f"connector: {ours_s:.2f}s, {rows / ours_s:,.0f} records/s, {ours_calls} API calls")
     print(

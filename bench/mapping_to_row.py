@@ -8,7 +8,6 @@ parse timestamps with ``strptime``), their ratio, and peak RSS.
 
 from __future__ import annotations
 
-import resource
 import sys
 import time
 from datetime import UTC, date, datetime
@@ -17,6 +16,7 @@ from typing import Any
 
 from canonical.model import CANONICAL_FIELDS, Entity
 from sync_service.mapping import load_mappings
+from sync_service.ops.memory import rss_mib
 
 MAPPING = Path(__file__).resolve().parents[1] / "mappings"
 
@@ -88,7 +88,7 @@ def main() -> None:
         naive_to_row(raw, fields)
     naive = n / (time.process_time() - start)
 
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = rss_mib()
     read_back = len(contacts.crm_fields)
     print(f"fields mapped: {len(contacts.fields)} (+ id, timestamp, {read_back} read back)")
     print(f"to_row:  {fast:,.0f} rows/s")

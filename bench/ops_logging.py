@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import io
 import logging
-import resource
 import sys
 import time
 
 from sync_service.ops.logs import build_handler, register_secret
+from sync_service.ops.memory import rss_mib
 
 
 def _lines(n: int) -> list[tuple[str, tuple[object, ...]]]:
@@ -55,7 +55,7 @@ def main() -> None:
     assert "!AQ" not in out
     plain_handler = logging.StreamHandler(io.StringIO())
     naive = _run(plain_handler, lines)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = rss_mib()
     print(f"lines: {n:,} (1/6 with a token, 1/6 with an email)")
     print(f"redacting JSON handler: {n / redacted:,.0f} lines/s")
     print(f"naive plain handler:    {n / naive:,.0f} lines/s (redacts nothing)")

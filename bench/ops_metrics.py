@@ -11,7 +11,6 @@ No API calls (store only).
 from __future__ import annotations
 
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from sync_service.ops.memory import rss_mib
 from sync_service.ops.metrics import build_registry, render
 from sync_service.store.engine import make_engine, upgrade
 from sync_service.store.models import runs
@@ -89,7 +89,7 @@ def main() -> None:
     started = time.perf_counter()
     naive(engine)
     baseline = time.perf_counter() - started
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = rss_mib()
     print(f"backend: {engine.dialect.name}; runs in the store: {n:,}; scrape size {len(body):,} B")
     print(
         f"store collector: {scrape * 1000:,.0f} ms, {n / scrape:,.0f} runs/s, "

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
+
+from sync_service.ops.memory import rss_mib
 
 SOQL = (
     "SELECT Id, AccountId, Email, FirstName, LastName, Title, Reference_Opt_In__c, "
@@ -143,7 +144,7 @@ def main() -> None:
                 f"| {mode} | {fast['records']:,.0f} | {fast_rps:,.0f} | {naive_rps:,.0f} | "
                 f"{fast_rps / naive_rps:.1f}x | {fast['calls']:.0f} |"
             )
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rss = rss_mib()
         print("| mode | records | records/s | naive records/s | ratio | API calls |")
         print("|---|---|---|---|---|---|")
         print("\n".join(rows))

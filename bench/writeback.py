@@ -28,7 +28,6 @@ import math
 import multiprocessing
 import os
 import random
-import resource
 import signal
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from simple_salesforce import Salesforce
 from connectors.salesforce import SalesforceConfig, SalesforceConnector
 from sandbox import Sandbox
 from sync_service.mapping.model import WritebackTarget
+from sync_service.ops.memory import rss_mib
 from sync_service.settings import WritebackSettings
 from sync_service.store.engine import make_engine, upgrade
 from sync_service.store.models import contacts, evaluations, writeback_outbox
@@ -75,10 +75,6 @@ class Result:
     seconds: float
     calls: int
     note: str = ""
-
-
-def rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def write_calls(sb: Sandbox) -> int:

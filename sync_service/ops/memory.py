@@ -24,22 +24,17 @@ def reset_peak_rss() -> bool:
     return True
 
 
-def rss_mib(pid: int | str = "self") -> float:
-    """The peak RSS in MiB of this process, or of the running process ``pid``.
+def rss_mib() -> float:
+    """The peak RSS of this process in MiB.
 
     Linux's ``VmHWM`` when there is one: ``ru_maxrss`` survives ``exec``, so a benchmark's
     child process would report its parent's peak (the seeding's) as its own.
     """
     try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        with open("/proc/self/status", encoding="ascii") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024
     except OSError:
-        if pid != "self":
-            raise
-    if pid != "self":
-        # an exited child not yet reaped has no VmHWM line: this process's own peak is not its
-        msg = f"process {pid} has exited"
-        raise ProcessLookupError(msg)
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
