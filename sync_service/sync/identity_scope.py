@@ -55,17 +55,23 @@ def take_marks(conn: Connection) -> sa.Table:
 
     Marks committed meanwhile stay for the next linking, whatever their number.
     """
+    m = eval_marks
+    cols = ["seq", "source", "entity", "id", "prior"]
+    # the columns as eval_marks declares them, so that the copy cannot drift from its source
     marks = temp_table(
         conn,
         "tmp_identity_marks",
-        sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
-        sa.Column("source", sa.String(16), nullable=False),
-        sa.Column("entity", sa.String(32), nullable=False),
-        sa.Column("id", sa.String(64), nullable=False),
-        sa.Column("prior", sa.String(255)),
+        *(
+            sa.Column(
+                c,
+                m.c[c].type,
+                primary_key=c == "seq",
+                autoincrement=False,
+                nullable=m.c[c].nullable,
+            )
+            for c in cols
+        ),
     )
-    m = eval_marks
-    cols = ["seq", "source", "entity", "id", "prior"]
     conn.execute(
         marks.insert().from_select(
             cols, sa.select(*[m.c[c] for c in cols]).where(m.c.entity.startswith(ID))
